@@ -1,0 +1,1 @@
+"""Closed-loop evaluation in Drake, metrics with confidence intervals, reports and plots."""

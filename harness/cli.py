@@ -1,0 +1,67 @@
+"""`cotrain`: the one command-line entry point.
+
+Each subcommand is a module in `harness/commands/` with `HELP`, `add_arguments(parser)` and
+`run(args) -> int`. Modules are imported only when their subcommand runs, so `cotrain --help` does not
+pay for importing Drake and torch. Bad user input raises `UserError`: one line on stderr, exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from harness.data.errors import UserError
+
+# name -> (module, one-line help). Keep in the order a user meets them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("harness.commands.validate", "check a dataset store; print its summary"),
+    "info": ("harness.commands.info", "summary and per-episode statistics of a dataset store"),
+    "rollout": ("harness.commands.rollout", "run a scripted push in an env preset; show or record it"),
+    "demo": ("harness.commands.demo", "the main job on a small built-in default"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with status 2 on bad flags already; keep its message to one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cotrain", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # Arguments need the module; import it only when that subcommand is asked for.
+        if name in _requested_command():
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def _requested_command() -> set[str]:
+    return {a for a in sys.argv[1:] if a in COMMANDS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args()
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except UserError as exc:
+        print(f"cotrain {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cotrain {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""`cotrain info PATH`: the summary plus one row of statistics per episode."""
+from __future__ import annotations
+
+import numpy as np
+
+from harness.data.store import EpisodeStore
+from sim_envs.geometry import TASK, pose_error
+
+HELP = "summary and per-episode statistics of a dataset store"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("path", help="dataset store (.zarr folder)")
+    parser.add_argument("--max-rows", type=int, default=50, help="episodes to list (default 50; 0 = all)")
+
+
+def episode_stats(store: EpisodeStore) -> list[dict]:
+    """Per-episode length, duration, pusher path length, action speed and final pose error."""
+    dt = TASK.control_dt
+    rows = []
+    meta = {k: store.meta(k) for k in store.meta_keys}
+    for i, ep in enumerate(store.episodes(["agent_pos", "slider_pose", "action"])):
+        err = pose_error(ep["slider_pose"][-1])
+        steps = np.linalg.norm(np.diff(ep["action"], axis=0), axis=1)
+        row = {
+            "episode": i,
+            "steps": len(ep["action"]),
+            "seconds": len(ep["action"]) * dt,
+            "pusher_path_m": float(np.linalg.norm(np.diff(ep["agent_pos"], axis=0), axis=1).sum()),
+            "mean_action_speed": float(steps.mean() / dt) if len(steps) else 0.0,
+            "final_xy_err_mm": float(np.hypot(err[0], err[1]) * 1000),
+            "final_theta_err_deg": float(np.degrees(abs(err[2]))),
+        }
+        row.update({k: v[i].item() for k, v in meta.items()})
+        rows.append(row)
+    return rows
+
+
+def run(args) -> int:
+    store = EpisodeStore(args.path)
+    print("\n".join(store.summary.lines()))
+    if store.n_episodes == 0:
+        return 0
+    rows = episode_stats(store)
+    lengths = np.array([r["steps"] for r in rows])
+    print(f"length     mean {lengths.mean():.1f}  min {lengths.min()}  max {lengths.max()} steps "
+          f"({lengths.mean() * TASK.control_dt:.1f} s mean)")
+    if "success" in store.meta_keys:
+        print(f"success    {np.mean(store.meta('success')):.1%} of episodes")
+    shown = rows if args.max_rows == 0 else rows[: args.max_rows]
+    columns = list(shown[0])
+    print()
+    print("  ".join(f"{c:>12}" for c in columns))
+    for r in shown:
+        print("  ".join(f"{_fmt(r[c]):>12}" for c in columns))
+    if len(shown) < len(rows):
+        print(f"... {len(rows) - len(shown)} more (--max-rows 0 shows all)")
+    return 0
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)

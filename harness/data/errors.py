@@ -1,0 +1,25 @@
+"""Errors caused by what a user gave us: the CLI prints them on one line and exits with status 2."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input (file, key, value). The message must name where and what, in one line, no traceback."""
+
+
+def _where(path, key) -> str:
+    parts = [str(p) for p in (path, key) if p not in (None, "")]
+    return ": ".join(parts)
+
+
+class ConfigError(UserError):
+    def __init__(self, path, key, problem: str):
+        self.path, self.key, self.problem = path, key, problem
+        where = _where(path, key)
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+
+class DatasetError(UserError):
+    def __init__(self, path, key, problem: str):
+        self.path, self.key, self.problem = path, key, problem
+        where = _where(path, key)
+        super().__init__(f"{where}: {problem}" if where else problem)

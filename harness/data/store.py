@@ -1,0 +1,237 @@
+"""The one dataset format: a zarr store in the diffusion_policy ReplayBuffer layout.
+
+    store.zarr/
+      .zattrs            schema_version, domain, source, env, env_params, generator
+      data/<key>         all episodes concatenated along axis 0: agent_pos (T, 2), slider_pose (T, 3),
+                         action (T, 2), optional image (T, H, W, 3) uint8, any extra keys
+      meta/episode_ends  int64 (E,), cumulative: episode i is data[ends[i-1]:ends[i]]
+      meta/<key>         one value per episode (seed, success, ...)
+
+`meta/episode_ends` is the commit record: the writer appends data and per-episode metadata first and the
+new end last, so steps after `episode_ends[-1]` (left by a killed writer) belong to no episode. Readers
+ignore them and the writer cuts them off when it reopens the store.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import zarr
+
+from harness.data.errors import DatasetError
+
+SCHEMA_VERSION = 1
+DOMAINS = ("sim", "target", "real")
+SOURCES = ("gcs_kinematic", "gcs_physics", "teleop_scripted", "teleop_human", "imported")
+REQUIRED_ATTRS = ("schema_version", "domain", "source", "env", "env_params", "generator")
+# key -> per-step shape; all are floating point.
+REQUIRED_DATA = {"agent_pos": (2,), "slider_pose": (3,), "action": (2,)}
+IMAGE_KEY = "image"
+# Rows scanned at a time for the finite-value check, so a large store is checked in bounded memory.
+_SCAN_ROWS = 200_000
+
+
+@dataclasses.dataclass
+class StoreSummary:
+    path: str
+    domain: str
+    source: str
+    env: str
+    n_episodes: int
+    n_steps: int
+    data_shapes: dict[str, tuple]     # key -> per-step shape
+    data_dtypes: dict[str, str]
+    meta_keys: list[str]
+    uncommitted_steps: int            # steps after the last committed episode (interrupted write)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"store      {self.path}",
+            f"domain     {self.domain}   source {self.source}   env {self.env}",
+            f"episodes   {self.n_episodes}   steps {self.n_steps}",
+        ]
+        for key, shape in self.data_shapes.items():
+            out.append(f"data/{key:<12} ({self.n_steps}, {', '.join(map(str, shape))})"
+                       .replace(", )", ")") + f"  {self.data_dtypes[key]}")
+        out.append("meta       " + ", ".join(self.meta_keys))
+        if self.uncommitted_steps:
+            out.append(f"note       {self.uncommitted_steps} steps after the last episode belong to no "
+                       "episode (an interrupted write); readers ignore them")
+        return out
+
+
+def open_group(path, mode: str = "r") -> zarr.Group:
+    """Open a store folder (or .zarr.zip for reading), turning zarr's errors into a DatasetError."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(path, None, "no such store")
+    try:
+        if path.is_file() and path.suffix == ".zip":
+            store = zarr.storage.ZipStore(path, mode="r")
+            return zarr.open_group(store, mode="r")
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as exc:  # zarr raises several types for "not a group"
+        raise DatasetError(path, None, f"not a zarr group ({type(exc).__name__})") from None
+
+
+def validate(path) -> StoreSummary:
+    """Check a store against the format; raise DatasetError naming the first problem found."""
+    root = open_group(path)
+    return _validate_group(root, Path(path))
+
+
+def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
+    attrs = dict(root.attrs)
+    for key in REQUIRED_ATTRS:
+        if key not in attrs:
+            raise DatasetError(path, f"attrs.{key}", "missing root attribute")
+    if attrs["schema_version"] != SCHEMA_VERSION:
+        raise DatasetError(path, "attrs.schema_version",
+                           f"unsupported version {attrs['schema_version']!r} (this reader knows {SCHEMA_VERSION})")
+    if attrs["domain"] not in DOMAINS:
+        raise DatasetError(path, "attrs.domain", f"must be one of {list(DOMAINS)}, got {attrs['domain']!r}")
+    if attrs["source"] not in SOURCES:
+        raise DatasetError(path, "attrs.source", f"must be one of {list(SOURCES)}, got {attrs['source']!r}")
+    if not isinstance(attrs["env"], str):
+        raise DatasetError(path, "attrs.env", "must be the name of the env preset")
+    for key in ("env_params", "generator"):
+        if not isinstance(attrs[key], dict):
+            raise DatasetError(path, f"attrs.{key}", "must be a mapping")
+
+    for group in ("data", "meta"):
+        if group not in root or not isinstance(root[group], zarr.Group):
+            raise DatasetError(path, group, "missing group")
+    if "episode_ends" not in root["meta"]:
+        raise DatasetError(path, "meta/episode_ends", "missing array")
+    ends_arr = root["meta/episode_ends"]
+    if ends_arr.ndim != 1 or ends_arr.dtype != np.int64:
+        raise DatasetError(path, "meta/episode_ends", f"must be 1-D int64, got {ends_arr.dtype} {ends_arr.shape}")
+    ends = np.asarray(ends_arr[:])
+    n_episodes = len(ends)
+    if n_episodes and ends[0] <= 0:
+        raise DatasetError(path, "meta/episode_ends", "first episode is empty (episode_ends[0] <= 0)")
+    if n_episodes > 1:
+        bad = np.flatnonzero(np.diff(ends) <= 0)
+        if len(bad):
+            i = int(bad[0]) + 1
+            raise DatasetError(path, "meta/episode_ends",
+                               f"not strictly increasing at episode {i} ({ends[i - 1]} -> {ends[i]})")
+    n_steps = int(ends[-1]) if n_episodes else 0
+
+    data = root["data"]
+    keys = sorted(data.array_keys())
+    shapes, dtypes, uncommitted = {}, {}, 0
+    for key, shape in REQUIRED_DATA.items():
+        if key not in keys:
+            raise DatasetError(path, f"data/{key}", "missing array")
+    for key in keys:
+        arr = data[key]
+        name = f"data/{key}"
+        if arr.ndim < 1:
+            raise DatasetError(path, name, "must have a time axis")
+        if arr.shape[0] < n_steps:
+            raise DatasetError(path, name, f"has {arr.shape[0]} steps but meta/episode_ends ends at {n_steps}")
+        uncommitted = max(uncommitted, arr.shape[0] - n_steps)
+        step_shape = tuple(arr.shape[1:])
+        if key in REQUIRED_DATA:
+            if step_shape != REQUIRED_DATA[key]:
+                raise DatasetError(path, name, f"per-step shape must be {REQUIRED_DATA[key]}, got {step_shape}")
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise DatasetError(path, name, f"must be floating point, got {arr.dtype}")
+        if key == IMAGE_KEY:
+            if len(step_shape) != 3 or step_shape[2] != 3:
+                raise DatasetError(path, name, f"per-step shape must be (H, W, 3), got {step_shape}")
+            if arr.dtype != np.uint8:
+                raise DatasetError(path, name, f"must be uint8, got {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.floating):
+            for start in range(0, n_steps, _SCAN_ROWS):
+                block = np.asarray(arr[start:min(n_steps, start + _SCAN_ROWS)])
+                finite = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+                if not finite.all():
+                    step = start + int(np.flatnonzero(~finite)[0])
+                    episode = int(np.searchsorted(ends, step, side="right"))
+                    raise DatasetError(path, name, f"NaN or inf at step {step} (episode {episode})")
+        shapes[key], dtypes[key] = step_shape, str(arr.dtype)
+
+    meta_keys = sorted(root["meta"].array_keys())
+    for key in meta_keys:
+        arr = root["meta"][key]
+        if arr.shape[0] < n_episodes:
+            raise DatasetError(path, f"meta/{key}", f"has {arr.shape[0]} values for {n_episodes} episodes")
+
+    return StoreSummary(
+        path=str(path), domain=attrs["domain"], source=attrs["source"], env=attrs["env"],
+        n_episodes=n_episodes, n_steps=n_steps, data_shapes=shapes, data_dtypes=dtypes,
+        meta_keys=meta_keys, uncommitted_steps=uncommitted,
+    )
+
+
+class EpisodeStore:
+    """Read side of a validated store. Lazy by default; `in_memory=True` loads every array once."""
+
+    def __init__(self, path, in_memory: bool = False):
+        self.path = Path(path)
+        self._root = open_group(self.path)
+        self.summary = _validate_group(self._root, self.path)
+        self.attrs = dict(self._root.attrs)
+        self.episode_ends = np.asarray(self._root["meta/episode_ends"][:])
+        self._data = {k: self._root["data"][k] for k in self.summary.data_shapes}
+        if in_memory:
+            self._data = {k: np.asarray(a[: self.n_steps]) for k, a in self._data.items()}
+
+    # ---- shape of the store
+    @property
+    def n_episodes(self) -> int:
+        return self.summary.n_episodes
+
+    @property
+    def n_steps(self) -> int:
+        return self.summary.n_steps
+
+    @property
+    def domain(self) -> str:
+        return self.summary.domain
+
+    @property
+    def source(self) -> str:
+        return self.summary.source
+
+    @property
+    def data_keys(self) -> list[str]:
+        return list(self._data)
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(np.concatenate([[0], self.episode_ends]))
+
+    # ---- contents
+    def episode_slice(self, i: int) -> slice:
+        if not 0 <= i < self.n_episodes:
+            raise IndexError(f"episode {i} out of range (store has {self.n_episodes})")
+        start = int(self.episode_ends[i - 1]) if i > 0 else 0
+        return slice(start, int(self.episode_ends[i]))
+
+    def episode(self, i: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """All steps of episode i: {key: (T, ...)}."""
+        sl = self.episode_slice(i)
+        return {k: np.asarray(self._data[k][sl]) for k in (keys or self.data_keys)}
+
+    def episodes(self, keys: Iterable[str] | None = None):
+        for i in range(self.n_episodes):
+            yield self.episode(i, keys)
+
+    def data(self, key: str) -> np.ndarray:
+        """Every committed step of one key, (N, ...), loaded into memory."""
+        return np.asarray(self._data[key][: self.n_steps])
+
+    def meta(self, key: str) -> np.ndarray:
+        """One value per episode, (E,)."""
+        if key not in self._root["meta"]:
+            raise KeyError(f"{self.path}: meta/{key} not present")
+        return np.asarray(self._root["meta"][key][: self.n_episodes])
+
+    @property
+    def meta_keys(self) -> list[str]:
+        return [k for k in self.summary.meta_keys if k != "episode_ends"]

@@ -1,0 +1,221 @@
+"""Append whole episodes to a store so that an interruption never leaves a half-written episode.
+
+Each `add_episode` writes the data arrays, then the per-episode metadata, then the new entry of
+`meta/episode_ends`, which is the commit record (see store.py). Ctrl-C and SIGTERM that arrive during an
+append are held back until the episode is committed; a harder crash leaves at most uncommitted steps,
+which readers ignore and the next writer cuts off. A new store is created under a temporary name and
+renamed into place, so the output path never names a store without its attributes.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import zarr
+
+from harness.data.atomic import temporary_sibling
+from harness.data.configs import _plain
+from harness.data.errors import DatasetError
+from harness.data.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group
+
+# Steps per chunk along time: low-dim arrays are tiny per step; images are ~100 KB per step raw.
+LOWDIM_CHUNK = 4096
+IMAGE_CHUNK = 16
+
+
+class EpisodeWriter:
+    """Append-only writer. Use as a context manager or call `close()`.
+
+    `attrs` (domain, source, env, env_params, generator) are written when the store is created; when
+    reopening an existing store they must agree on domain, source and env, else the store belongs to
+    another dataset and we refuse to mix them.
+    """
+
+    def __init__(self, path, *, domain: str, source: str, env: str, env_params: Mapping,
+                 generator: Mapping, extra_attrs: Mapping | None = None):
+        if domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        self.path = Path(path)
+        attrs = {
+            "schema_version": SCHEMA_VERSION, "domain": domain, "source": source, "env": env,
+            "env_params": _plain(dict(env_params)), "generator": _plain(dict(generator)),
+            **_plain(dict(extra_attrs or {})),
+        }
+        if self.path.exists():
+            self._root = self._reopen(attrs)
+        else:
+            self._root = self._create(attrs)
+        self._ends = self._root["meta/episode_ends"]
+
+    # ---- opening
+    def _create(self, attrs: dict) -> zarr.Group:
+        tmp = temporary_sibling(self.path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        root.attrs.update(attrs)
+        root.require_group("data")
+        meta = root.require_group("meta")
+        meta.create_array("episode_ends", shape=(0,), chunks=(LOWDIM_CHUNK,), dtype="int64")
+        os.replace(tmp, self.path)
+        return zarr.open_group(str(self.path), mode="r+")
+
+    def _reopen(self, attrs: dict) -> zarr.Group:
+        root = zarr.open_group(str(self.path), mode="r+")
+        _repair_torn_commit(root)
+        _validate_group(root, self.path)
+        for key in ("domain", "source", "env"):
+            if root.attrs.get(key) != attrs[key]:
+                raise DatasetError(self.path, f"attrs.{key}",
+                                   f"existing store has {root.attrs.get(key)!r}, this writer has {attrs[key]!r}")
+        # Cut off steps and metadata left by an interrupted append.
+        n_steps, n_eps = self._committed(root)
+        for arr in _arrays(root["data"]):
+            if arr.shape[0] != n_steps:
+                arr.resize((n_steps, *arr.shape[1:]))
+        for name, arr in root["meta"].arrays():
+            if name != "episode_ends" and arr.shape[0] != n_eps:
+                arr.resize((n_eps, *arr.shape[1:]))
+        return root
+
+    @staticmethod
+    def _committed(root) -> tuple[int, int]:
+        ends = root["meta/episode_ends"]
+        n = ends.shape[0]
+        return (int(ends[n - 1]) if n else 0), n
+
+    # ---- state
+    @property
+    def n_episodes(self) -> int:
+        return self._ends.shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        return self._committed(self._root)[0]
+
+    def meta(self, key: str) -> np.ndarray:
+        """Committed values of a per-episode metadata array (empty if absent), e.g. seeds for resume."""
+        if key not in self._root["meta"]:
+            return np.zeros((0,))
+        return np.asarray(self._root["meta"][key][: self.n_episodes])
+
+    # ---- appending
+    def add_episode(self, data: Mapping[str, np.ndarray], meta: Mapping[str, object] | None = None) -> int:
+        """Append one whole episode: data {key: (T, ...)}, meta {key: scalar}. Returns its index."""
+        data = {k: np.asarray(v) for k, v in data.items()}
+        meta = dict(meta or {})
+        self._check(data, meta)
+        with _signals_held():
+            n_steps, n_eps = self._committed(self._root)
+            length = len(next(iter(data.values())))
+            for key, value in data.items():
+                arr = self._data_array(key, value)
+                arr.resize((n_steps + length, *arr.shape[1:]))
+                arr[n_steps:] = value
+            for key, value in meta.items():
+                arr = self._meta_array(key, value)
+                arr.resize((n_eps + 1,))
+                arr[n_eps] = value
+            # The commit: one new end.
+            self._ends.resize((n_eps + 1,))
+            self._ends[n_eps] = n_steps + length
+        return n_eps
+
+    def _check(self, data: dict, meta: dict) -> None:
+        missing = [k for k in REQUIRED_DATA if k not in data]
+        if missing:
+            raise ValueError(f"episode lacks data key {missing[0]!r}")
+        lengths = {k: len(v) for k, v in data.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"episode arrays differ in length: {lengths}")
+        if next(iter(lengths.values())) == 0:
+            raise ValueError("episode is empty")
+        for key, shape in REQUIRED_DATA.items():
+            if data[key].shape[1:] != shape:
+                raise ValueError(f"data {key!r} must be (T, {shape[0]}), got {data[key].shape}")
+        for key, value in data.items():
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                raise ValueError(f"data {key!r} has NaN or inf")
+        existing = set(self._root["data"].array_keys())
+        if self.n_episodes and existing != set(data):
+            raise ValueError(f"episode keys {sorted(data)} differ from the store's {sorted(existing)}")
+        for key, value in meta.items():
+            if np.ndim(value) != 0:
+                raise ValueError(f"meta {key!r} must be a scalar, got shape {np.shape(value)}")
+        existing_meta = set(self._root["meta"].array_keys()) - {"episode_ends"}
+        if self.n_episodes and existing_meta != set(meta):
+            raise ValueError(f"episode meta keys {sorted(meta)} differ from the store's {sorted(existing_meta)}")
+
+    def _data_array(self, key: str, value: np.ndarray):
+        group = self._root["data"]
+        if key in group:
+            return group[key]
+        dtype = np.float32 if np.issubdtype(value.dtype, np.floating) and key != IMAGE_KEY else value.dtype
+        chunk = IMAGE_CHUNK if key == IMAGE_KEY else LOWDIM_CHUNK
+        return group.create_array(key, shape=(0, *value.shape[1:]), chunks=(chunk, *value.shape[1:]), dtype=dtype)
+
+    def _meta_array(self, key: str, value):
+        group = self._root["meta"]
+        if key in group:
+            return group[key]
+        dtype = np.asarray(value).dtype
+        if dtype.kind == "U":
+            dtype = np.dtype("U64")
+        return group.create_array(key, shape=(0,), chunks=(LOWDIM_CHUNK,), dtype=dtype)
+
+    def close(self) -> None:
+        pass  # every append is already durable; kept for symmetry and context-manager use
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _arrays(group):
+    return [arr for _, arr in group.arrays()]
+
+
+def _repair_torn_commit(root) -> None:
+    """A crash between resizing episode_ends and writing its new value leaves a trailing fill value."""
+    ends = root["meta/episode_ends"]
+    values = np.asarray(ends[:])
+    n = len(values)
+    while n and (values[n - 1] <= 0 or (n > 1 and values[n - 1] <= values[n - 2])):
+        n -= 1
+    if n != len(values):
+        ends.resize((n,))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM until the block finishes, then deliver them (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+
+    def hold(signum, frame):
+        received.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in received:
+            if sig == signal.SIGINT:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), sig)

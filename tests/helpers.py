@@ -1,0 +1,24 @@
+"""Small builders shared by tests: real stores written through the real writer."""
+from __future__ import annotations
+
+import numpy as np
+
+from harness.data.writer import EpisodeWriter
+
+
+def episode(length: int, value: float = 0.0) -> dict[str, np.ndarray]:
+    """An episode whose every entry equals `value`, so a torn episode is easy to spot."""
+    return {
+        "agent_pos": np.full((length, 2), value),
+        "slider_pose": np.full((length, 3), value),
+        "action": np.full((length, 2), value),
+    }
+
+
+def write_store(path, n_episodes: int = 3, domain: str = "target", source: str = "teleop_scripted",
+                lengths=None) -> None:
+    with EpisodeWriter(path, domain=domain, source=source, env="target", env_params={"mu": 0.5},
+                       generator={"seed": 0}) as writer:
+        for i in range(n_episodes):
+            length = lengths[i] if lengths is not None else 4 + i
+            writer.add_episode(episode(length, float(i)), {"seed": i, "success": bool(i % 2)})

@@ -1,0 +1,121 @@
+"""One evaluation of one checkpoint, start to finish: what `cotrain eval` and the study runner call.
+
+An evaluation folder is keyed by what was evaluated (checkpoint, env preset, start seeds). Re-running the
+same evaluation resumes from its trial log; pointing a different evaluation at a folder that holds another
+one is refused rather than mixing their trials.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from eval.metrics import Summary
+from eval.report import read_summary, write_eval_report
+from eval.rollouts import evaluate, read_trial_log
+from harness.data.atomic import atomic_write_text
+from harness.data.errors import UserError
+from sim_envs.geometry import TASK
+
+SPEC_FILE = "eval_spec.json"
+LOG_FILE = "trials.jsonl"
+
+
+@dataclasses.dataclass
+class EvalSpec:
+    """What is evaluated and on which starts (the identity of an evaluation folder)."""
+    checkpoint: str                # policy checkpoint (.pt); or "scripted" for the built-in scripted policy
+    env: str = "target"            # physics preset the trials run in
+    trials: int = 200              # trial i starts from seed + i
+    seed: int = 0                  # first start seed
+    time_limit: float | None = None  # seconds per trial; None = the task's 75 s (shorter: quick tests, demos)
+
+    @property
+    def max_steps(self) -> int | None:
+        return None if self.time_limit is None else max(1, int(round(self.time_limit * TASK.control_hz)))
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.trials))
+
+
+def default_out_dir(checkpoint, spec: EvalSpec) -> Path:
+    """runs/X/checkpoints/final.pt -> runs/X/eval/target-s0-n200 (beside the run's other outputs)."""
+    ckpt = Path(checkpoint)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}"
+
+
+def is_complete(out_dir, spec: EvalSpec | None = None) -> bool:
+    """True if out_dir holds a finished evaluation (of `spec`, when given)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "summary.json").is_file():
+        return False
+    return spec is None or _read_spec(out_dir) == dataclasses.asdict(spec)
+
+
+def run_eval(spec: EvalSpec, out_dir, n_envs: int = 10, workers: int = 1, device: str = "cpu",
+             record: int = 0, progress: bool = True, policy=None) -> Summary:
+    """Evaluate `spec` into out_dir (resuming a partial run); returns the summary.
+
+    policy: an already built policy object to use instead of loading spec.checkpoint (tests, scripted).
+    """
+    out_dir = Path(out_dir)
+    if spec.trials < 1:
+        raise UserError(f"--trials must be >= 1, got {spec.trials}")
+    if policy is None and spec.checkpoint != "scripted" and not Path(spec.checkpoint).is_file():
+        raise UserError(f"{spec.checkpoint}: no such checkpoint file")
+    _claim(out_dir, spec)
+    source = policy if policy is not None else _policy_source(spec.checkpoint)
+    started = time.perf_counter()
+    records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
+                       progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",
+                       max_steps=spec.max_steps)
+    elapsed = time.perf_counter() - started
+    extra = {"spec": dataclasses.asdict(spec), "n_envs": n_envs, "workers": workers, "device": device,
+             "wall_seconds_last_session": round(elapsed, 2)}
+    summary = write_eval_report(out_dir, records, extra)
+    if record > 0:
+        from eval.recording import record_rollouts
+        record_rollouts(source, spec.env, spec.seeds[:record], out_dir / "recordings", device=device,
+                        max_steps=spec.max_steps)
+    return summary
+
+
+def load_result(out_dir) -> tuple[dict, list]:
+    """(summary dict, records) of a finished evaluation folder."""
+    from eval.report import read_trials_csv
+    out_dir = Path(out_dir)
+    return read_summary(out_dir), read_trials_csv(out_dir / "trials.csv")
+
+
+def _policy_source(checkpoint: str):
+    if checkpoint == "scripted":
+        from eval.scripted import ChunkedScriptedPolicy
+        return ChunkedScriptedPolicy()
+    return checkpoint
+
+
+def _claim(out_dir: Path, spec: EvalSpec) -> None:
+    """Write the spec into a fresh folder, or check it matches the one already there."""
+    existing = _read_spec(out_dir)
+    want = dataclasses.asdict(spec)
+    if existing is None:
+        if read_trial_log(out_dir / LOG_FILE):
+            raise UserError(f"{out_dir}: holds trials but no {SPEC_FILE}; choose another --out")
+        atomic_write_text(out_dir / SPEC_FILE, json.dumps(want, indent=2) + "\n")
+        return
+    if existing != want:
+        diff = ", ".join(f"{k} {existing.get(k)!r} != {v!r}" for k, v in want.items() if existing.get(k) != v)
+        raise UserError(f"{out_dir}: holds another evaluation ({diff}); choose another --out or delete it")
+
+
+def _read_spec(out_dir: Path) -> dict | None:
+    path = Path(out_dir) / SPEC_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: not valid JSON; delete the folder to start over") from None

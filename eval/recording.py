@@ -1,0 +1,59 @@
+"""`--record N`: replay the first N evaluation trials with a Meshcat recording and a camera video each.
+
+A trial's outcome depends only on its seed (see rollouts.py), so replaying it alone in a recording env
+reproduces the trial that was scored. Recording runs after the scored evaluation, in this process, with
+one env at a time (rendering is the slow part, and only a few trials are recorded).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from eval.rollouts import _load_policy, run_wave
+
+VIDEO_SIZE = (240, 240)   # (H, W) of the recorded camera when the policy itself uses no images
+
+
+class _OneEnv:
+    """A single PushTEnv behind the VectorEnv interface that run_wave drives."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def reset(self, seeds):
+        return {k: np.asarray(v)[None] for k, v in self.env.reset(int(seeds[0])).items()}
+
+    def step(self, actions):
+        obs, info = self.env.step(np.asarray(actions)[0])
+        return {k: np.asarray(v)[None] for k, v in obs.items()}, [info]
+
+
+def record_rollouts(policy_or_path, preset, seeds: Sequence[int], out_dir, device: str = "cpu",
+                    max_steps: int | None = None, video_suffix: str = ".mp4") -> list[Path]:
+    """Write <out_dir>/seed<k>.html (Meshcat replay) and seed<k>.mp4 for each seed; return the paths."""
+    from pydrake.geometry import Meshcat
+
+    from sim_envs.env import PushTEnv
+    from sim_envs.recording import save_meshcat_html, save_video
+
+    policy = _load_policy(policy_or_path, device)
+    image_size = getattr(policy, "image_size", None) or VIDEO_SIZE
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    meshcat = Meshcat()
+    for seed in seeds:
+        meshcat.Delete()
+        env = PushTEnv(preset, image_size=tuple(image_size), meshcat=meshcat, record=True)
+        try:
+            [record] = run_wave(policy, _OneEnv(env), [seed], max_steps=max_steps)
+            env.publish_recording()
+            html = save_meshcat_html(meshcat, out_dir / f"seed{seed}.html")
+            video = save_video(env.frames, out_dir / f"seed{seed}{video_suffix}")
+            written += [html, video]
+            print(f"recorded   seed {seed}: {record.outcome} after {record.steps} steps -> {html.name}, {video.name}")
+        finally:
+            env.close()
+    return written

@@ -1,0 +1,179 @@
+"""Reports: the files of one evaluation, and the study table that compares methods on the same starts.
+
+One evaluation folder holds
+    trials.jsonl   one line per finished trial, appended as trials finish (the resume log)
+    trials.csv     the same records sorted by seed, written when the evaluation is complete
+    summary.json   success rate with its Wilson interval, outcome counts, time to success, final errors
+    summary.txt    the same, as printed
+
+The study table pools a method's training seeds (all evaluated on the same start seeds) into one success
+rate with a Wilson interval, and tests each method against the baseline (`cotrain`) with McNemar's exact
+test on pairs (training seed, start seed) that both were scored on.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+from eval.metrics import PairedTest, Summary, TrialRecord, mcnemar_exact, summarize, wilson_interval
+from harness.data.atomic import atomic_write_text
+
+TRIAL_FIELDS = [f.name for f in dataclasses.fields(TrialRecord)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# One evaluation
+
+def trials_csv(records: Sequence[TrialRecord]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TRIAL_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in sorted(records, key=lambda r: r.seed):
+        writer.writerow({k: _csv_value(v) for k, v in r.to_dict().items()})
+    return buf.getvalue()
+
+
+def read_trials_csv(path) -> list[TrialRecord]:
+    with open(path, newline="") as f:
+        return [TrialRecord.from_dict(row) for row in csv.DictReader(f)]
+
+
+def write_eval_report(out_dir, records: Sequence[TrialRecord], extra: dict | None = None) -> Summary:
+    """Write trials.csv, summary.json and summary.txt (each atomically); return the summary."""
+    out_dir = Path(out_dir)
+    summary = summarize(records)
+    atomic_write_text(out_dir / "trials.csv", trials_csv(records))
+    payload = {**(extra or {}), **summary.to_dict()}
+    atomic_write_text(out_dir / "summary.json", json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(out_dir / "summary.txt", "\n".join(summary.lines()) + "\n")
+    return summary
+
+
+def read_summary(out_dir) -> dict:
+    return json.loads((Path(out_dir) / "summary.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------------
+# The study table
+
+@dataclasses.dataclass
+class RunResult:
+    """The evaluation of one (method, setting, training seed) run."""
+    method: str                    # target_only | cotrain | ambient | ambient_rescaled | truncated
+    setting: str                   # short label of the setting, e.g. "alpha=0.5"; "" if none
+    seed: int                      # training seed
+    records: list[TrialRecord]
+    alpha: float | None = None     # the cotrain mixing ratio, for the success-versus-alpha plot
+    name: str | None = None        # row name chosen by the study (default: "method (setting)")
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return f"{self.method} ({self.setting})" if self.setting else self.method
+
+
+@dataclasses.dataclass
+class TableRow:
+    label: str
+    method: str
+    setting: str
+    alpha: float | None
+    seeds: list[int]               # training seeds pooled in this row
+    per_seed_rate: list[float]     # success rate of each training seed
+    trials: int
+    successes: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    vs_baseline: PairedTest | None  # None for the baseline itself
+
+    def ci_text(self) -> str:
+        return wilson_interval(self.successes, self.trials).fmt()
+
+
+def study_table(results: Sequence[RunResult], baseline: str = "cotrain") -> tuple[list[TableRow], str | None]:
+    """One row per label (method + setting), in first-seen order; returns (rows, baseline label).
+
+    `baseline` is a label or a method name (then the first label of that method is the baseline).
+    """
+    groups: dict[str, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(r.label, []).append(r)
+    base_label = baseline if baseline in groups else next(
+        (label for label, rs in groups.items() if rs[0].method == baseline), None)
+    rows = []
+    for label, runs in groups.items():
+        runs = sorted(runs, key=lambda r: r.seed)
+        k = sum(sum(t.success for t in r.records) for r in runs)
+        n = sum(len(r.records) for r in runs)
+        ci = wilson_interval(k, n)
+        test = None
+        if base_label is not None and label != base_label:
+            test = _paired(runs, groups[base_label])
+        rows.append(TableRow(
+            label=label, method=runs[0].method, setting=runs[0].setting, alpha=runs[0].alpha,
+            seeds=[r.seed for r in runs],
+            per_seed_rate=[summarize(r.records).success.rate for r in runs],
+            trials=n, successes=k, rate=ci.rate, ci_low=ci.low, ci_high=ci.high, vs_baseline=test,
+        ))
+    return rows, base_label
+
+
+def _paired(runs: Sequence[RunResult], base_runs: Sequence[RunResult]) -> PairedTest:
+    """McNemar over (training seed, start seed) pairs present in both."""
+    a = {(r.seed, t.seed): t.success for r in runs for t in r.records}
+    b = {(r.seed, t.seed): t.success for r in base_runs for t in r.records}
+    shared = sorted(set(a) & set(b))
+    return mcnemar_exact([a[key] for key in shared], [b[key] for key in shared])
+
+
+def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
+    base = base_label or "baseline"
+    lines = [
+        f"| method | seeds | trials | success [95% Wilson CI] | per seed | vs {base}: wins / losses | p (McNemar exact) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        per_seed = ", ".join(f"{100 * x:.0f}%" for x in r.per_seed_rate)
+        if r.vs_baseline is None:
+            versus, p = "(baseline)" if r.label == base_label else "", ""
+        else:
+            versus, p = f"{r.vs_baseline.a_only} / {r.vs_baseline.b_only}", _fmt_p(r.vs_baseline.p_value)
+        lines.append(f"| {r.label} | {len(r.seeds)} | {r.trials} | {r.ci_text()} | {per_seed} | {versus} | {p} |")
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(rows: Sequence[TableRow]) -> str:
+    buf = io.StringIO()
+    fields = ["label", "method", "setting", "alpha", "n_seeds", "trials", "successes", "rate", "ci_low",
+              "ci_high", "per_seed_rate", "pairs", "wins_vs_baseline", "losses_vs_baseline", "p_mcnemar"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        t = r.vs_baseline
+        writer.writerow({
+            "label": r.label, "method": r.method, "setting": r.setting,
+            "alpha": "" if r.alpha is None else r.alpha, "n_seeds": len(r.seeds), "trials": r.trials,
+            "successes": r.successes, "rate": _csv_value(r.rate), "ci_low": f"{r.ci_low:.6f}",
+            "ci_high": f"{r.ci_high:.6f}", "per_seed_rate": " ".join(f"{x:.4f}" for x in r.per_seed_rate),
+            "pairs": "" if t is None else t.n_pairs, "wins_vs_baseline": "" if t is None else t.a_only,
+            "losses_vs_baseline": "" if t is None else t.b_only,
+            "p_mcnemar": "" if t is None else f"{t.p_value:.6g}",
+        })
+    return buf.getvalue()
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+
+
+def _csv_value(v):
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    return v

@@ -1,0 +1,313 @@
+"""Closed-loop rollouts of a policy in a Drake env preset, many environments in lockstep.
+
+How a trial runs (the diffusion_policy convention):
+- trial i starts from `env.reset(seed_i)` (slider pose `sample_initial_pose(seed_i)`), so every method is
+  scored on the same starts;
+- the policy sees the last `n_obs` observations (padded at reset by repeating the first one) and returns
+  `n_action` actions, which are executed one per 0.1 s control step before it is asked again;
+- the trial ends on success, timeout (75 s) or the slider leaving the workspace.
+
+How the work is spread:
+- a *wave* is `n_envs` trials stepped in lockstep by one `VectorEnv`; the policy is asked once per chunk for
+  all running envs of the wave together (one batched `act` call);
+- waves are handed out to `workers` processes, each holding its own policy copy and its own envs, so policy
+  inference and physics both use every core and nothing crosses a process boundary per step.
+
+Outcome of a trial depends only on its seed, never on the batch it ran in: physics is per env, and a policy
+whose `act` accepts `noise=` (the diffusion policy's initial sampler noise, (B, horizon, 2)) gets per-trial
+noise from `trial_rng(seed, query)`. That is what makes batched, unbatched and multi-worker evaluations give
+the same records, and what lets `record_rollouts` replay exactly the trial that was scored.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import multiprocessing as mp
+import os
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from eval.metrics import TrialRecord
+from sim_envs.geometry import TASK, pose_error
+
+
+class Policy(Protocol):
+    """What a rollout needs: the diffusion policy, or any scripted stand-in."""
+    n_obs: int
+    n_action: int
+
+    def act(self, obs_history: dict) -> np.ndarray:   # {key: (B, n_obs, ...)} -> (B, n_action, 2)
+        ...
+
+
+def trial_rng(seed: int, query: int) -> np.random.Generator:
+    """The random stream of one policy query in one trial: independent of batch and worker."""
+    return np.random.default_rng([int(seed), int(query), 0xE7A1])
+
+
+def policy_wants_noise(policy) -> bool:
+    """True if `policy.act` takes the sampler's initial noise (so we can make it per-trial)."""
+    try:
+        params = inspect.signature(policy.act).parameters
+    except (TypeError, ValueError):
+        return False
+    return "noise" in params and hasattr(policy, "horizon")
+
+
+def make_record(seed: int, info: dict, dt: float = TASK.control_dt) -> TrialRecord:
+    """Turn the terminal info of a trial into its record (errors are of the true, noise-free pose)."""
+    outcome = str(info["outcome"])
+    steps = int(info["step"])
+    err = pose_error(np.asarray(info["slider_pose"], dtype=float))
+    t = float(info.get("time", steps * dt))
+    return TrialRecord(seed=int(seed), outcome=outcome, steps=steps,
+                       time_to_success=t if outcome == "success" else math.nan,
+                       final_xy_error=float(np.hypot(err[0], err[1])), final_theta_error=float(abs(err[2])))
+
+
+class ObsHistory:
+    """Per-env rolling window of the last n_obs observations: {key: (K, n_obs, ...)}."""
+
+    def __init__(self, first_obs: dict, n_obs: int):
+        # Pad by repeating the first observation, as diffusion_policy does at reset.
+        self.buf = {k: np.repeat(np.asarray(v)[:, None], n_obs, axis=1) for k, v in first_obs.items()}
+
+    def push(self, obs: dict) -> None:
+        for k, v in obs.items():
+            self.buf[k] = np.concatenate([self.buf[k][:, 1:], np.asarray(v)[:, None]], axis=1)
+
+    def select(self, idx: Sequence[int]) -> dict:
+        return {k: v[idx] for k, v in self.buf.items()}
+
+
+def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
+             on_step: Callable[[int, dict, list], None] | None = None) -> list[TrialRecord]:
+    """Run len(seeds) trials in lockstep on a VectorEnv of that many envs; one record per seed, in order.
+
+    max_steps: end trials as "timeout" after this many steps (default: the task's 75 s, which the env itself
+    enforces; a shorter cap is for quick tests and demos). `on_step(step, obs, infos)` is called after every
+    step (recording uses it).
+    """
+    seeds = [int(s) for s in seeds]
+    k = len(seeds)
+    cap = min(max_steps or TASK.max_steps, TASK.max_steps)
+    wants_noise = policy_wants_noise(policy)
+    obs = env.reset(seeds)
+    history = ObsHistory(obs, policy.n_obs)
+    queues: list[deque] = [deque() for _ in range(k)]
+    queries = np.zeros(k, dtype=int)
+    records: list[TrialRecord | None] = [None] * k
+    last_action = np.asarray(obs["agent_pos"], dtype=float).copy()   # (K, 2); finished envs get this
+    # +2: the env itself ends trials at the task's limit; the margin only guards against one that never does.
+    for step in range(cap + 2):
+        running = [i for i in range(k) if records[i] is None]
+        if not running:
+            return records  # type: ignore[return-value]
+        need = [i for i in running if not queues[i]]
+        if need:
+            for i, chunk in zip(need, _query(policy, history.select(need), [seeds[i] for i in need],
+                                             queries[need], wants_noise)):
+                queues[i].extend(chunk)
+            queries[need] += 1
+        actions = last_action.copy()
+        for i in running:
+            actions[i] = queues[i].popleft()
+        last_action = actions
+        obs, infos = env.step(actions)
+        history.push(obs)
+        if on_step is not None:
+            on_step(step, obs, infos)
+        for i in running:
+            if infos[i]["outcome"] != "running":
+                records[i] = make_record(seeds[i], infos[i])
+            elif int(infos[i]["step"]) >= cap:
+                records[i] = make_record(seeds[i], {**infos[i], "outcome": "timeout"})
+    raise RuntimeError(f"env did not end trials {[seeds[i] for i in range(k) if records[i] is None]} "
+                       f"within {cap} steps")
+
+
+def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray, wants_noise: bool) -> np.ndarray:
+    """One batched policy call for the envs that need a new chunk: (B, n_action, 2)."""
+    if wants_noise:
+        noise = np.stack([trial_rng(s, q).standard_normal((policy.horizon, 2)) for s, q in zip(seeds, queries)])
+        actions = policy.act(obs_history, noise=noise.astype(np.float32))
+    else:
+        actions = policy.act(obs_history)
+    actions = np.asarray(actions, dtype=float)
+    b = len(seeds)
+    if actions.ndim != 3 or actions.shape[0] != b or actions.shape[2] != 2:
+        raise ValueError(f"policy.act returned shape {actions.shape}, expected ({b}, n_action, 2)")
+    return actions[:, : policy.n_action]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Spreading waves over processes.
+
+def _load_policy(policy_or_path, device: str):
+    """A policy object, loaded from a checkpoint path if need be (with `image_size` set for image policies)."""
+    if not isinstance(policy_or_path, (str, Path)):
+        return policy_or_path
+    from harness.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
+    policy = load_policy(policy_or_path, device=device)
+    config = getattr(policy, "config", None)
+    if getattr(policy, "image_size", None) is None and config is not None and config.data.use_image:
+        import torch
+        shape = torch.load(policy_or_path, map_location="cpu", weights_only=False).get("image_shape")
+        policy.image_size = tuple(shape[:2]) if shape else None   # the camera the policy was trained on
+    return policy
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, threads: int) -> None:
+    _limit_threads(threads)
+    policy = _load_policy(policy_or_path, device)
+    _WORKER.update(policy=policy, preset=preset, image_size=image_size or getattr(policy, "image_size", None),
+                   max_steps=max_steps, envs={})
+
+
+def _worker_wave(seeds: Sequence[int]) -> list[TrialRecord]:
+    return _run_in(_WORKER, seeds)
+
+
+def _run_in(state: dict, seeds: Sequence[int]) -> list[TrialRecord]:
+    """Run one wave with the state's policy, reusing a VectorEnv of the right size."""
+    from sim_envs.vector_env import VectorEnv
+    envs = state["envs"]
+    k = len(seeds)
+    if k not in envs:
+        envs[k] = VectorEnv(k, state["preset"], workers=1, image_size=state["image_size"])
+    return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"])
+
+
+def _limit_threads(threads: int) -> None:
+    """One thread per worker process: 2 cores shared by 2 workers, no oversubscription."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def waves(seeds: Sequence[int], n_envs: int) -> list[list[int]]:
+    seeds = list(seeds)
+    return [seeds[i: i + n_envs] for i in range(0, len(seeds), n_envs)]
+
+
+def iter_trials(policy_or_path, preset="target", seeds: Iterable[int] = range(200), n_envs: int = 10,
+                workers: int = 1, device: str = "cpu", image_size=None,
+                max_steps: int | None = None) -> Iterator[list[TrialRecord]]:
+    """Yield the records of each finished wave (in completion order) while the rest run.
+
+    policy_or_path: a checkpoint path (loaded in each worker with harness.policy.load_policy) or a policy
+    object (pickled to the workers when workers > 1; scripted policies must then be module-level classes).
+    """
+    if n_envs < 1 or workers < 1:
+        raise ValueError(f"n_envs and workers must be >= 1, got {n_envs} and {workers}")
+    if image_size is None and not isinstance(policy_or_path, (str, Path)):
+        image_size = getattr(policy_or_path, "image_size", None)
+    jobs = waves(seeds, n_envs)
+    if not jobs:
+        return
+    workers = min(workers, len(jobs))
+    if workers == 1:
+        policy = _load_policy(policy_or_path, device)
+        if image_size is None:
+            image_size = getattr(policy, "image_size", None)
+        state = {"policy": policy, "preset": preset, "image_size": image_size, "max_steps": max_steps,
+                 "envs": {}}
+        try:
+            for job in jobs:
+                yield _run_in(state, job)
+        finally:
+            _close_envs(state)
+        return
+    ctx = mp.get_context("spawn")  # Drake and torch are not fork-safe once initialised
+    with ctx.Pool(workers, initializer=_worker_init,
+                  initargs=(policy_or_path, device, preset, image_size, max_steps, 1)) as pool:
+        yield from pool.imap_unordered(_worker_wave, jobs)
+
+
+def _close_envs(state: dict) -> None:
+    for env in state.get("envs", {}).values():
+        try:
+            env.close()
+        except Exception:
+            pass
+
+
+def evaluate(policy_or_path, preset="target", seeds: Iterable[int] = range(200), n_envs: int = 10,
+             workers: int = 1, device: str = "cpu", image_size=None, progress: bool = True,
+             log_path: str | Path | None = None, desc: str = "eval",
+             max_steps: int | None = None) -> list[TrialRecord]:
+    """Score a policy on `seeds`; returns one TrialRecord per seed, sorted by seed.
+
+    log_path: a JSON-lines file that gets one line per finished trial as waves complete. Seeds already
+    in it are not run again, so an interrupted evaluation resumes where it stopped.
+    """
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct")
+    done = {r.seed: r for r in read_trial_log(log_path)} if log_path else {}
+    done = {s: r for s, r in done.items() if s in set(seeds)}
+    todo = [s for s in seeds if s not in done]
+    bar = _progress(len(seeds), len(done), progress, desc)
+    n_success = sum(r.success for r in done.values())
+    try:
+        for wave in iter_trials(policy_or_path, preset, todo, n_envs, workers, device, image_size, max_steps):
+            if log_path:
+                append_trial_log(log_path, wave)
+            for r in wave:
+                done[r.seed] = r
+                n_success += r.success
+            if bar is not None:
+                bar.update(len(wave))
+                bar.set_postfix_str(f"success {n_success}/{len(done)} = {n_success / len(done):.0%}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return [done[s] for s in sorted(seeds)]
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="trial", dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The per-trial log (JSON lines): appended as waves finish, so a killed evaluation keeps its trials.
+
+def append_trial_log(path, records: Iterable[TrialRecord]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(_json_safe(r.to_dict())) + "\n" for r in records)
+    with open(path, "a") as f:
+        f.write(lines)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_trial_log(path) -> list[TrialRecord]:
+    """Records in a trial log; a torn last line (killed mid-write) is ignored."""
+    path = Path(path) if path else None
+    if path is None or not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(TrialRecord.from_dict(json.loads(line)))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _json_safe(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}

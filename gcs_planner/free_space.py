@@ -1,0 +1,156 @@
+"""Non-contact pusher motion: shortest collision-free paths around the T, in the slider's body frame.
+
+While the pusher is not touching it, the slider does not move (quasi-static), so a non-contact move is a
+path of a point around a fixed obstacle: the T grown by the pusher radius plus a clearance. We grow the T
+into a polygon that contains the exact grown shape (convex corners are chamfered, concave corners are
+exact), and find the shortest path with a visibility graph (Dijkstra over ~16 nodes: microseconds).
+"""
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from sim_envs.geometry import PUSHER, T_SLIDER, Pusher, TSlider
+
+
+def grown_polygon(slider: TSlider = T_SLIDER, distance: float = PUSHER.radius + 0.002) -> np.ndarray:
+    """(M, 2) counter-clockwise polygon containing every point within `distance` of the T.
+
+    Every corner of the T is a right angle. A convex corner becomes a chamfer tangent to the rounded
+    offset (two vertices); a concave corner is the meeting point of the two offset edges (exact).
+    """
+    outline = slider.outline()
+    n = len(outline)
+    chamfer = distance * math.tan(math.pi / 8)
+    out = []
+    for i in range(n):
+        a, v, b = outline[i - 1], outline[i], outline[(i + 1) % n]
+        t1 = (v - a) / np.linalg.norm(v - a)          # incoming edge direction
+        t2 = (b - v) / np.linalg.norm(b - v)          # outgoing edge direction
+        n1 = np.array([t1[1], -t1[0]])                # outward normals (CCW polygon)
+        n2 = np.array([t2[1], -t2[0]])
+        if abs(t1 @ t2) > 1e-9:
+            raise ValueError("grown_polygon expects right-angled corners")
+        if t1[0] * t2[1] - t1[1] * t2[0] > 0:         # left turn: convex corner
+            out.append(v + distance * n1 + chamfer * t1)
+            out.append(v + distance * n2 - chamfer * t2)
+        else:                                          # concave corner
+            out.append(v + distance * n1 + distance * n2)
+    return np.array(out)
+
+
+def _inside(poly: np.ndarray, p: np.ndarray, tol: float = 1e-9) -> bool:
+    """Strictly inside (farther than tol from the boundary)."""
+    x, y = p
+    inside = False
+    m = len(poly)
+    for i in range(m):
+        (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % m]
+        if (y1 > y) != (y2 > y):
+            xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+            if xc > x:
+                inside = not inside
+    if not inside:
+        return False
+    return _boundary_distance(poly, p) > tol
+
+
+def _boundary_distance(poly: np.ndarray, p: np.ndarray) -> float:
+    best = math.inf
+    m = len(poly)
+    for i in range(m):
+        a, b = poly[i], poly[(i + 1) % m]
+        d = b - a
+        t = np.clip((p - a) @ d / (d @ d), 0.0, 1.0)
+        best = min(best, float(np.linalg.norm(p - (a + t * d))))
+    return best
+
+
+def _visible(poly: np.ndarray, p: np.ndarray, q: np.ndarray) -> bool:
+    """True if the segment p-q does not enter the polygon's interior."""
+    for frac in np.linspace(0.05, 0.95, 19):
+        if _inside(poly, p + frac * (q - p)):
+            return False
+    m = len(poly)
+    for i in range(m):
+        if _proper_cross(p, q, poly[i], poly[(i + 1) % m]):
+            return False
+    return True
+
+
+def _proper_cross(p1, p2, q1, q2, eps: float = 1e-12) -> bool:
+    def orient(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    d1, d2 = orient(q1, q2, p1), orient(q1, q2, p2)
+    d3, d4 = orient(p1, p2, q1), orient(p1, p2, q2)
+    return d1 * d2 < -eps and d3 * d4 < -eps
+
+
+class FreeSpace:
+    """Shortest pusher paths around the T in the body frame; polygon and its visibility graph cached."""
+
+    def __init__(self, slider: TSlider = T_SLIDER, pusher: Pusher = PUSHER, clearance: float = 0.002):
+        self.poly = grown_polygon(slider, pusher.radius + clearance)
+        # Concave vertices never lie on a shortest path; keep the convex (chamfer) ones as graph nodes.
+        self.nodes = [v for v in self.poly if not self._is_concave(v)]
+        k = len(self.nodes)
+        self._node_edges = {i: [] for i in range(k)}
+        for i in range(k):
+            for j in range(i + 1, k):
+                if _visible(self.poly, self.nodes[i], self.nodes[j]):
+                    d = float(np.linalg.norm(self.nodes[i] - self.nodes[j]))
+                    self._node_edges[i].append((j, d))
+                    self._node_edges[j].append((i, d))
+
+    def _is_concave(self, v) -> bool:
+        m = len(self.poly)
+        i = next(i for i in range(m) if np.allclose(self.poly[i], v))
+        a, b = self.poly[i - 1], self.poly[(i + 1) % m]
+        return (v - a)[0] * (b - v)[1] - (v - a)[1] * (b - v)[0] < 0
+
+    def is_free(self, p) -> bool:
+        return not _inside(self.poly, np.asarray(p, dtype=float))
+
+    def shortest_path(self, start, goal) -> np.ndarray:
+        """(K, 2) polyline from start to goal (both must be outside the grown polygon)."""
+        start, goal = np.asarray(start, dtype=float), np.asarray(goal, dtype=float)
+        if _visible(self.poly, start, goal):
+            return np.array([start, goal])
+        k = len(self.nodes)
+        # Node ids: 0..k-1 polygon nodes, k = start, k+1 = goal.
+        pts = self.nodes + [start, goal]
+        edges = {i: list(e) for i, e in self._node_edges.items()}
+        edges[k], edges[k + 1] = [], []
+        for i in range(k):
+            for end in (k, k + 1):
+                if _visible(self.poly, pts[end], self.nodes[i]):
+                    d = float(np.linalg.norm(pts[end] - self.nodes[i]))
+                    edges[end].append((i, d))
+                    edges[i].append((end, d))
+        dist = {k: 0.0}
+        prev = {}
+        heap = [(0.0, k)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if u == k + 1:
+                break
+            if d > dist.get(u, math.inf):
+                continue
+            for w, dw in edges[u]:
+                nd = d + dw
+                if nd < dist.get(w, math.inf):
+                    dist[w], prev[w] = nd, u
+                    heapq.heappush(heap, (nd, w))
+        if k + 1 not in dist:
+            raise RuntimeError("no collision-free pusher path (start or goal inside the grown T?)")
+        path, u = [k + 1], k + 1
+        while u != k:
+            u = prev[u]
+            path.append(u)
+        return np.array([pts[i] for i in reversed(path)])
+
+
+def path_length(path: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())

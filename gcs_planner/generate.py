@@ -1,0 +1,229 @@
+"""Generate simulated demonstrations: plan each seeded start with GCS, replay it, append it to a store.
+
+Seeds: the k-th seed tried is `seed + k`, in order. A seed whose plan fails (or whose physics replay
+misses the goal, unless keep_failed_replays) is dropped and counted; generation stops once `num`
+demonstrations are kept, so the store holds the first `num` good seeds from `seed` on, in seed order.
+Re-running the same command resumes: seeds already in the store are skipped, and because results are
+written in seed order, an interrupted-then-resumed store equals an uninterrupted one. (Dropped seeds are
+not recorded, so a resumed run plans them again; they fail again, deterministically.)
+
+`generate_episode(seed, cfg)` is a plain function of (seed, config): it is what a cluster executor would run.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import multiprocessing
+import signal
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from gcs_planner.config import PlannerConfig
+from gcs_planner.planner import Planner
+from gcs_planner.replay import replay_kinematic, replay_physics
+from harness.data.configs import to_dict
+from harness.data.errors import ConfigError, DatasetError
+from sim_envs.initial_states import sample_initial_pose
+
+
+@dataclasses.dataclass
+class GenSimConfig:
+    num: int = 100                        # demonstrations to keep
+    seed: int = 0                         # first seed; seeds seed, seed + 1, ... are tried in order
+    env: str = "sim"                      # physics preset the demonstrations are observed (and replayed) in
+    replay: Literal["kinematic", "physics"] = "kinematic"  # slider follows the plan / moves by physics
+    workers: int = 2                      # processes (1 = run in this process)
+    images: bool = False                  # also record camera images
+    image_size: tuple[int, int] = (96, 96)  # (H, W) of recorded images
+    keep_failed_replays: bool = False     # keep physics replays that miss the goal (marked success=False)
+    stop_at_success: bool = True          # end an episode at the first step within the success tolerance
+    push_depth: float = 0.002             # physics replay: command this far (m) into the face while pushing
+    settle_steps: int = 10                # physics replay: control steps after the plan ends
+    max_seeds: int = 0                    # give up after trying this many seeds (0 = 2 * num + 20)
+    planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
+
+    def __post_init__(self):
+        if self.num < 1:
+            raise ValueError(f"num must be >= 1, got {self.num}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if min(self.image_size) < 8:
+            raise ValueError(f"image_size must be at least 8 x 8, got {self.image_size}")
+
+    @property
+    def source(self) -> str:
+        return f"gcs_{self.replay}"
+
+    @property
+    def seed_budget(self) -> int:
+        return self.max_seeds or 2 * self.num + 20
+
+
+# Settings that may differ between a run and its resumption without changing any episode.
+RESUME_FREE_KEYS = ("num", "workers", "max_seeds")
+
+
+@dataclasses.dataclass
+class EpisodeResult:
+    seed: int
+    status: str                  # kept / plan_failed / replay_missed
+    reason: str                  # why it was dropped ("" when kept)
+    data: dict | None
+    meta: dict | None
+    solve_time: float
+
+
+_CACHE: dict = {}
+
+
+def _tools(cfg: GenSimConfig):
+    """Planner and env for this process, built once per config."""
+    key = json.dumps(to_dict(cfg), sort_keys=True)
+    if key not in _CACHE:
+        from sim_envs.env import PushTEnv   # Drake scene: import only where episodes are made
+        _CACHE.clear()
+        env = PushTEnv(preset=cfg.env, image_size=tuple(cfg.image_size) if cfg.images else None)
+        _CACHE[key] = (Planner(cfg.planner), env)
+    return _CACHE[key]
+
+
+def generate_episode(seed: int, cfg: GenSimConfig) -> EpisodeResult:
+    """Plan the start pose of `seed`, replay it, and return the episode (or why it was dropped)."""
+    planner, env = _tools(cfg)
+    start = sample_initial_pose(seed)
+    result = planner.plan(start, {"seed": seed})
+    if not result.ok:
+        return EpisodeResult(seed, "plan_failed", f"plan: {result.failure}", None, None, result.solve_time)
+    plan = result.plan
+    if cfg.replay == "kinematic":
+        demo = replay_kinematic(plan, env, cfg.stop_at_success)
+    else:
+        demo = replay_physics(plan, env, seed, planner.faces, cfg.push_depth, cfg.settle_steps,
+                              cfg.stop_at_success)
+    meta = {
+        "seed": np.int64(seed), "start_x": float(start[0]), "start_y": float(start[1]),
+        "start_theta": float(start[2]), "plan_cost": float(plan.info["cost"]),
+        "solve_time": float(result.solve_time), "plan_duration": float(plan.duration),
+        "replay": cfg.replay, "success": bool(demo.reached_goal),
+    }
+    if not demo.reached_goal and not cfg.keep_failed_replays:
+        return EpisodeResult(seed, "replay_missed", f"replay: {demo.outcome}", None, meta, result.solve_time)
+    return EpisodeResult(seed, "kept", "", demo.data, meta, result.solve_time)
+
+
+@dataclasses.dataclass
+class Summary:
+    tried: int = 0
+    planned: int = 0
+    kept: int = 0
+    kept_before: int = 0                 # episodes already in the store when this run started
+    dropped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    elapsed: float = 0.0
+    plan_times: list = dataclasses.field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        t = np.array(self.plan_times) if self.plan_times else np.zeros(1)
+        per_min = self.tried / self.elapsed * 60 if self.elapsed > 0 else 0.0
+        out = [
+            f"seeds tried {self.tried}, planned {self.planned}, kept {self.kept} "
+            f"(store now holds {self.kept_before + self.kept})",
+            f"time {self.elapsed:.1f} s ({per_min:.1f} plans/min); plan solve time median {np.median(t):.2f} s, "
+            f"p90 {np.percentile(t, 90):.2f} s",
+        ]
+        if self.dropped:
+            out.append("dropped: " + ", ".join(f"{n} {r}" for r, n in self.dropped.most_common()))
+        return out
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent handles Ctrl-C and keeps finished work
+
+
+def _check_resumable(writer, cfg: GenSimConfig, path: Path) -> None:
+    old = dict(writer._root.attrs.get("generator", {}))
+    new = to_dict(cfg)
+    for key in sorted(set(old) | set(new)):
+        if key in RESUME_FREE_KEYS:
+            continue
+        if old.get(key) != new.get(key):
+            raise DatasetError(path, f"attrs.generator.{key}",
+                               f"store was generated with {old.get(key)!r}, this run has {new.get(key)!r}; "
+                               "use another --out or the same settings")
+
+
+def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
+    """Fill the store at `out` up to cfg.num episodes (resuming), in parallel; Ctrl-C keeps finished work."""
+    from harness.data.writer import EpisodeWriter
+    from sim_envs.config import load_preset
+    from tqdm import tqdm
+
+    path = Path(out)
+    physics = load_preset(cfg.env)
+    try:
+        writer = EpisodeWriter(path, domain="sim", source=cfg.source, env=cfg.env,
+                               env_params=dataclasses.asdict(physics), generator=to_dict(cfg))
+    except ValueError as exc:
+        raise DatasetError(path, None, str(exc)) from None
+    _check_resumable(writer, cfg, path)
+    done = {int(s) for s in writer.meta("seed")}
+    summary = Summary(kept_before=writer.n_episodes)
+    todo = [s for s in range(cfg.seed, cfg.seed + cfg.seed_budget) if s not in done]
+    if writer.n_episodes >= cfg.num:
+        return summary
+    bar = tqdm(total=cfg.num, initial=writer.n_episodes, unit="demo", disable=not progress,
+               desc=f"gen-sim {cfg.replay}")
+    t0 = time.perf_counter()
+    pool = None
+    try:
+        if cfg.workers == 1:
+            results = (generate_episode(s, cfg) for s in todo)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ctx.Pool(cfg.workers, initializer=_ignore_sigint)
+            results = pool.imap(_Worker(cfg), todo, chunksize=1)
+        for res in results:
+            summary.tried += 1
+            summary.plan_times.append(res.solve_time)
+            if res.status != "plan_failed":
+                summary.planned += 1
+            if res.status == "kept":
+                writer.add_episode(res.data, res.meta)
+                summary.kept += 1
+                bar.update(1)
+            else:
+                summary.dropped[res.reason] += 1
+            elapsed = time.perf_counter() - t0
+            bar.set_postfix(plans_per_min=f"{summary.tried / elapsed * 60:.1f}",
+                            yield_=f"{summary.kept / summary.tried:.0%}")
+            if summary.kept_before + summary.kept >= cfg.num:
+                break
+    finally:
+        summary.elapsed = time.perf_counter() - t0
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return summary
+
+
+class _Worker:
+    """Picklable callable for Pool.imap: generate_episode with the config bound."""
+
+    def __init__(self, cfg: GenSimConfig):
+        self.cfg = cfg
+
+    def __call__(self, seed: int) -> EpisodeResult:
+        return generate_episode(seed, self.cfg)
+
+
+def check_out_path(path) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError("--out", None, f"{path} exists and is not a dataset store folder")
+    return path

@@ -1,0 +1,302 @@
+"""The noise-level classifier and `annotate`: at which noise level does sim stop looking like clean data?
+
+A classifier c(x_sigma, sigma, obs) -> P(corrupt) is trained on action chunks of both kinds, noised to
+every level (x_sigma = x + sigma z, sigma = 0 included), with balanced batches. Its held-out balanced
+accuracy against sigma is the "how far apart are the two action distributions at this scale" curve.
+Every corrupt window then gets sigma_min: the smallest sigma on a grid from which on the classifier's mean
+P(corrupt) over K noise draws stays <= 0.5 + eps, i.e. noise at that level has made the window look clean.
+The trainer uses sigma_min as the window's sigma_n (ambient) or sigma_min (truncated).
+
+Caveat of conditioning on obs (use_obs, on by default as the issue asks): if the observations alone give
+the domain away, P(corrupt) need not fall at any sigma; use_obs=false classifies the action chunk only.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.annotations import AnnotatedDataset, Annotations, write_annotations
+from harness.data.atomic import atomic_path, atomic_write_text
+from harness.data.configs import to_dict
+from harness.data.errors import ConfigError
+from harness.data.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows, split_episodes
+from harness.network import FiLMResBlock, NoiseEmbedding
+from harness.normalizer import Normalizer
+from harness.train_config import DatasetSpec
+from harness.training_data import load_dataset
+
+# Classifier input: the noise level enters as ln(max(sigma, floor)) so that sigma = 0 is a finite input.
+_SIGMA_FLOOR = 1e-3
+
+
+@dataclasses.dataclass
+class AnnotateConfig:
+    n_obs: int = 2                  # must match the trainer's data.n_obs
+    horizon: int = 16               # ... data.horizon
+    n_action: int = 8               # ... data.n_action
+    use_obs: bool = True            # condition the classifier on the observation history
+    widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # conv widths
+    noise_dim: int = 32             # noise-level embedding width
+    steps: int = 3000               # optimizer steps
+    batch_size: int = 256           # half clean, half corrupt
+    lr: float = 1e-3                # AdamW learning rate
+    weight_decay: float = 1e-4      # AdamW weight decay
+    val_fraction: float = 0.2       # held-out episodes (per dataset) for the accuracy curve
+    val_windows: int = 2000         # held-out windows per class for the accuracy curve
+    sigma_lo: float = 0.005         # smallest nonzero grid sigma (normalized action units)
+    sigma_hi: float = 5.0           # largest grid sigma
+    grid_size: int = 32             # nonzero grid points (log-spaced); sigma = 0 is added in front
+    p_zero: float = 0.1             # fraction of training samples at sigma = 0
+    k_draws: int = 8                # noise draws per window and sigma when annotating
+    eps: float = 0.05               # sigma_min: first sigma where mean P(corrupt) stays <= 0.5 + eps
+    annotate_batch: int = 4096      # windows per forward pass when annotating
+    seed: int = 0                   # everything random derives from this
+    device: str = "auto"            # auto | cpu | cuda
+    progress: bool = True           # tqdm progress bars
+
+    def __post_init__(self):
+        WindowSpec(self.n_obs, self.horizon, self.n_action)
+        if not 0 < self.sigma_lo < self.sigma_hi:
+            raise ValueError("need 0 < sigma_lo < sigma_hi")
+        if not 0 <= self.eps < 0.5:
+            raise ValueError("eps must be in [0, 0.5)")
+
+    def sigma_grid(self) -> np.ndarray:
+        return np.concatenate([[0.0], np.geomspace(self.sigma_lo, self.sigma_hi, self.grid_size)])
+
+
+class NoiseLevelClassifier(nn.Module):
+    """Logit of P(corrupt | x_sigma, sigma, obs); x_sigma (B, T, 2), sigma (B,), obs (B, n_obs, 6)."""
+
+    def __init__(self, n_obs: int, sigma_data: float, widths=(32, 64), noise_dim: int = 32, use_obs: bool = True):
+        super().__init__()
+        self.sigma_data, self.use_obs = float(sigma_data), use_obs
+        self.noise_emb = NoiseEmbedding(noise_dim)
+        film = noise_dim + (n_obs * OBS_DIM if use_obs else 0)
+        dims = [ACTION_DIM, *widths]
+        self.blocks = nn.ModuleList(FiLMResBlock(a, b, film, 5, 8) for a, b in zip(dims[:-1], dims[1:]))
+        self.head = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.Mish(), nn.Linear(widths[-1], 1))
+
+    def forward(self, x_sigma, sigma, obs):
+        sigma = sigma.float()
+        scale = (sigma ** 2 + self.sigma_data ** 2).rsqrt()[:, None, None]   # unit-variance input
+        c_noise = sigma.clamp_min(_SIGMA_FLOOR).log() / 4
+        cond = self.noise_emb(c_noise)
+        if self.use_obs:
+            cond = torch.cat([cond, obs.flatten(1)], dim=-1)
+        h = (x_sigma * scale).transpose(1, 2)  # (B, 2, T)
+        for block in self.blocks:
+            h = block(h, cond)
+        return self.head(h.mean(dim=2)).squeeze(-1)  # (B,)
+
+
+@dataclasses.dataclass
+class _Windows:
+    """Normalized windows of one class: obs (N, n_obs, 6), action (N, T, 2)."""
+    obs: np.ndarray
+    action: np.ndarray
+
+
+def _load(paths, role, spec, cfg) -> list:
+    raws = [load_dataset(DatasetSpec(str(p), role=role), False, Path(p).stem) for p in paths]
+    for i, raw in enumerate(raws):
+        raw.train_episodes, raw.val_episodes = split_episodes(len(raw.episode_ends), cfg.val_fraction,
+                                                              cfg.seed * 1000 + i + (0 if role == "clean" else 500))
+    return raws
+
+
+def _windows(raws, spec, normalizer, which: str) -> _Windows:
+    obs, act = [], []
+    for raw in raws:
+        w = make_windows(raw.episode_ends, spec)
+        rows = w.select_episodes(getattr(raw, f"{which}_episodes")) if which != "all" else np.arange(len(w))
+        steps = w.steps(rows)
+        obs.append(normalizer.obs.normalize(raw.obs)[steps[:, : spec.n_obs]])
+        act.append(normalizer.action.normalize(raw.action)[steps])
+    return _Windows(np.concatenate(obs).astype(np.float32), np.concatenate(act).astype(np.float32))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_classifier(clean: _Windows, corrupt: _Windows, cfg: AnnotateConfig, sigma_data: float,
+                     device) -> NoiseLevelClassifier:
+    """Balanced batches, sigma = 0 with prob p_zero else log-uniform on [sigma_lo, sigma_hi], BCE."""
+    torch.manual_seed(cfg.seed)
+    model = NoiseLevelClassifier(cfg.n_obs, sigma_data, cfg.widths, cfg.noise_dim, cfg.use_obs).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    rng = np.random.default_rng([cfg.seed, 0xC1A])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    half = cfg.batch_size // 2
+    steps = range(cfg.steps)
+    if cfg.progress:
+        from tqdm import tqdm
+        steps = tqdm(steps, desc="classifier", dynamic_ncols=True)
+    for _ in steps:
+        ic = rng.integers(0, len(clean.action), half)
+        ir = rng.integers(0, len(corrupt.action), half)
+        x = torch.from_numpy(np.concatenate([clean.action[ic], corrupt.action[ir]])).to(device)
+        obs = torch.from_numpy(np.concatenate([clean.obs[ic], corrupt.obs[ir]])).to(device)
+        label = torch.cat([torch.zeros(half), torch.ones(half)]).to(device)
+        sigma = np.exp(rng.uniform(np.log(cfg.sigma_lo), np.log(cfg.sigma_hi), 2 * half))
+        sigma[rng.random(2 * half) < cfg.p_zero] = 0.0
+        sigma_t = torch.from_numpy(sigma.astype(np.float32)).to(device)
+        x_sigma = x + sigma_t[:, None, None] * torch.randn(x.shape, generator=gen).to(device)
+        loss = nn.functional.binary_cross_entropy_with_logits(model(x_sigma, sigma_t, obs), label)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if cfg.progress:
+            steps.set_postfix(loss=f"{loss.item():.3f}")
+    return model.eval()
+
+
+@torch.no_grad()
+def mean_p_corrupt(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: int, device, seed: int,
+                   progress: bool = False) -> np.ndarray:
+    """(N, G): mean over k_draws noise draws of P(corrupt) for every window at every grid sigma."""
+    gen = torch.Generator().manual_seed(seed)
+    out = np.zeros((len(w.action), len(grid)), np.float32)
+    starts = range(0, len(w.action), batch)
+    if progress:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc="annotate", dynamic_ncols=True)
+    for s in starts:
+        x = torch.from_numpy(w.action[s: s + batch]).to(device)
+        obs = torch.from_numpy(w.obs[s: s + batch]).to(device)
+        for j, sig in enumerate(grid):
+            sigma = torch.full((len(x),), float(sig), device=device)
+            p = torch.zeros(len(x), device=device)
+            for _ in range(k_draws if sig > 0 else 1):  # no noise: one draw is exact
+                x_sigma = x + sig * torch.randn(x.shape, generator=gen).to(device)
+                p += torch.sigmoid(model(x_sigma, sigma, obs))
+            out[s: s + batch, j] = (p / (k_draws if sig > 0 else 1)).cpu().numpy()
+    return out
+
+
+def sigma_min_from_p(p: np.ndarray, grid: np.ndarray, eps: float) -> np.ndarray:
+    """(N,) smallest grid sigma from which on p <= 0.5 + eps at every larger grid sigma; inf if never."""
+    ok = p <= 0.5 + eps                                    # (N, G)
+    # stays_ok[:, j] = ok at j and at every j' > j
+    stays_ok = np.flip(np.cumprod(np.flip(ok, axis=1), axis=1), axis=1).astype(bool)
+    first = np.argmax(stays_ok, axis=1)
+    return np.where(stays_ok.any(axis=1), grid[first], np.inf)
+
+
+def balanced_accuracy(p_clean: np.ndarray, p_corrupt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per grid sigma: (balanced accuracy, accuracy on clean, accuracy on corrupt); inputs (N, G)."""
+    acc_clean = (p_clean < 0.5).mean(axis=0)
+    acc_corrupt = (p_corrupt >= 0.5).mean(axis=0)
+    return (acc_clean + acc_corrupt) / 2, acc_clean, acc_corrupt
+
+
+def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None) -> Path:
+    """Train the classifier, write the annotations store `out` plus accuracy CSV and plots beside it."""
+    cfg = cfg or AnnotateConfig()
+    if not clean_paths or not corrupt_paths:
+        raise ConfigError("annotate", "--clean/--corrupt", "need at least one clean and one corrupt store")
+    out = Path(out)
+    spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
+    device = _device(cfg.device)
+    clean_raws = _load(clean_paths, "clean", spec, cfg)
+    corrupt_raws = _load(corrupt_paths, "corrupt", spec, cfg)
+    everything = clean_raws + corrupt_raws
+    normalizer = Normalizer.fit(np.concatenate([r.obs for r in everything]),
+                                np.concatenate([r.action for r in everything]))
+    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action) for r in everything])))
+
+    model = train_classifier(_windows(clean_raws, spec, normalizer, "train"),
+                             _windows(corrupt_raws, spec, normalizer, "train"), cfg, sigma_data, device)
+
+    grid = cfg.sigma_grid()
+    rng = np.random.default_rng([cfg.seed, 0xAC])
+    val = {}
+    for name, raws in (("clean", clean_raws), ("corrupt", corrupt_raws)):
+        w = _windows(raws, spec, normalizer, "val")
+        if len(w.action) == 0:  # too few episodes to hold any out: measure on training windows
+            w = _windows(raws, spec, normalizer, "train")
+        keep = rng.choice(len(w.action), size=min(cfg.val_windows, len(w.action)), replace=False)
+        val[name] = mean_p_corrupt(model, _Windows(w.obs[keep], w.action[keep]), grid, 1, cfg.annotate_batch,
+                                   device, cfg.seed + 1)
+    accuracy, acc_clean, acc_corrupt = balanced_accuracy(val["clean"], val["corrupt"])
+
+    datasets = []
+    for i, raw in enumerate(corrupt_raws):
+        windows = make_windows(raw.episode_ends, spec)
+        w = _windows([raw], spec, normalizer, "all")
+        p = mean_p_corrupt(model, w, grid, cfg.k_draws, cfg.annotate_batch, device, cfg.seed + 2 + i,
+                           cfg.progress)
+        datasets.append(AnnotatedDataset(str(Path(raw.path).resolve()), len(raw.episode_ends), windows.episode,
+                                         windows.t0, sigma_min_from_p(p, grid, cfg.eps), p))
+    ann = Annotations(spec, grid, accuracy, datasets, normalizer.action.state(),
+                      {"eps": cfg.eps, "k_draws": cfg.k_draws, "config": to_dict(cfg),
+                       "clean_paths": [str(Path(p).resolve()) for p in clean_paths],
+                       "corrupt_paths": [str(Path(p).resolve()) for p in corrupt_paths],
+                       "sigma_data": sigma_data})
+    write_annotations(out, ann)
+    _write_reports(out, grid, accuracy, acc_clean, acc_corrupt, np.concatenate([d.sigma_min for d in datasets]))
+    return out
+
+
+def report_paths(out: Path) -> dict[str, Path]:
+    stem = out.name.removesuffix(".zarr")
+    return {k: out.with_name(f"{stem}.{k}") for k in ("accuracy.csv", "accuracy.png", "sigma_min_hist.png")}
+
+
+def sigma_min_summary(sigma_min: np.ndarray, grid: np.ndarray) -> list[str]:
+    """Text histogram of sigma_min over grid values (plus 'never'), and the fraction at 0."""
+    lines = [f"windows {len(sigma_min)}   sigma_min = 0: {np.mean(sigma_min == 0):.1%}   "
+             f"never (inf): {np.mean(np.isinf(sigma_min)):.1%}   median {np.median(sigma_min):.4g}"]
+    values, counts = np.unique(sigma_min, return_counts=True)
+    for v, c in zip(values, counts):
+        lines.append(f"  sigma_min {v:>9.4g}  {c:>8d}  {'#' * int(round(40 * c / len(sigma_min)))}")
+    return lines
+
+
+def _write_reports(out: Path, grid, accuracy, acc_clean, acc_corrupt, sigma_min) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = report_paths(out)
+    rows = ["sigma,balanced_accuracy,accuracy_clean,accuracy_corrupt"]
+    rows += [f"{s:.6g},{a:.6f},{c:.6f},{r:.6f}" for s, a, c, r in zip(grid, accuracy, acc_clean, acc_corrupt)]
+    atomic_write_text(paths["accuracy.csv"], "\n".join(rows) + "\n")
+
+    x = np.where(grid > 0, grid, grid[1] / 2)  # draw sigma = 0 half a step left of the first grid point
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogx(x, accuracy, "o-", label="balanced")
+    ax.semilogx(x, acc_clean, ".--", label="on clean")
+    ax.semilogx(x, acc_corrupt, ".--", label="on corrupt")
+    ax.axhline(0.5, color="gray", lw=0.8)
+    ax.set_xlabel("sigma (normalized action units; leftmost point = 0)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title("clean-vs-corrupt classifier")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(paths["accuracy.png"]) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    finite = sigma_min[np.isfinite(sigma_min)]
+    bins = np.concatenate([[0], np.sqrt(grid[1:-1] * grid[2:]), [grid[-1] * 1.5]])
+    ax.hist(np.where(finite > 0, finite, grid[1] / 2), bins=np.concatenate([[grid[1] / 4], bins[1:]]))
+    ax.set_xscale("log")
+    ax.set_xlabel("sigma_min per corrupt window (leftmost bar = 0)")
+    ax.set_ylabel("windows")
+    ax.set_title(f"sigma_min: {np.mean(sigma_min == 0):.0%} at 0, {np.mean(np.isinf(sigma_min)):.0%} never")
+    fig.tight_layout()
+    with atomic_path(paths["sigma_min_hist.png"]) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,35 @@
+"""`cotrain compare EXPERIMENT.yaml [key=value ...]`: run (or resume) a whole comparison study."""
+from __future__ import annotations
+
+HELP = "run a comparison study from an experiment YAML; table and plots under results/<study>/"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("experiment", help="experiment YAML (see experiments/)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="study overrides, e.g. eval.trials=50 seeds=[0] train.run.steps=500")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rewrite the table and plots from the runs that have finished")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from harness.experiment import load_study, run_study, report_only
+
+    cfg = load_study(args.experiment, args.overrides)
+    return _finish(report_only(cfg) if args.report_only else run_study(cfg, progress=not args.no_progress))
+
+
+def _finish(result) -> int:
+    """Print the table and the files; exit status 1 if any job failed (the others are kept)."""
+    if result.table_markdown:
+        print()
+        print(result.table_markdown)
+    for path in result.files:
+        print(f"written    {path}")
+    for job in result.failed:
+        print(f"failed     {job.key}: {job.error.splitlines()[0]}")
+    if result.failed:
+        print("re-run the same command to retry the failed jobs; finished work is kept")
+        return 1
+    return 0

@@ -1,0 +1,55 @@
+"""`cotrain eval CHECKPOINT --env target --trials 200 --seed 0`: closed-loop success rate in Drake."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HELP = "closed-loop evaluation of a checkpoint in a Drake env preset (success rate with a Wilson interval)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="policy checkpoint (.pt), or 'scripted' for the built-in scripted policy")
+    parser.add_argument("--env", default="target", help="physics preset to evaluate in (default target)")
+    parser.add_argument("--trials", type=int, default=200, help="number of trials (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="trial i starts from seed + i (default 0)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="end trials as timeout after this long (default: the task's 75 s)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default <run>/eval/<env>-s<seed>-n<trials> beside the checkpoint)")
+    parser.add_argument("--n-envs", type=int, default=10, help="environments stepped in lockstep per worker")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes (default: up to 2)")
+    parser.add_argument("--device", default="cpu", help="torch device for the policy (default cpu)")
+    parser.add_argument("--record", type=int, default=0, metavar="N",
+                        help="save the first N rollouts as Meshcat HTML and videos")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from eval.evaluation import EvalSpec, default_out_dir, run_eval
+    from harness.data.errors import UserError
+
+    for flag in ("trials", "n_envs", "workers"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if args.record < 0:
+        raise UserError(f"--record must be >= 0, got {args.record}")
+    _check_env(args.env)
+    checkpoint = args.checkpoint if args.checkpoint == "scripted" else str(Path(args.checkpoint))
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise UserError(f"--time-limit must be > 0, got {args.time_limit}")
+    spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
+                    time_limit=args.time_limit)
+    out = Path(args.out) if args.out else (Path("runs/scripted/eval") / f"{args.env}-s{args.seed}-n{args.trials}"
+                                           if checkpoint == "scripted" else default_out_dir(checkpoint, spec))
+    summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=args.device,
+                       record=args.record, progress=not args.no_progress)
+    print("\n".join(summary.lines()))
+    print(f"written    {out}/summary.json, trials.csv")
+    return 0
+
+
+def _check_env(name: str) -> None:
+    """Fail early (before spawning workers) on an unknown preset; load_preset raises a UserError."""
+    from sim_envs.config import load_preset
+    load_preset(name)

@@ -1,0 +1,37 @@
+"""`cotrain gen-teleop --num 50 --env target --out data/target.zarr`: scripted human-like teleop demos."""
+from __future__ import annotations
+
+from harness.data.configs import load_config
+from harness.data.errors import UserError
+
+HELP = "generate clean demos with the scripted human-like teleoperator (resumable)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--num", type=int, required=True, help="episodes in the job: seeds seed-start .. seed-start+num-1")
+    parser.add_argument("--env", default=None, help="physics preset (default: the config's, 'target')")
+    parser.add_argument("--out", required=True, help="output store (.zarr folder); re-running resumes it")
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--config", default=None, help="YAML teleoperator config (strategy, human traits)")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="also record top-down camera images of this size")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides, e.g. human.pause_prob=0 strategy.push_speed_max=0.05")
+
+
+def run(args) -> int:
+    from real_data.teleop.generate import generate
+    from real_data.teleop.scripted import TeleopConfig
+
+    if args.num < 1 or args.workers < 1:
+        raise UserError("--num and --workers must be at least 1")
+    overrides = list(args.overrides)
+    if args.env is not None:
+        overrides.append(f"env={args.env}")
+    if args.image_size is not None:
+        overrides.append(f"image_size=[{args.image_size[0]}, {args.image_size[1]}]")
+    config = load_config(TeleopConfig, args.config, overrides)
+    summary = generate(args.out, args.num, config, seed_start=args.seed_start, workers=args.workers)
+    print("\n".join(summary.lines()))
+    return 0

@@ -1,0 +1,24 @@
+"""`cotrain import SRC --format FORMAT --out data/real.zarr [--map mapping.yaml]`: real robot logs -> dataset."""
+from __future__ import annotations
+
+from tqdm import tqdm
+
+from real_data.importers import FORMATS, import_logs
+
+HELP = "convert real robot logs (diffusion-policy zarr, LeRobot) into the dataset format"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("src", help="source: a zarr ReplayBuffer folder or .zarr.zip, or a LeRobot dataset folder")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="layout of the source")
+    parser.add_argument("--out", required=True, help="output store (.zarr folder); must not exist unless --overwrite")
+    parser.add_argument("--map", dest="mapping", default=None,
+                        help="YAML mapping: source keys for agent_pos, slider_pose, action, image; rate_hz")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output store")
+
+
+def run(args) -> int:
+    summary = import_logs(args.src, args.format, args.out, mapping_path=args.mapping, overwrite=args.overwrite,
+                          progress=tqdm)
+    print("\n".join(summary.lines()))
+    return 0

@@ -1,0 +1,20 @@
+"""`cotrain train CONFIG [key=value ...]`: train one policy (resumes an interrupted run in out_dir)."""
+from __future__ import annotations
+
+HELP = "train a diffusion policy (cotrain / ambient / truncated objectives) from a YAML config"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", help="train config YAML (see configs/train_*.yaml)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. run.steps=2000 objective.alpha=0.5")
+
+
+def run(args) -> int:
+    from harness.data.configs import load_config
+    from harness.train_config import TrainConfig
+    from harness.training import train
+
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    path = train(cfg)
+    print(f"checkpoint {path}")
+    return 0

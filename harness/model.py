@@ -1,0 +1,44 @@
+"""The policy network: observation encoder + EDM denoiser over the action chunk.
+
+The observation history (B, n_obs, 6) low-dim features, plus per-step image features when images are
+used, is flattened into one conditioning vector (B, n_obs * (6 + F_img)) for the U-Net's FiLM layers.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.data.windows import ACTION_DIM, OBS_DIM
+from harness.diffusion import EDM, Denoiser
+from harness.network import TemporalUnet
+from harness.train_config import PolicyConfig
+from harness.vision import ImageEncoder
+
+
+class PolicyNet(nn.Module):
+    def __init__(self, cfg: PolicyConfig, n_obs: int, edm: EDM, use_image: bool = False):
+        super().__init__()
+        self.image_encoder = ImageEncoder(cfg.image.widths, cfg.image.feature_dim, cfg.n_groups) \
+            if use_image else None
+        per_step = OBS_DIM + (cfg.image.feature_dim if use_image else 0)
+        unet = TemporalUnet(ACTION_DIM, n_obs * per_step, cfg.down_dims, cfg.noise_dim, cfg.kernel_size,
+                            cfg.n_groups)
+        self.denoiser = Denoiser(unet, edm)
+
+    def encode(self, obs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        """obs (B, n_obs, 6) [image (B, n_obs, H, W, 3) uint8] -> cond (B, C)."""
+        feats = obs
+        if self.image_encoder is not None:
+            b, n = image.shape[:2]
+            img = self.image_encoder(image.flatten(0, 1)).view(b, n, -1)  # (B, n_obs, F)
+            feats = torch.cat([obs, img], dim=-1)
+        return feats.flatten(1)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, obs: torch.Tensor,
+                image: torch.Tensor | None = None) -> torch.Tensor:
+        """D(x, sigma | obs): (B, T, 2)."""
+        return self.denoiser(x, sigma, self.encode(obs, image))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,425 @@
+"""The one training loop for every method: `train(cfg) -> checkpoint path`.
+
+Per step: the source sampler draws sigma, then a valid source per sample (sources.py); the batch is gathered
+from the in-memory pools (training_data.py); the method's objective gives per-sample losses
+(objectives.py); AdamW with warm-up + cosine schedule, gradient clipping, EMA weights.
+
+Run folder (cfg.out_dir): config.yaml (resolved), metrics.csv, tensorboard/, checkpoints/latest.pt (every
+run.checkpoint_every steps, on Ctrl-C, at the end), checkpoints/final.pt, and `done` when finished. A
+checkpoint holds model, EMA, optimizer, scheduler, the sampler's numpy Generator state and the torch noise
+Generator state of every rank, so a resumed run draws exactly the batches and noise the uninterrupted
+run would have drawn: on CPU the loss curve continues bit for bit.
+
+Distributed: launched by `torchrun --nproc_per_node N cotrain train ...`, every rank draws its own
+batch_size / N samples from its own seeded generators; DDP averages gradients (gloo on CPU, nccl on CUDA).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.data.atomic import atomic_path, atomic_write_text
+from harness.data.configs import save_config, to_dict
+from harness.data.errors import ConfigError
+from harness.diffusion import EDM
+from harness.model import PolicyNet
+from harness.objectives import LossBatch, Objective
+from harness.sources import SourceSampler
+from harness.train_config import TrainConfig
+from harness.training_data import TrainingData, build
+
+CHECKPOINT_FORMAT = "cotrain-policy-v1"
+# Config keys that may change between an interrupted run and its resume without changing the result.
+_RESUME_IGNORED = {"out_dir", "run.progress", "run.compile", "run.checkpoint_every"}
+# Validation noise levels: 8 quantiles of the training log-normal.
+_VAL_QUANTILES = (np.arange(8) + 0.5) / 8
+
+
+# ---------------------------------------------------------------- small pieces
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config", "device", "cuda requested but torch sees no CUDA device")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(name)
+
+
+def warmup_cosine(warmup: int, total: int):
+    """lr factor: linear from 0 to 1 over `warmup` steps, then cosine down to 0 at `total`."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, step: int, cap: float) -> None:
+    """EMA with a warm-up: decay = min(cap, (1 + step) / (10 + step)), so early weights fade fast."""
+    decay = min(cap, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, EDM]:
+    d = cfg.diffusion
+    edm = EDM(sigma_data, d.P_mean, d.P_std, d.sigma_min, d.sigma_max, d.rho)
+    return PolicyNet(cfg.policy, cfg.data.n_obs, edm, cfg.data.use_image), edm
+
+
+def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
+    """Gather the drawn windows from the pools into one batch: obs (B, n_obs, 6), action (B, T, 2), ..."""
+    b = len(draw.sigma)
+    spec = data.spec
+    obs = np.empty((b, spec.n_obs, 6), np.float32)
+    act = np.empty((b, spec.horizon, 2), np.float32)
+    img = np.empty((b, spec.n_obs, *data.image_shape), np.uint8) if data.image_shape else None
+    for role, mask in (("clean", ~draw.corrupt), ("corrupt", draw.corrupt)):
+        if not mask.any():
+            continue
+        pool = data.pools[role]
+        got = pool.gather(pool.train_rows[draw.index[mask]])
+        obs[mask], act[mask] = got["obs"], got["action"]
+        if img is not None:
+            img[mask] = got["image"]
+    out = {
+        "obs": torch.from_numpy(obs).to(device),
+        "action": torch.from_numpy(act).to(device),
+        "sigma": torch.from_numpy(draw.sigma.astype(np.float32)).to(device),
+        "corrupt": torch.from_numpy(draw.corrupt).to(device),
+        "sigma_n": torch.from_numpy(draw.sigma_min.astype(np.float32)).to(device),
+    }
+    out["image"] = torch.from_numpy(img).to(device) if img is not None else None
+    return out
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        name = f"{prefix}{k}"
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            keys += _config_diff(a[k], b[k], name + ".")
+        elif a.get(k) != b.get(k) and name not in _RESUME_IGNORED:
+            keys.append(name)
+    return keys
+
+
+class _StopFlag:
+    """Ctrl-C / SIGTERM set a flag that the loop checks between steps, so a checkpoint is never taken
+    in the middle of an optimizer update."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------- the trainer
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = resolve_device(cfg.device)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+        if cfg.optim.batch_size % self.world:
+            raise ConfigError("config", "optim.batch_size", f"must be divisible by the {self.world} ranks")
+        self.local_batch = cfg.optim.batch_size // self.world
+        self.is_main = self.rank == 0
+
+        self.data = build(cfg)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
+        self.model, self.edm = build_model(cfg, self.data.sigma_data)
+        self.model.to(self.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.objective = Objective(cfg.objective.method, self.edm, cfg.objective.contract)
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                     weight_decay=o.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, warmup_cosine(o.warmup_steps, cfg.run.steps))
+        self.rng = np.random.default_rng([cfg.seed, self.rank, 0x5A])
+        self.gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
+        self.step = 0
+        self.accum = {"loss": 0.0, "loss_clean": 0.0, "n_clean": 0, "loss_corrupt": 0.0, "n_corrupt": 0,
+                      "n_ambient": 0, "n": 0, "steps": 0}
+
+        self.train_model = self.model
+        if self.world > 1:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.run.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if self.device.type == "cuda" and cfg.run.bf16 else contextlib.nullcontext())
+
+    # ---- paths
+    @property
+    def latest(self) -> Path:
+        return self.out / "checkpoints" / "latest.pt"
+
+    @property
+    def final(self) -> Path:
+        return self.out / "checkpoints" / "final.pt"
+
+    # ---- one optimizer step
+    def train_step(self) -> dict:
+        draw = self.data.sampler.sample(self.local_batch, self.rng)
+        b = batch_tensors(self.data, draw, self.device)
+        model = self.train_model
+
+        def denoise(x_t, sigma):
+            return model(x_t, sigma, b["obs"], b["image"])
+
+        with self.autocast:
+            out = self.objective(denoise, LossBatch(b["action"], b["sigma"], b["corrupt"], b["sigma_n"]), self.gen)
+        loss = out.loss.float().mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.cfg.optim.grad_clip
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
+        self.opt.step()
+        self.sched.step()
+        ema_update(self.ema, self.model, self.step, self.cfg.optim.ema_decay)
+        self.step += 1
+        per = out.loss.detach().float()
+        corrupt = b["corrupt"]
+        return {"loss": loss.item(), "loss_clean": float(per[~corrupt].sum()), "n_clean": int((~corrupt).sum()),
+                "loss_corrupt": float(per[corrupt].sum()), "n_corrupt": int(corrupt.sum()),
+                "n_ambient": int(out.ambient.sum()), "n": len(per), "grad_norm": float(grad_norm)}
+
+    # ---- validation: plain EDM loss of the EMA model on held-out windows, fixed sigmas and noise
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from scipy.stats import norm
+        p = self.cfg.diffusion
+        sigmas = np.exp(p.P_mean + p.P_std * norm.ppf(_VAL_QUANTILES))
+        result = {}
+        for name, (role, rows) in self.data.val.items():
+            got = self.data.gather(role, rows)
+            gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+            total = 0.0
+            for s in sigmas:
+                x0 = torch.from_numpy(got["action"]).to(self.device)
+                obs = torch.from_numpy(got["obs"]).to(self.device)
+                img = torch.from_numpy(got["image"]).to(self.device) if "image" in got else None
+                z = torch.randn(x0.shape, generator=gen).to(self.device)
+                sigma = torch.full((len(x0),), float(s), device=self.device)
+                with self.autocast:
+                    h = self.ema(x0 + s * z, sigma, obs, img).float()
+                total += float((self.edm.loss_weight(sigma) * (h - x0).pow(2).flatten(1).mean(1)).mean())
+            result[f"val_{name}"] = total / len(sigmas)
+        return result
+
+    # ---- checkpoints
+    def _gather_rng(self) -> tuple[list, list]:
+        mine = (SourceSampler.rng_state(self.rng), self.gen.get_state())
+        if self.world == 1:
+            return [mine[0]], [mine[1]]
+        everyone = [None] * self.world
+        torch.distributed.all_gather_object(everyone, mine)
+        return [e[0] for e in everyone], [e[1] for e in everyone]
+
+    def state(self) -> dict:
+        np_states, torch_states = self._gather_rng()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": to_dict(self.cfg),
+            "step": self.step,
+            "world_size": self.world,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng_numpy": np_states,
+            "rng_torch": torch_states,
+            "accum": dict(self.accum),
+            "normalizer": self.data.normalizer.state(),
+            "sigma_data": self.data.sigma_data,
+            "image_shape": list(self.data.image_shape) if self.data.image_shape else None,
+        }
+
+    def save(self, path: Path) -> None:
+        state = self.state()  # collective when distributed: every rank calls it
+        if self.is_main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                torch.save(state, tmp)
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def load(self, path: Path) -> None:
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        diff = _config_diff(ckpt["config"], to_dict(self.cfg))
+        if diff:
+            raise ConfigError(path, diff[0], "differs from the interrupted run's config; use a new out_dir "
+                              "or delete the run folder to start over")
+        if ckpt["world_size"] != self.world:
+            raise ConfigError(path, "world_size", f"saved with {ckpt['world_size']} ranks, resumed with "
+                              f"{self.world}; resume with the same number")
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.rng = SourceSampler.restore_rng(ckpt["rng_numpy"][self.rank])
+        self.gen.set_state(ckpt["rng_torch"][self.rank].cpu())
+        self.accum = dict(ckpt["accum"])
+        self.step = int(ckpt["step"])
+
+    # ---- logs
+    def _columns(self) -> list[str]:
+        return ["step", "lr", "loss", "loss_clean", "loss_corrupt", "frac_corrupt", "frac_ambient",
+                "grad_norm", "samples_per_s", *[f"val_{n}" for n in self.data.val]]
+
+    def _open_csv(self):
+        path = self.out / "metrics.csv"
+        rows = []
+        if path.exists():  # keep the rows up to the checkpoint we resume from
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        cols = self._columns()
+        text = ",".join(cols) + "\n" + "".join(",".join(str(r.get(c, "")) for c in cols) + "\n" for r in rows)
+        atomic_write_text(path, text)
+        return open(path, "a", newline="")
+
+    # ---- main loop
+    def fit(self, stop_after: int | None = None) -> Path:
+        cfg = self.cfg
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        if self.latest.exists():
+            self.load(self.latest)
+        elif self.is_main:
+            save_config(cfg, self.out / "config.yaml")
+        csv_file = writer = tb = None
+        if self.is_main:
+            csv_file = self._open_csv()
+            writer = csv.DictWriter(csv_file, fieldnames=self._columns())
+            from torch.utils.tensorboard import SummaryWriter
+            tb = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step)
+        bar = None
+        if self.is_main and cfg.run.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=cfg.run.steps, initial=self.step, desc=f"train {cfg.objective.method}",
+                       dynamic_ncols=True)
+        t_last, steps_last = time.perf_counter(), self.step
+        try:
+            with _StopFlag() as stop:
+                while self.step < cfg.run.steps:
+                    stats = self.train_step()
+                    for k in self.accum:
+                        self.accum[k] += stats.get(k, 0) if k != "steps" else 1
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{stats['loss']:.4f}")
+                    last = self.step == cfg.run.steps
+                    row = {}
+                    if self.step % cfg.run.log_every == 0 or last:
+                        now = time.perf_counter()
+                        row.update(self._log_row(stats, (self.step - steps_last) * cfg.optim.batch_size
+                                                 / max(now - t_last, 1e-9)))
+                        t_last, steps_last = now, self.step
+                    if self.data.val and (self.step % cfg.run.val_every == 0 or last) and self.is_main:
+                        row.update(self.validate())
+                    if row and self.is_main:
+                        row.setdefault("step", self.step)
+                        writer.writerow(row)
+                        csv_file.flush()
+                        for k, v in row.items():
+                            if k != "step" and v != "":
+                                tb.add_scalar(k, float(v), self.step)
+                    stopping = stop.requested or (stop_after is not None and self.step >= stop_after)
+                    if self.step % cfg.run.checkpoint_every == 0 or stopping:
+                        self.save(self.latest)
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                    if stopping:
+                        return self.latest
+            self.save(self.latest)
+            if self.is_main:
+                with atomic_path(self.final) as tmp:
+                    torch.save(self.state_for_policy(), tmp)
+                atomic_write_text(self.out / "done", f"{self.final}\n")
+            return self.final
+        finally:
+            if bar is not None:
+                bar.close()
+            if csv_file is not None:
+                csv_file.close()
+            if tb is not None:
+                tb.close()
+
+    def _log_row(self, stats: dict, samples_per_s: float) -> dict:
+        a = self.accum
+        if self.world > 1:  # sum the window's statistics over ranks
+            keys = ["loss", "loss_clean", "n_clean", "loss_corrupt", "n_corrupt", "n_ambient", "n"]
+            t = torch.tensor([float(a[k]) for k in keys], dtype=torch.float64)
+            torch.distributed.all_reduce(t)
+            a = dict(zip(keys, t.tolist()), steps=a["steps"] * self.world)
+        row = {
+            "step": self.step,
+            "lr": self.sched.get_last_lr()[0],
+            "loss": a["loss"] / max(a["steps"], 1),
+            "loss_clean": a["loss_clean"] / a["n_clean"] if a["n_clean"] else "",
+            "loss_corrupt": a["loss_corrupt"] / a["n_corrupt"] if a["n_corrupt"] else "",
+            "frac_corrupt": a["n_corrupt"] / max(a["n"], 1),
+            "frac_ambient": a["n_ambient"] / max(a["n"], 1),
+            "grad_norm": stats["grad_norm"],
+            "samples_per_s": samples_per_s,
+        }
+        for k in self.accum:
+            self.accum[k] = 0 if isinstance(self.accum[k], int) else 0.0
+        return row
+
+    def state_for_policy(self) -> dict:
+        """What load_policy needs (EMA weights, normalizer, config); no optimizer or RNG state."""
+        return {
+            "format": CHECKPOINT_FORMAT, "config": to_dict(self.cfg), "step": self.step,
+            "ema": self.ema.state_dict(), "normalizer": self.data.normalizer.state(),
+            "sigma_data": self.data.sigma_data,
+            "image_shape": list(self.data.image_shape) if self.data.image_shape else None,
+        }
+
+
+def train(cfg: TrainConfig, stop_after: int | None = None) -> Path:
+    """Train (or resume, or skip when `done` exists) one run; returns the checkpoint path.
+
+    `stop_after`: stop once this many steps are done, leaving a resumable latest.pt (tests use it to
+    interrupt a run at a chosen step).
+    """
+    out = Path(cfg.out_dir)
+    if (out / "done").exists():
+        return out / "checkpoints" / "final.pt"
+    return Trainer(cfg).fit(stop_after=stop_after)

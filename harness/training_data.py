@@ -1,0 +1,251 @@
+"""The data pipeline shared by every method: stores -> windows -> normalized pools + the source sampler.
+
+Datasets of one role (clean / corrupt) are concatenated into one pool; the sampler (sources.py) picks a
+window row in a pool for every sample. All arrays are held in memory as numpy (low-dim data is small;
+images stay uint8), and a batch is gathered with fancy indexing, so there are no loader workers whose
+state would have to be checkpointed: the numpy Generator of the sampler is the whole data-order state.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from harness.annotations import read_annotations, sigma_min_for_windows
+from harness.data.errors import ConfigError, DatasetError
+from harness.data.store import EpisodeStore
+from harness.data.windows import WindowIndex, WindowSpec, make_windows, obs_features, split_episodes
+from harness.normalizer import Affine, Normalizer
+from harness.sources import Mixing, SourceSampler
+from harness.train_config import DatasetSpec, TrainConfig
+
+CLEAN_DOMAINS = ("target", "real")
+
+
+@dataclasses.dataclass
+class RawDataset:
+    name: str
+    path: str
+    role: str                      # "clean" | "corrupt"
+    episode_ends: np.ndarray       # (E,)
+    obs: np.ndarray                # (S, 6) float32 features, raw units
+    action: np.ndarray             # (S, 2) float32 raw units
+    image: np.ndarray | None       # (S, H, W, 3) uint8
+    train_episodes: np.ndarray
+    val_episodes: np.ndarray
+
+
+def load_dataset(spec: DatasetSpec, use_image: bool, name: str) -> RawDataset:
+    store = EpisodeStore(spec.path)
+    role = spec.role
+    if role == "auto":
+        role = "clean" if store.domain in CLEAN_DOMAINS else "corrupt"
+    n = store.n_episodes if spec.max_episodes is None else min(spec.max_episodes, store.n_episodes)
+    if n == 0:
+        raise DatasetError(spec.path, "meta/episode_ends", "store has no episodes")
+    ends = store.episode_ends[:n].astype(np.int64)
+    steps = int(ends[-1])
+    obs = obs_features(store.data("agent_pos")[:steps], store.data("slider_pose")[:steps])
+    action = store.data("action")[:steps].astype(np.float32)
+    image = None
+    if use_image:
+        if "image" not in store.data_keys:
+            raise DatasetError(spec.path, "data/image", "data.use_image is true but the store has no images")
+        image = store.data("image")[:steps]
+    return RawDataset(name, str(spec.path), role, ends, obs, action, image, np.arange(n), np.zeros(0, np.int64))
+
+
+@dataclasses.dataclass
+class Pool:
+    """All datasets of one role, concatenated; rows index `windows`."""
+    role: str
+    obs: np.ndarray               # (S, 6) normalized
+    action: np.ndarray            # (S, 2) normalized
+    image: np.ndarray | None      # (S, H, W, 3) uint8
+    windows: WindowIndex
+    train_rows: np.ndarray        # (N,) window rows used for training
+    sigma_min: np.ndarray         # (N,) per training window (0 for clean)
+    dataset: np.ndarray           # (len(windows),) index into `names`
+    names: list[str]
+    train_episodes: int
+
+    def gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Windows `rows` -> obs (n, n_obs, 6), action (n, horizon, 2), [image (n, n_obs, H, W, 3)]."""
+        steps = self.windows.steps(rows)                   # (n, horizon)
+        obs_steps = steps[:, : self.windows.spec.n_obs]    # (n, n_obs)
+        out = {"obs": self.obs[obs_steps], "action": self.action[steps]}
+        if self.image is not None:
+            out["image"] = self.image[obs_steps]
+        return out
+
+
+@dataclasses.dataclass
+class TrainingData:
+    spec: WindowSpec
+    normalizer: Normalizer
+    sigma_data: float
+    pools: dict[str, Pool]               # "clean", "corrupt" (either may be empty -> absent)
+    sampler: SourceSampler
+    val: dict[str, tuple[str, np.ndarray]]  # dataset name -> (pool role, window rows)
+    image_shape: tuple | None
+
+    def gather(self, role: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return self.pools[role].gather(rows)
+
+
+def _names(specs: list[DatasetSpec]) -> list[str]:
+    names = []
+    for spec in specs:
+        base = Path(spec.path).name.removesuffix(".zip").removesuffix(".zarr") or "data"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def build(cfg: TrainConfig) -> TrainingData:
+    """Everything the training loop needs from the data, for one config."""
+    dcfg, ocfg = cfg.data, cfg.objective
+    if not dcfg.datasets:
+        raise ConfigError("config", "data.datasets", "no datasets listed")
+    spec = WindowSpec(dcfg.n_obs, dcfg.horizon, dcfg.n_action)
+    raws = [load_dataset(s, dcfg.use_image, n) for s, n in zip(dcfg.datasets, _names(dcfg.datasets))]
+    for i, raw in enumerate(raws):
+        raw.train_episodes, raw.val_episodes = split_episodes(len(raw.episode_ends), dcfg.val_fraction,
+                                                              cfg.seed * 1000 + i)
+    method = ocfg.method
+    if not any(r.role == "clean" for r in raws) and method == "target_only":
+        raise ConfigError("config", "data.datasets", "target_only needs a clean dataset")
+
+    annotations = read_annotations(ocfg.annotations) if ocfg.annotations else None
+    if annotations is not None and annotations.spec != spec:
+        raise ConfigError("config", "objective.annotations",
+                          f"{ocfg.annotations} was made for windows {annotations.spec}, this config uses {spec}")
+
+    # Normalizer: fitted on the training steps of every source; actions follow the annotations if given.
+    train_obs, train_act = [], []
+    for raw in raws:
+        steps = _episode_steps(raw.episode_ends, raw.train_episodes)
+        train_obs.append(raw.obs[steps])
+        train_act.append(raw.action[steps])
+    normalizer = Normalizer.fit(np.concatenate(train_obs), np.concatenate(train_act))
+    if annotations is not None:
+        normalizer.action = Affine.from_state(annotations.action_normalizer)
+    all_act = normalizer.action.normalize(np.concatenate(train_act))
+    sigma_data = cfg.diffusion.sigma_data or float(np.std(all_act))
+
+    pools, val = {}, {}
+    for role in ("clean", "corrupt"):
+        members = [r for r in raws if r.role == role]
+        if not members:
+            continue
+        pools[role] = _make_pool(role, members, spec, normalizer, cfg, annotations)
+        for j, raw in enumerate(members):
+            rows = pools[role].windows.select_episodes(
+                raw.val_episodes + _episode_offset(members, j))
+            if len(rows):
+                rng = np.random.default_rng([cfg.seed, 0x7A1, j, role == "clean"])
+                rows = np.sort(rng.choice(rows, size=min(cfg.run.val_windows, len(rows)), replace=False))
+                val[raw.name] = (role, rows)
+
+    n_clean = len(pools["clean"].train_rows) if "clean" in pools else 0
+    corrupt_smin = pools["corrupt"].sigma_min if "corrupt" in pools else np.zeros(0)
+    if method == "target_only":
+        corrupt_smin = np.zeros(0)  # corrupt data only shape the normalizer
+    mixing = _mixing(cfg, pools, annotations)
+    sampler = SourceSampler(n_clean, corrupt_smin, mixing, cfg.diffusion.P_mean, cfg.diffusion.P_std,
+                            ocfg.locality_sigma_max if method in ("ambient", "ambient_rescaled", "truncated")
+                            else None)
+    image_shape = tuple(raws[0].image.shape[1:]) if dcfg.use_image else None
+    return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shape)
+
+
+def _episode_steps(ends: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    starts = np.concatenate([[0], ends[:-1]])
+    if len(episodes) == 0:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.arange(starts[e], ends[e]) for e in episodes])
+
+
+def _episode_offset(members: list[RawDataset], j: int) -> int:
+    return int(sum(len(m.episode_ends) for m in members[:j]))
+
+
+def _make_pool(role, members, spec, normalizer, cfg, annotations) -> Pool:
+    ends, obs, act, img, names, dataset_of_window = [], [], [], [], [], []
+    step_offset, ep_offset = 0, 0
+    train_rows, smin = [], []
+    window_count = 0
+    all_episode, all_t0 = [], []
+    for raw in members:
+        w = make_windows(raw.episode_ends, spec)
+        rows = w.select_episodes(raw.train_episodes)
+        if role == "corrupt":
+            smin.append(_corrupt_sigma_min(raw, w, rows, cfg, annotations))
+        else:
+            smin.append(np.zeros(len(rows)))
+        train_rows.append(rows + window_count)
+        all_episode.append(w.episode + ep_offset)
+        all_t0.append(w.t0)
+        dataset_of_window.append(np.full(len(w), len(names)))
+        ends.append(raw.episode_ends + step_offset)
+        obs.append(normalizer.obs.normalize(raw.obs).astype(np.float32))
+        act.append(normalizer.action.normalize(raw.action).astype(np.float32))
+        if raw.image is not None:
+            img.append(raw.image)
+        names.append(raw.name)
+        step_offset += len(raw.obs)
+        ep_offset += len(raw.episode_ends)
+        window_count += len(w)
+    windows = WindowIndex(spec, np.concatenate(ends), np.concatenate(all_episode), np.concatenate(all_t0))
+    return Pool(role, np.concatenate(obs), np.concatenate(act), np.concatenate(img) if img else None, windows,
+                np.concatenate(train_rows), np.concatenate(smin), np.concatenate(dataset_of_window), names,
+                sum(len(r.train_episodes) for r in members))
+
+
+def _corrupt_sigma_min(raw: RawDataset, w: WindowIndex, rows: np.ndarray, cfg: TrainConfig, annotations):
+    """sigma_min of the corrupt training windows `rows` of one dataset, from annotations or numbers."""
+    ocfg = cfg.objective
+    if ocfg.method in ("cotrain", "target_only"):
+        return np.zeros(len(rows))
+    if annotations is not None:
+        ds = annotations.find(raw.path)
+        if ds is None:
+            raise ConfigError("config", "objective.annotations",
+                              f"{ocfg.annotations} has no annotations for corrupt dataset {raw.path}")
+        return sigma_min_for_windows(ds, w.episode[rows], w.t0[rows], ocfg.annotations)
+    spec_value = next((s.sigma_min for s in cfg.data.datasets if s.path == raw.path), None)
+    value = spec_value if spec_value is not None else ocfg.sigma_min
+    if value is None:
+        raise ConfigError("config", "objective.sigma_min",
+                          f"method {ocfg.method} needs sigma_min (a number, per dataset, or annotations) "
+                          f"for corrupt dataset {raw.path}")
+    return np.full(len(rows), float(value))
+
+
+def _mixing(cfg: TrainConfig, pools: dict, annotations) -> Mixing:
+    ocfg = cfg.objective
+    clean_eps = pools["clean"].train_episodes if "clean" in pools else 0
+    corrupt_eps = pools["corrupt"].train_episodes if "corrupt" in pools else 0
+    natural = Mixing(kind="natural", clean_episodes=clean_eps, corrupt_episodes=corrupt_eps)
+    if ocfg.method == "target_only":
+        return Mixing(kind="constant", value=1.0)
+    if isinstance(ocfg.alpha_table, list):
+        rows = np.asarray(ocfg.alpha_table, float)
+        try:
+            return Mixing.table(rows[:, 0], rows[:, 1])
+        except ValueError as exc:
+            raise ConfigError("config", "objective.alpha_table", str(exc)) from None
+    if ocfg.alpha_table == "classifier":
+        # Where the classifier still tells sim from clean (accuracy -> 1), use clean data only; where it
+        # cannot (accuracy -> 0.5), fall back to the base mixing ratio.
+        grid, acc = annotations.sigma_grid, annotations.accuracy
+        keep = grid > 0
+        base = ocfg.alpha if not isinstance(ocfg.alpha, str) else clean_eps / max(clean_eps + corrupt_eps, 1)
+        distinguish = np.clip(2 * acc[keep] - 1, 0, 1)
+        return Mixing.table(grid[keep], base + (1 - base) * distinguish)
+    if isinstance(ocfg.alpha, str):
+        return natural
+    return Mixing(kind="constant", value=float(ocfg.alpha))

@@ -1,0 +1,100 @@
+"""Import real robot logs into the dataset format (domain "real", source "imported").
+
+    summary = import_logs("logs/real.zarr.zip", "diffusion-policy", "data/real.zarr", mapping_path=None)
+
+The source is read and validated completely before anything is written; the output is written under a
+temporary name and renamed into place, so a bad source or an interruption leaves `out` untouched.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.atomic import atomic_path
+from harness.data.errors import UserError
+from harness.data.writer import EpisodeWriter
+from real_data.importers import resample
+from real_data.importers.diffusion_policy import read_diffusion_policy
+from real_data.importers.lerobot import read_lerobot
+from real_data.importers.mapping import OUTPUT_HZ, ImportMapping, load_mapping, mapping_dict
+from real_data.importers.source import Source
+
+READERS = {"diffusion-policy": read_diffusion_policy, "lerobot": read_lerobot}
+FORMATS = tuple(READERS)
+
+
+@dataclasses.dataclass
+class ImportSummary:
+    out: Path
+    n_episodes: int
+    n_steps_in: int
+    n_steps_out: int
+    rate_in_hz: float
+    images: bool
+
+    def lines(self) -> list[str]:
+        return [f"imported {self.n_episodes} episodes ({self.n_steps_in} source steps at {self.rate_in_hz:g} Hz "
+                f"-> {self.n_steps_out} steps at {OUTPUT_HZ:g} Hz{', with images' if self.images else ''}) "
+                f"into {self.out}"]
+
+
+def read_source(src, fmt: str, mapping: ImportMapping) -> Source:
+    if fmt not in READERS:
+        raise UserError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    return READERS[fmt](src, mapping)
+
+
+def resample_episode(source: Source, index: int, out_hz: float = OUTPUT_HZ) -> dict[str, np.ndarray]:
+    """Episode `index` of the source on the output grid: {agent_pos, slider_pose, action, [image]}."""
+    ep = source.episodes[index]
+    if resample.on_grid(ep.times, out_hz):
+        data = {k: v.copy() for k, v in ep.lowdim.items()}
+        if ep.load_image is not None:
+            data["image"] = ep.load_image()
+        return data
+    grid = resample.output_times(ep.times, out_hz)
+    data = {
+        "agent_pos": resample.resample_lowdim(ep.times, ep.lowdim["agent_pos"], grid),
+        "slider_pose": resample.resample_lowdim(ep.times, ep.lowdim["slider_pose"], grid, angle_column=2),
+        "action": resample.resample_lowdim(ep.times, ep.lowdim["action"], grid),
+    }
+    if ep.load_image is not None:
+        data["image"] = ep.load_image()[resample.hold_indices(ep.times, grid)]
+    return data
+
+
+def import_logs(src, fmt: str, out, mapping_path=None, overwrite: bool = False, progress=None) -> ImportSummary:
+    """Validate `src`, then write every episode to a new store at `out` (atomically)."""
+    out = Path(out)
+    mapping = load_mapping(fmt, mapping_path)
+    if out.exists() and not overwrite:
+        raise UserError(f"{out}: output exists (pass --overwrite to replace it)")
+    if Path(src).resolve() == out.resolve():
+        raise UserError(f"{out}: output would replace the source")
+    source = read_source(src, fmt, mapping)
+    generator = {
+        "importer": "real_data.importers", "format": fmt, "src": str(Path(src).resolve()),
+        "mapping": mapping_dict(mapping), "rate_in_hz": source.rate_hz, "rate_out_hz": OUTPUT_HZ,
+        "resample_method": resample.METHOD, "source_info": source.info,
+    }
+    n_out = 0
+    bar = progress(total=len(source.episodes), desc="import", unit="ep") if progress else None
+    with atomic_path(out) as tmp:
+        with EpisodeWriter(tmp, domain="real", source="imported", env="real", env_params={},
+                           generator=generator) as writer:
+            for i, ep in enumerate(source.episodes):
+                data = resample_episode(source, i)
+                n_out += len(data["action"])
+                writer.add_episode(data, {"source_episode": ep.index, "source_length": ep.length})
+                if bar:
+                    bar.update(1)
+    if bar:
+        bar.close()
+    return ImportSummary(out=out, n_episodes=len(source.episodes),
+                         n_steps_in=sum(e.length for e in source.episodes), n_steps_out=n_out,
+                         rate_in_hz=source.rate_hz, images=source.image_shape is not None)
+
+
+__all__ = ["FORMATS", "ImportSummary", "import_logs", "read_source", "resample_episode", "load_mapping"]

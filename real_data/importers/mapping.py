@@ -1,0 +1,92 @@
+"""Which source keys become which dataset keys, and at what rate the source was recorded.
+
+A mapping file (YAML) is optional; the defaults cover the published layouts:
+
+    agent_pos:   {key: state, columns: [0, 1]}       # pusher x, y (the published `state` is x, y, theta)
+    slider_pose: {key: slider_state}                 # x, y, theta
+    action:      {key: action}                       # commanded pusher x, y
+    image:       {key: overhead_camera, optional: true}
+    rate_hz: null                                    # null: the source's own rate (LeRobot fps; 10 for zarr)
+
+Any field may be overridden; the rest keep the defaults of the chosen format. `image: null` drops images.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from harness.data.configs import from_dict, load_yaml, merge, to_dict
+from harness.data.errors import ConfigError
+
+# Dataset keys a mapping fills, with the number of columns each must have per step.
+TARGET_WIDTH = {"agent_pos": 2, "slider_pose": 3, "action": 2}
+OUTPUT_HZ = 10.0   # every imported stream is resampled to the dataset's control rate
+
+
+@dataclasses.dataclass
+class FieldMap:
+    key: str                                  # source key (zarr: name under data/; LeRobot: feature name)
+    columns: Optional[list[int]] = None       # which columns of the source key to take; null = all
+    optional: bool = False                    # true: silently skipped when the source lacks the key
+
+
+@dataclasses.dataclass
+class ImportMapping:
+    agent_pos: FieldMap                       # -> data/agent_pos (T, 2)
+    slider_pose: FieldMap                     # -> data/slider_pose (T, 3)
+    action: FieldMap                          # -> data/action (T, 2)
+    image: Optional[FieldMap] = None          # -> data/image (T, H, W, 3) uint8; null = no images
+    rate_hz: Optional[float] = None           # source control rate; null = from the source's metadata
+
+    def __post_init__(self):
+        if self.rate_hz is not None and not self.rate_hz > 0:
+            raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
+
+    def lowdim(self) -> dict[str, FieldMap]:
+        return {"agent_pos": self.agent_pos, "slider_pose": self.slider_pose, "action": self.action}
+
+
+DEFAULTS: dict[str, dict] = {
+    # diffusion_policy ReplayBuffer as written by the published sim-and-real cotraining code.
+    "diffusion-policy": {
+        "agent_pos": {"key": "state", "columns": [0, 1]},
+        "slider_pose": {"key": "slider_state", "columns": [0, 1, 2]},
+        "action": {"key": "action", "columns": [0, 1]},
+        "image": {"key": "overhead_camera", "optional": True},
+        "rate_hz": None,
+    },
+    # LeRobot naming conventions: the pusher in observation.state, the object in environment_state.
+    "lerobot": {
+        "agent_pos": {"key": "observation.state", "columns": [0, 1]},
+        "slider_pose": {"key": "observation.environment_state", "columns": [0, 1, 2]},
+        "action": {"key": "action", "columns": [0, 1]},
+        "image": {"key": "observation.image", "optional": True},
+        "rate_hz": None,
+    },
+}
+
+
+def load_mapping(fmt: str, path=None) -> ImportMapping:
+    """Defaults of `fmt`, updated by the YAML file at `path` (unknown keys rejected)."""
+    data = dict(DEFAULTS[fmt])
+    source = "defaults"
+    if path is not None:
+        update = load_yaml(path)
+        # A field given as a plain string is just its source key.
+        for name in ("agent_pos", "slider_pose", "action", "image"):
+            if isinstance(update.get(name), str):
+                update[name] = {"key": update[name]}
+            if name in update and isinstance(update[name], dict):
+                update[name] = {"columns": None, "optional": False, **update[name]}
+        data = merge(data, update)
+        source = str(path)
+    mapping = from_dict(ImportMapping, data, source)
+    for name, field in mapping.lowdim().items():
+        if field.columns is not None and len(field.columns) != TARGET_WIDTH[name]:
+            raise ConfigError(source, f"{name}.columns",
+                              f"must pick {TARGET_WIDTH[name]} columns, got {len(field.columns)}")
+    return mapping
+
+
+def mapping_dict(mapping: ImportMapping) -> dict:
+    return to_dict(mapping)

@@ -1,0 +1,107 @@
+"""`cotrain gen-teleop`: many scripted-teleoperator episodes into one dataset store, resumable.
+
+Seeds seed_start .. seed_start + num - 1 are the job. Seeds already in the store are skipped, so an
+interrupted run (Ctrl-C keeps every finished episode) is resumed by running the same command again.
+Episodes run in worker processes (`workers`); the parent alone writes the store, in seed order.
+Failed episodes are kept too, with meta `success` false, so the success rate of the teleoperator is
+visible in the data; training code filters on `success`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.configs import to_dict
+from harness.data.writer import EpisodeWriter
+from real_data.teleop.scripted import TeleopConfig, run_episode
+
+
+@dataclasses.dataclass
+class GenerateSummary:
+    out: Path
+    new_episodes: int
+    skipped: int
+    total_episodes: int
+    success_rate: float          # over every episode in the store
+    mean_length: float           # steps, over every episode in the store
+    mean_success_length: float   # steps, over successful episodes
+    failed_seeds: list[int]
+
+    def lines(self) -> list[str]:
+        return [
+            f"store      {self.out}",
+            f"episodes   {self.new_episodes} new, {self.skipped} already there, {self.total_episodes} in the store",
+            f"success    {self.success_rate:.1%}",
+            f"length     mean {self.mean_length:.1f} steps ({self.mean_length / 10:.1f} s); "
+            f"successful episodes {self.mean_success_length:.1f} steps",
+            f"failed     seeds {self.failed_seeds[:20]}{' ...' if len(self.failed_seeds) > 20 else ''}"
+            if self.failed_seeds else "failed     none",
+        ]
+
+
+def _init_worker():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+
+
+def _work(job):
+    seed, config = job
+    return run_episode(seed, config)
+
+
+def generate(out, num: int, config: TeleopConfig, seed_start: int = 0, workers: int = 1,
+             progress: bool = True) -> GenerateSummary:
+    from sim_envs.config import load_preset
+    from tqdm import tqdm
+
+    env_config = load_preset(config.env)
+    generator = {"generator": "real_data.teleop.scripted", "seed_start": seed_start, "num": num,
+                 "teleop": to_dict(config)}
+    writer = EpisodeWriter(out, domain="target", source="teleop_scripted", env=env_config.name,
+                           env_params=dataclasses.asdict(env_config), generator=generator)
+    done = {int(s) for s in writer.meta("seed")}
+    todo = [s for s in range(seed_start, seed_start + num) if s not in done]
+    skipped = num - len(todo)
+    new = 0
+    bar = tqdm(total=len(todo), desc="gen-teleop", unit="ep", disable=not progress)
+    successes = []
+    try:
+        if workers <= 1:
+            results = (run_episode(s, config) for s in todo)
+            _write_all(writer, results, bar, successes)
+        else:
+            ctx = multiprocessing.get_context("spawn")   # Drake state is not fork-safe
+            with ctx.Pool(workers, initializer=_init_worker) as pool:
+                try:
+                    _write_all(writer, pool.imap(_work, [(s, config) for s in todo]), bar, successes)
+                except BaseException:
+                    pool.terminate()
+                    raise
+    finally:
+        bar.close()
+    new = len(successes)
+    return _summary(Path(out), writer, new, skipped)
+
+
+def _write_all(writer, results, bar, successes) -> None:
+    for data, meta in results:
+        writer.add_episode(data, meta)
+        successes.append(meta["success"])
+        bar.update(1)
+        bar.set_postfix(success=f"{np.mean(successes):.0%}", last=f"{meta['length']} st")
+
+
+def _summary(out: Path, writer: EpisodeWriter, new: int, skipped: int) -> GenerateSummary:
+    success = writer.meta("success").astype(bool)
+    seeds = writer.meta("seed").astype(int)
+    lengths = writer.meta("length").astype(float)
+    return GenerateSummary(
+        out=out, new_episodes=new, skipped=skipped, total_episodes=writer.n_episodes,
+        success_rate=float(success.mean()) if len(success) else 0.0,
+        mean_length=float(lengths.mean()) if len(lengths) else 0.0,
+        mean_success_length=float(lengths[success].mean()) if success.any() else 0.0,
+        failed_seeds=sorted(seeds[~success].tolist()),
+    )

@@ -1,0 +1,268 @@
+"""The Drake diagram: table, T slider, cylinder pusher on a PD position controller, optional camera.
+
+Design (measured, see benchmarks/sim_speed.py and docs/_readme_sim_envs.md):
+- The slider is a free body (6 DOF) resting on the table under gravity, so "rests on the table" and
+  table friction come from Drake's contact model, not from a hand-written friction law.
+- Point model: the table is a half space and the slider touches it through small spheres inset under
+  the vertices of the T's outline (sphere/half-space contact is analytic and cheap, and the normal load
+  spreads over the outline, approximating the friction torque of a flat base). The T's boxes
+  collide only with the pusher. Hydroelastic model: the T's boxes are rigid hydroelastic bodies pressing
+  on a compliant table (a pressure patch over the whole base) and the pusher is a compliant cylinder.
+- The pusher is a cylinder on two prismatic joints (x, y) driven by Drake's implicit PD actuators
+  (JointActuator controller gains, with a force limit): the "position controller that tracks the
+  commanded action" is solved inside the discrete contact solver, so it is stable at a 5 ms step.
+- Discrete solver "lagged" (the SAP family, implicit in contact and actuation) at a 5 ms step: a 0.1 kg
+  slider on stiff contacts needs no tiny step (20 plant updates per 0.1 s control step). Measured
+  (benchmarks/sim_speed.py, 2 busy cores): 35-70x real time for the target preset, policy included;
+  1 ms runs ~9x, 2 ms ~30x; replaying 30 s of pushing at 5 ms ends within ~1 mm / 3 deg of 1 ms. Full
+  SAP and "similar" are as fast but let the T sink ~0.2 mm and tilt ~0.2 deg; "lagged" keeps it flat.
+- Friction: Drake combines two geometries' coefficients as 2ab/(a+b). The slider's geometries all get
+  B = max(mu_st, mu_ps); table and pusher get the value that makes the combination exactly mu_st and mu_ps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+from pydrake.geometry import (AddCompliantHydroelasticProperties, AddCompliantHydroelasticPropertiesForHalfSpace,
+                              AddContactMaterial, AddRigidHydroelasticProperties, Box, ClippingRange,
+                              CollisionFilterDeclaration, ColorRenderCamera, Cylinder, DepthRange, DepthRenderCamera,
+                              GeometrySet, HalfSpace, MakeRenderEngineVtk, MeshcatVisualizer, MeshcatVisualizerParams,
+                              ProximityProperties, RenderCameraCore, RenderEngineVtkParams, SceneGraph, Sphere)
+from pydrake.math import RigidTransform, RotationMatrix
+from pydrake.multibody.plant import AddMultibodyPlant, CoulombFriction, MultibodyPlant, MultibodyPlantConfig
+from pydrake.multibody.tree import PdControllerGains, PrismaticJoint, RotationalInertia, SpatialInertia
+from pydrake.systems.framework import Diagram, DiagramBuilder
+from pydrake.systems.sensors import CameraInfo, RgbdSensor
+
+from sim_envs.config import PhysicsConfig
+from sim_envs.geometry import PUSHER, T_SLIDER, TASK, Pusher, TSlider, Task, signed_distance_body
+
+BASE_SPHERE_RADIUS = 0.002       # m, the point-contact feet under the T
+PUSHER_LIFT = 0.001              # m, gap between the pusher's bottom and the table
+SLAB_THICKNESS = 0.05            # m, compliant table slab (hydroelastic model)
+CAMERA_HEIGHT = 0.8              # m above the table, looking straight down (sees x 0.27..0.93)
+CAMERA_CENTER = (0.60, 0.0)      # world xy the camera looks at
+CAMERA_FOV_Y = np.radians(45.0)
+
+SLIDER_COLOR = np.array([0.30, 0.45, 0.80, 1.0])
+PUSHER_COLOR = np.array([0.85, 0.25, 0.20, 1.0])
+GOAL_COLOR = np.array([0.30, 0.80, 0.35, 1.0])
+TABLE_COLOR = np.array([0.92, 0.92, 0.90, 1.0])
+
+
+class _DropDeformableHalfSpaceWarning(logging.Filter):
+    """Drake warns at every build that a rigid half space takes no part in deformable contact; we have no
+    deformable bodies, so the line is noise on every command's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "half spaces are not currently supported for deformable" not in record.getMessage()
+
+
+logging.getLogger("drake").addFilter(_DropDeformableHalfSpaceWarning())
+
+
+@dataclasses.dataclass
+class Scene:
+    """Handles into a built diagram, so the env never looks anything up by name at run time."""
+    diagram: Diagram
+    plant: MultibodyPlant
+    scene_graph: SceneGraph
+    slider: object            # RigidBody
+    pusher_x: PrismaticJoint
+    pusher_y: PrismaticJoint
+    pusher_instance: object   # ModelInstanceIndex
+    camera: RgbdSensor | None
+    visualizer: object | None  # MeshcatVisualizer
+
+
+def build_scene(config: PhysicsConfig, image_size: tuple[int, int] | None = None, meshcat=None,
+                slider: TSlider = T_SLIDER, pusher: Pusher = PUSHER, task: Task = TASK) -> Scene:
+    """Build and finalize the diagram for one physics preset. image_size is (H, W)."""
+    builder = DiagramBuilder()
+    plant_config = MultibodyPlantConfig(
+        time_step=config.time_step,
+        contact_model="point" if config.contact_model == "point" else "hydroelastic_with_fallback",
+        discrete_contact_approximation=config.contact_approximation,
+        use_sampled_output_ports=False,   # outputs (poses for rendering) follow teleports at once
+    )
+    plant, scene_graph = AddMultibodyPlant(plant_config, builder)
+    mu_slider, mu_table, mu_pusher = _friction_split(config.mu_slider_table, config.mu_pusher_slider)
+
+    table_ids = _add_table(plant, config, mu_table)
+    _add_goal_marker(plant, slider, task)
+    body, box_ids, feet_ids = _add_slider(plant, config, slider, mu_slider)
+    pusher_instance, joint_x, joint_y, pusher_ids = _add_pusher(plant, config, pusher, mu_pusher)
+    plant.Finalize()
+
+    # Contacts that must not happen: the T's boxes touch only the pusher (point model), the pusher never
+    # touches the table, the feet never touch the pusher.
+    declare = CollisionFilterDeclaration()
+    if config.contact_model == "point":
+        declare.ExcludeBetween(GeometrySet(box_ids), GeometrySet(table_ids))
+    declare.ExcludeBetween(GeometrySet(pusher_ids), GeometrySet(table_ids))
+    if feet_ids:
+        declare.ExcludeBetween(GeometrySet(pusher_ids), GeometrySet(feet_ids))
+    scene_graph.collision_filter_manager().Apply(declare)
+
+    camera = _add_camera(builder, scene_graph, image_size) if image_size else None
+    visualizer = None
+    if meshcat is not None:
+        visualizer = MeshcatVisualizer.AddToBuilder(builder, scene_graph, meshcat, MeshcatVisualizerParams())
+    diagram = builder.Build()
+    return Scene(diagram, plant, scene_graph, body, joint_x, joint_y, pusher_instance, camera, visualizer)
+
+
+def resting_penetration(config: PhysicsConfig, slider: TSlider = T_SLIDER) -> float:
+    """How far (m) the slider's base sinks into the table at rest. Episodes start there: starting higher
+    drops the T, starting deeper makes the first contact forces (and, with the lagged solver, the first
+    friction bounds) far too large."""
+    weight = config.slider_mass * 9.81
+    if config.contact_model == "point":
+        k = config.contact_stiffness / 2       # two equal stiffnesses in series (foot and table)
+        return weight / (config.base_contacts * k)
+    area = sum(b.size[0] * b.size[1] for b in slider.boxes)
+    return weight * SLAB_THICKNESS / (config.hydroelastic_modulus * area)
+
+
+def _friction_split(mu_st: float, mu_ps: float) -> tuple[float, float, float]:
+    """Per-geometry coefficients (slider, table, pusher) whose pairwise combinations are mu_st and mu_ps."""
+    b = max(mu_st, mu_ps, 1e-6)
+    return b, mu_st * b / (2 * b - mu_st), mu_ps * b / (2 * b - mu_ps)
+
+
+def _proximity(config: PhysicsConfig, mu: float) -> ProximityProperties:
+    props = ProximityProperties()
+    AddContactMaterial(dissipation=config.contact_dissipation, point_stiffness=config.contact_stiffness,
+                       friction=CoulombFriction(mu, mu), properties=props)
+    return props
+
+
+def _add_table(plant, config, mu_table) -> list:
+    world = plant.world_body()
+    props = _proximity(config, mu_table)
+    if config.contact_model == "hydroelastic":
+        AddCompliantHydroelasticPropertiesForHalfSpace(SLAB_THICKNESS, config.hydroelastic_modulus, props)
+    table = plant.RegisterCollisionGeometry(world, RigidTransform(), HalfSpace(), "table", props)
+    # A visible table top (a half space does not render everywhere).
+    x_c = sum(TASK.workspace[:2]) / 2
+    plant.RegisterVisualGeometry(world, RigidTransform([x_c, 0.0, -0.005]), Box(1.2, 1.2, 0.01), "table_visual",
+                                 TABLE_COLOR)
+    return [table]
+
+
+def _add_goal_marker(plant, slider: TSlider, task: Task) -> None:
+    """A thin green T at the goal pose, drawn on the table (visual only, no collision)."""
+    gx, gy, gth = task.goal
+    X_WG = RigidTransform(RotationMatrix.MakeZRotation(gth), [gx, gy, 0.0005])
+    for i, box in enumerate(slider.boxes):
+        X_GB = RigidTransform([box.center[0], box.center[1], 0.0])
+        plant.RegisterVisualGeometry(plant.world_body(), X_WG @ X_GB, Box(*box.size, 0.001), f"goal_{i}",
+                                     GOAL_COLOR)
+
+
+def _add_slider(plant, config, slider: TSlider, mu_slider):
+    """The T: body origin at the geometric centroid, mid-height; true mass and centre of mass from config."""
+    instance = plant.AddModelInstance("slider")
+    h = slider.height
+    # Uniform-density inertia about the T's own centroid, then moved to the configured centre of mass.
+    com = np.array([config.com_offset[0], config.com_offset[1], 0.0])
+    inertia = SpatialInertia.MakeFromCentralInertia(
+        config.slider_mass, com, _rot_inertia(_t_unit_inertia(slider), config.slider_mass))
+    body = plant.AddRigidBody("slider", instance, inertia)
+    box_ids, feet_ids = [], []
+    for i, box in enumerate(slider.boxes):
+        X = RigidTransform([box.center[0], box.center[1], 0.0])
+        shape = Box(box.size[0], box.size[1], h)
+        props = _proximity(config, mu_slider)
+        if config.contact_model == "hydroelastic":
+            AddRigidHydroelasticProperties(props)
+        box_ids.append(plant.RegisterCollisionGeometry(body, X, shape, f"slider_box_{i}", props))
+        plant.RegisterVisualGeometry(body, X, shape, f"slider_visual_{i}", SLIDER_COLOR)
+    if config.contact_model == "point":
+        r = BASE_SPHERE_RADIUS
+        for i, (px, py) in enumerate(_foot_points(slider, config.base_contacts, r)):
+            X = RigidTransform([px, py, -h / 2 + r])
+            feet_ids.append(plant.RegisterCollisionGeometry(body, X, Sphere(r), f"slider_foot_{i}",
+                                                            _proximity(config, mu_slider)))
+    return body, box_ids, feet_ids
+
+
+def _t_unit_inertia(slider: TSlider) -> np.ndarray:
+    """3x3 rotational inertia per unit mass of the uniform T about its centroid (body axes)."""
+    area = sum(b.size[0] * b.size[1] for b in slider.boxes)
+    h = slider.height
+    total = np.zeros((3, 3))
+    for box in slider.boxes:
+        w = box.size[0] * box.size[1] / area          # mass fraction
+        a, b = box.size
+        cx, cy = box.center
+        I_box = w / 12 * np.diag([b * b + h * h, a * a + h * h, a * a + b * b])
+        d = np.array([cx, cy, 0.0])
+        total += I_box + w * (d @ d * np.eye(3) - np.outer(d, d))
+    return total
+
+
+def _rot_inertia(unit: np.ndarray, mass: float) -> RotationalInertia:
+    I = unit * mass
+    return RotationalInertia(I[0, 0], I[1, 1], I[2, 2], I[0, 1], I[0, 2], I[1, 2])
+
+
+def _foot_points(slider: TSlider, n: int, r: float) -> np.ndarray:
+    """(n, 2) body-frame xy of the base contact spheres: at the outline's vertices (and, for n=16, the
+    midpoints of its edges), moved inside by r so that no sphere sticks out past the T's sides."""
+    outline = slider.outline()
+    points = list(outline)
+    if n == 16:
+        points += list((outline + np.roll(outline, -1, axis=0)) / 2)
+    feet = []
+    for p in points:
+        candidates = [p + r * np.array([sx, sy]) for sx in (-1, 1) for sy in (-1, 1)] + \
+                     [p + r * np.array(d) for d in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+        inside = [c for c in candidates if signed_distance_body(c, slider) <= -r + 1e-9]
+        # The least-deep valid candidate keeps the foot as close to the edge as possible.
+        feet.append(max(inside, key=lambda c: signed_distance_body(c, slider)))
+    return np.array(feet)
+
+
+def _add_pusher(plant, config, pusher: Pusher, mu_pusher):
+    """Cylinder on prismatic x then y joints, each with an implicit PD actuator and a force limit."""
+    instance = plant.AddModelInstance("pusher")
+    carriage = plant.AddRigidBody("pusher_carriage", instance,
+                                  SpatialInertia.SolidSphereWithMass(0.1 * config.pusher_mass, 0.01))
+    body = plant.AddRigidBody("pusher", instance,
+                              SpatialInertia.SolidCylinderWithMass(config.pusher_mass, pusher.radius,
+                                                                   pusher.height, [0, 0, 1]))
+    joint_x = plant.AddJoint(PrismaticJoint("pusher_x", plant.world_frame(), carriage.body_frame(), [1, 0, 0]))
+    joint_y = plant.AddJoint(PrismaticJoint("pusher_y", carriage.body_frame(), body.body_frame(), [0, 1, 0]))
+    gains = PdControllerGains(p=config.controller_kp, d=config.controller_kd)
+    for joint in (joint_x, joint_y):
+        actuator = plant.AddJointActuator(f"{joint.name()}_motor", joint, config.max_force)
+        actuator.set_controller_gains(gains)
+    X = RigidTransform([0, 0, PUSHER_LIFT + pusher.height / 2])
+    props = _proximity(config, mu_pusher)
+    if config.contact_model == "hydroelastic":
+        AddCompliantHydroelasticProperties(pusher.radius / 5, config.hydroelastic_modulus, props)
+    shape = Cylinder(pusher.radius, pusher.height)
+    pusher_id = plant.RegisterCollisionGeometry(body, X, shape, "pusher", props)
+    plant.RegisterVisualGeometry(body, X, shape, "pusher_visual", PUSHER_COLOR)
+    return instance, joint_x, joint_y, [pusher_id]
+
+
+def _add_camera(builder, scene_graph, image_size) -> RgbdSensor:
+    """Top-down colour camera; image up = world +x, image right = world -y."""
+    height, width = image_size
+    renderer = "vtk"
+    scene_graph.AddRenderer(renderer, MakeRenderEngineVtk(RenderEngineVtkParams()))
+    # Camera frame: z looks down, y (image down) is world -x, x (image right) is world -y.
+    R_WC = RotationMatrix(np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]))
+    X_WC = RigidTransform(R_WC, [CAMERA_CENTER[0], CAMERA_CENTER[1], CAMERA_HEIGHT])
+    core = RenderCameraCore(renderer, CameraInfo(width, height, CAMERA_FOV_Y), ClippingRange(0.1, 3.0),
+                            RigidTransform())
+    camera = RgbdSensor(scene_graph.world_frame_id(), X_WC, ColorRenderCamera(core, False),
+                        DepthRenderCamera(core, DepthRange(0.2, 2.5)))
+    builder.AddSystem(camera)
+    builder.Connect(scene_graph.get_query_output_port(), camera.query_object_input_port())
+    return camera
+

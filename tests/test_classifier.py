@@ -1,0 +1,97 @@
+"""The noise-level classifier, `annotate`, and the trainer reading per-window sigma_min from annotations."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_stores import write_store  # noqa: E402
+
+from harness.annotations import read_annotations  # noqa: E402
+from harness.classifier import AnnotateConfig, annotate, report_paths, sigma_min_from_p  # noqa: E402
+from harness.cli import main  # noqa: E402
+from harness.data.configs import from_dict  # noqa: E402
+from harness.data.store import EpisodeStore  # noqa: E402
+from harness.data.windows import make_windows  # noqa: E402
+from harness.train_config import TrainConfig  # noqa: E402
+from harness.training import Trainer  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def test_sigma_min_is_first_grid_sigma_from_which_p_stays_low():
+    grid = np.array([0.0, 0.1, 0.2, 0.4, 0.8])
+    p = np.array([
+        [0.50, 0.50, 0.50, 0.50, 0.50],   # indistinguishable already: 0
+        [0.99, 0.90, 0.54, 0.52, 0.50],   # falls to <= 0.55 at 0.2
+        [0.99, 0.50, 0.90, 0.52, 0.51],   # dips early, but only stays low from 0.4
+        [0.99, 0.99, 0.99, 0.90, 0.70],   # never
+    ])
+    out = sigma_min_from_p(p, grid, eps=0.05)
+    assert out[:3].tolist() == [0.0, 0.2, 0.4] and np.isinf(out[3])
+
+
+@pytest.fixture(scope="module")
+def annotated(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ann")
+    clean = write_store(d / "target.zarr", "target", 10, seed=1)
+    sim = write_store(d / "sim.zarr", "sim", 10, wiggle=0.05, seed=2)
+    cfg = AnnotateConfig(steps=400, batch_size=128, grid_size=10, k_draws=2, use_obs=False, progress=False,
+                         val_fraction=0.2, seed=0)
+    out = annotate([clean], [sim], d / "annotations.zarr", cfg)
+    return {"clean": clean, "sim": sim, "out": out, "dir": d}
+
+
+def test_annotate_writes_store_curve_and_plots(annotated):
+    ann = read_annotations(annotated["out"], with_probabilities=True)
+    assert ann.sigma_grid[0] == 0 and np.all(np.diff(ann.sigma_grid) > 0)
+    # the wiggle is plain to see without noise and drowned at sigma = 5 (data in [-1, 1])
+    assert ann.accuracy[0] > 0.9 and ann.accuracy[-1] < 0.7, ann.accuracy
+    (ds,) = ann.datasets
+    w = make_windows(EpisodeStore(annotated["sim"]).episode_ends, ann.spec)
+    assert np.array_equal(ds.episode, w.episode) and np.array_equal(ds.t0, w.t0)  # every corrupt window
+    assert np.array_equal(ds.sigma_min, sigma_min_from_p(ds.p_corrupt.astype(np.float32), ann.sigma_grid, 0.05))
+    assert np.mean(ds.sigma_min > 0) > 0.8   # the classifier tells most sim windows apart without noise
+    for path in report_paths(annotated["out"]).values():
+        assert path.exists() and path.stat().st_size > 0
+    lines = report_paths(annotated["out"])["accuracy.csv"].read_text().splitlines()
+    assert lines[0].startswith("sigma,balanced_accuracy") and len(lines) == len(ann.sigma_grid) + 1
+
+
+def test_trainer_uses_per_window_sigma_min_from_annotations(annotated, tmp_path):
+    cfg = from_dict(TrainConfig, {
+        "out_dir": str(tmp_path / "run"), "device": "cpu",
+        "data": {"datasets": [{"path": str(annotated["clean"])}, {"path": str(annotated["sim"]), "max_episodes": 6}]},
+        "policy": {"down_dims": [16, 32], "noise_dim": 16},
+        "objective": {"method": "ambient", "annotations": str(annotated["out"]), "alpha_table": "classifier"},
+        "optim": {"batch_size": 16}, "run": {"steps": 3, "progress": False},
+    }, "test")
+    trainer = Trainer(cfg)
+    ann = read_annotations(annotated["out"])
+    pool = trainer.data.pools["corrupt"]
+    rows = pool.train_rows
+    lookup = {(e, t): s for e, t, s in zip(ann.datasets[0].episode, ann.datasets[0].t0, ann.datasets[0].sigma_min)}
+    expected = [lookup[(e, t)] for e, t in zip(pool.windows.episode[rows], pool.windows.t0[rows])]
+    assert np.array_equal(pool.sigma_min, expected)
+    assert pool.windows.episode[rows].max() < 6                  # max_episodes respected
+    # the action normalizer follows the annotations, so their sigmas mean the same noise
+    assert np.allclose(trainer.data.normalizer.action.scale, ann.action_normalizer["scale"])
+    draw = trainer.data.sampler.sample(4096, np.random.default_rng(0))
+    c = draw.corrupt
+    assert c.any() and np.all(draw.sigma[c] > draw.sigma_min[c])
+    # alpha from the classifier: (almost) only clean data where the classifier tells them apart
+    assert trainer.data.sampler.p_clean(np.array([ann.sigma_grid[1]]))[0] > 0.9
+    trainer.fit()
+    assert (tmp_path / "run" / "done").exists()
+
+
+def test_cli_annotate_prints_summary(annotated, capsys):
+    out = annotated["dir"] / "cli.zarr"
+    code = main(["annotate", "--clean", str(annotated["clean"]), "--corrupt", str(annotated["sim"]),
+                 "--out", str(out), "steps=20", "grid_size=4", "k_draws=1", "progress=false"])
+    text = capsys.readouterr().out
+    assert code == 0 and out.exists() and "sigma_min = 0:" in text and "accuracy" in text
+    assert main(["annotate", "--clean", str(annotated["clean"]), "--corrupt", str(annotated["sim"]),
+                 "--out", str(out), "eps=0.7"]) == 2

@@ -1,0 +1,153 @@
+"""A tiny comparison study end to end (real trainer, classifier, Drake evaluation), and its resume.
+
+Sizes are minimal: synthetic stores of a few episodes, a few optimizer steps of a tiny network, 2 trials
+of 0.5 s each. The point is the machinery: run folders, the shared annotation, skip-if-done, the table.
+"""
+import json
+
+import pytest
+
+import harness.experiment as experiment
+from harness.data.configs import from_dict
+from harness.data.errors import ConfigError, UserError
+from harness.experiment import StudyConfig, plan_runs, run_study
+from tests.synthetic_stores import write_store
+
+TINY_TRAIN = {
+    "policy": {"down_dims": [8, 16], "noise_dim": 8, "n_groups": 4},
+    "diffusion": {"num_steps": 2},
+    "optim": {"batch_size": 8, "warmup_steps": 1},
+    "run": {"steps": 3, "log_every": 1, "val_every": 3, "checkpoint_every": 3, "progress": False},
+    "data": {"val_fraction": 0.0},
+    "device": "cpu",
+}
+
+
+def _study(tmp_path, methods, **extra) -> StudyConfig:
+    clean = write_store(tmp_path / "clean.zarr", "target", n_episodes=4, seed=1)
+    corrupt = write_store(tmp_path / "corrupt.zarr", "sim", n_episodes=6, wiggle=0.01, seed=2)
+    raw = {
+        "name": "tiny", "out_dir": str(tmp_path / "results"),
+        "datasets": [{"name": "teleop", "path": str(clean), "role": "clean", "episodes": 3},
+                     {"name": "gcs", "path": str(corrupt), "role": "corrupt"}],
+        "methods": methods, "seeds": [0], "train": TINY_TRAIN,
+        "annotate": {"overrides": {"steps": 5, "batch_size": 16, "grid_size": 4, "k_draws": 1,
+                                   "val_windows": 20, "progress": False, "device": "cpu"}},
+        "eval": {"trials": 2, "time_limit": 0.5, "n_envs": 2, "workers": 1},
+        "spectra_window": 16,
+        **extra,
+    }
+    return from_dict(StudyConfig, raw, "test")
+
+
+def test_methods_expand_into_validated_runs(tmp_path):
+    cfg = _study(tmp_path, [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.25, "natural"]},
+                            {"method": "truncated", "sigma_min": 0.3, "locality_sigma_max": 0.05}],
+                 seeds=[0, 1])
+    plans = plan_runs(cfg, annotations_path=None)
+    labels = sorted({p.label for p in plans})
+    assert labels == ["cotrain (alpha=0.25)", "cotrain (alpha=natural)", "target_only",
+                      "truncated (sigma_min=0.3, locality<0.05)"]
+    assert len(plans) == 8 and len({p.dir for p in plans}) == 8
+    natural = next(p for p in plans if p.label == "cotrain (alpha=natural)")
+    assert natural.alpha == pytest.approx(3 / 9)        # 3 clean episodes used, 6 corrupt
+    trunc = next(p for p in plans if p.method == "truncated")
+    assert trunc.train_config["objective"]["sigma_min"] == 0.3
+    assert trunc.train_config["data"]["datasets"][0]["max_episodes"] == 3
+    with pytest.raises(ConfigError):   # per-datapoint sigma needs the classifier
+        plan_runs(_study(tmp_path, [{"method": "ambient", "sigma_min": "per_datapoint"}],
+                         annotate={"enabled": False}), annotations_path=None)
+    with pytest.raises(ConfigError, match="alphas"):
+        _study(tmp_path, [{"method": "truncated", "sigma_min": 0.1, "alphas": [0.5]}])
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
+    methods = [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]},
+               {"method": "truncated", "sigma_min": "per_datapoint"}]
+    cfg = _study(tmp_path, methods)
+    calls = []
+    real_job = experiment.train_eval_job
+
+    class Stop(BaseException):   # like Ctrl-C: not an Exception, so no job-failure handling catches it
+        pass
+
+    interrupt_at = [2]
+
+    def interrupted(run_dir, **kw):
+        calls.append(run_dir)
+        if len(calls) == interrupt_at[0]:
+            interrupt_at[0] = 0
+            raise Stop   # killed during the second run of the first session
+        return real_job(run_dir, **kw)
+
+    monkeypatch.setattr(experiment, "train_eval_job", interrupted)
+    with pytest.raises(Stop):
+        run_study(cfg, progress=False, log=lambda *_: None)
+    first = tmp_path / "results" / "runs" / "target_only" / "seed0"
+    assert (first / "done").exists()
+    stamp = (first / "result.json").stat().st_mtime_ns
+    annotations = tmp_path / "results" / "annotations.zarr"
+    assert annotations.exists()
+    ann_stamp = (annotations / "zarr.json" if (annotations / "zarr.json").exists()
+                 else annotations / ".zattrs").stat().st_mtime_ns
+
+    calls.clear()
+    result = run_study(cfg, progress=False, log=lambda *_: None)
+    assert not result.failed
+    # The finished run and the shared annotation were not recomputed.
+    assert all("target_only" not in c for c in calls) and len(calls) == 2
+    assert (first / "result.json").stat().st_mtime_ns == stamp
+    assert (annotations / "zarr.json" if (annotations / "zarr.json").exists()
+            else annotations / ".zattrs").stat().st_mtime_ns == ann_stamp
+    out = tmp_path / "results"
+    table = (out / "table.md").read_text()
+    for label in ("target_only", "cotrain (alpha=0.5)", "truncated (per-datapoint)"):
+        assert f"| {label} | 1 | 2 |" in table
+    assert "(baseline)" in table
+    for name in ("success", "success_vs_alpha", "classifier_accuracy", "sigma_min_hist", "action_spectra"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    summary = json.loads((first / "eval" / "summary.json").read_text())
+    assert summary["n_trials"] == 2 and summary["spec"]["time_limit"] == 0.5
+
+    # A changed experiment must not silently reuse runs made with other settings.
+    changed = _study(tmp_path, methods, eval={"trials": 3, "time_limit": 0.5, "n_envs": 2, "workers": 1})
+    with pytest.raises(UserError, match="different experiment config"):
+        run_study(changed, progress=False, log=lambda *_: None)
+
+
+def test_study_bookkeeping_resumes_with_a_stand_in_job(tmp_path, monkeypatch):
+    """Fast variant: the real runner and report, with train+eval replaced by a job that writes its files."""
+    from eval.metrics import TrialRecord
+    from eval.report import trials_csv
+
+    def fake_job(run_dir, train_config, eval, **kw):
+        from pathlib import Path
+        run_dir = Path(run_dir)
+        calls.append(run_dir.parent.name)
+        wins = {"target_only": [0, 0], "cotrain-alpha0.5": [1, 0]}.get(run_dir.parent.name, [1, 1])
+        recs = [TrialRecord(eval["seed"] + i, "success" if w else "timeout", 5, 0.5 if w else float("nan"),
+                            0.01, 0.01) for i, w in enumerate(wins)]
+        (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+        (run_dir / "eval" / "trials.csv").write_text(trials_csv(recs))
+        (run_dir / "result.json").write_text("{}")
+        (run_dir / "done").write_text("")
+        if run_dir.parent.name == "cotrain-alpha0.5" and len(calls) == 2 and first_session[0]:
+            raise RuntimeError("simulated crash after the files were written")  # a failed job
+        return {}
+
+    calls, first_session = [], [True]
+    monkeypatch.setattr(experiment, "train_eval_job", fake_job)
+    cfg = _study(tmp_path, [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]},
+                            {"method": "ambient", "sigma_min": 0.2}], annotate={"enabled": False})
+    result = run_study(cfg, progress=False, log=lambda *_: None)
+    assert [f.key for f in result.failed] == ["train+eval cotrain-alpha0.5/seed0"]
+    first_session[0] = False
+    calls.clear()
+    result = run_study(cfg, progress=False, log=lambda *_: None)
+    assert calls == [] and not result.failed          # every run has its done marker: nothing recomputed
+    rows = (tmp_path / "results" / "table.csv").read_text().splitlines()
+    assert rows[0].startswith("label,method") and len(rows) == 4
+    ambient = next(r for r in rows if r.startswith("ambient"))
+    assert ",2,2,1," in ambient                      # trials 2, successes 2, rate 1
+    assert not (tmp_path / "results" / "plots" / "classifier_accuracy.png").exists()

@@ -1,0 +1,98 @@
+"""Plan replay into demonstrations, resumable generation, and the commands' error handling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gcs_planner.generate as generate
+from gcs_planner.generate import GenSimConfig, run_generation
+from gcs_planner.planner import Planner
+from gcs_planner.replay import control_times, replay_kinematic
+from harness.cli import main
+from harness.data.store import EpisodeStore
+from sim_envs.geometry import TASK, wrap_angle
+
+EASY_START = np.array([TASK.goal[0] + 0.06, TASK.goal[1] + 0.04, 0.35])
+
+
+@pytest.fixture(scope="module")
+def env():
+    from sim_envs.env import PushTEnv
+    e = PushTEnv(preset="sim")
+    yield e
+    e.close()
+
+
+def test_kinematic_replay_reproduces_the_plans_slider_poses(env):
+    plan = Planner().plan(EASY_START).plan
+    demo = replay_kinematic(plan, env, stop_at_success=False)
+    times = control_times(plan)
+    assert len(demo.data["slider_pose"]) == len(times)
+    expected = np.array([plan.state_at(t)[0] for t in times])
+    got = demo.data["slider_pose"]
+    assert np.allclose(got[:, :2], expected[:, :2], atol=1e-6)
+    assert np.allclose([wrap_angle(a - b) for a, b in zip(got[:, 2], expected[:, 2])], 0.0, atol=1e-6)
+    # Actions are the next step's planned pusher position; observations are the current one.
+    assert np.allclose(demo.data["action"][:-1], demo.data["agent_pos"][1:], atol=1e-6)
+    assert demo.reached_goal
+
+
+def _store_dict(path):
+    store = EpisodeStore(path)
+    return {k: store.data(k)[:] for k in ("slider_pose", "action", "agent_pos")}, store.meta("seed")
+
+
+def test_interrupted_then_resumed_generation_equals_uninterrupted(tmp_path, monkeypatch):
+    cfg = GenSimConfig(num=2, seed=7, workers=1)
+    run_generation(tmp_path / "full.zarr", cfg, progress=False)
+
+    real = generate.generate_episode
+    calls = []
+
+    def interrupted(seed, c):
+        calls.append(seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(seed, c)
+
+    monkeypatch.setattr(generate, "generate_episode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_generation(tmp_path / "resumed.zarr", cfg, progress=False)
+    assert EpisodeStore(tmp_path / "resumed.zarr").n_episodes == 1
+    monkeypatch.setattr(generate, "generate_episode", real)
+    summary = run_generation(tmp_path / "resumed.zarr", cfg, progress=False)
+    assert summary.kept_before == 1 and summary.kept == 1
+
+    full, full_seeds = _store_dict(tmp_path / "full.zarr")
+    resumed, resumed_seeds = _store_dict(tmp_path / "resumed.zarr")
+    assert list(full_seeds) == list(resumed_seeds)
+    for key in full:
+        assert np.array_equal(full[key], resumed[key])
+    attrs = EpisodeStore(tmp_path / "full.zarr").attrs
+    assert attrs["domain"] == "sim" and attrs["source"] == "gcs_kinematic" and attrs["env"] == "sim"
+    assert attrs["generator"]["seed"] == 7 and "mu_pusher_slider" in attrs["env_params"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["gen-sim", "--num", "0", "--out", "{tmp}/a.zarr"], "num"),
+    (["gen-sim", "--num", "2", "--out", "{tmp}/a.zarr", "--env", "no_such_preset"], "no_such_preset"),
+    (["gen-sim", "--num", "2", "--out", "{tmp}/a.zarr", "planner.mu=-1"], "mu"),
+    (["gen-sim", "--num", "2", "--out", "{tmp}/a.zarr", "bogus=1"], "bogus"),
+    (["plan", "--seed", "-3", "--out", "{tmp}/p.npz"], "--seed"),
+    (["plan", "--out", "{tmp}/p.npz"], "--seed"),
+    (["plan", "--seed", "1", "--out", "{tmp}/p.txt"], ".npz"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, needle, tmp_path, capsys):
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "s.zarr"
+    from tests.helpers import write_store
+    write_store(out, domain="sim", source="gcs_kinematic")    # a store with another generator config
+    code = main(["gen-sim", "--num", "2", "--out", str(out), "--env", "target", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "env" in err

@@ -8,13 +8,14 @@ from typing import Literal
 @dataclasses.dataclass
 class PlannerConfig:
     # --- mechanics assumed by the plan ----------------------------------------------------------------
-    mu: float = 0.3                      # pusher-slider friction the plan must respect (verifier uses this)
+    mu: float = 0.3                      # pusher-slider friction the plan must respect (verifier uses this;
+                                         #   0.3 = the target preset, the sim preset has 0.5)
     mu_margin: float = 0.8               # plan with mu * mu_margin so small recovery errors stay inside mu
     s_margin: float = 0.003              # plan contacts this far (m) inside each face's usable range
     # --- the graph ------------------------------------------------------------------------------------
     interval_deg: float = 30.0           # width of one orientation interval (one fixed rotation per mode)
-    robust_fraction: float = 0.5         # ...spread over this fraction of the interval's half-width
     robust_samples: int = 1              # rotations across an interval the motion cone must hold at (>= 1)
+    robust_fraction: float = 0.5         # ...spread over this fraction of the interval's half-width
     gcs_subsegments: int = 1             # pushes one mode vertex holds in the graph (vertex dimension 3 (n + 1))
     subsegments: int = 2                 # pushes (arcs) per mode when polishing a mode sequence
     switch_graph: Literal["hub", "pairwise"] = "hub"  # face switches: via one non-contact hub per interval, or all pairs
@@ -31,7 +32,7 @@ class PlannerConfig:
     goal_box_fraction: float = 0.5       # the plan may end within this fraction of the success tolerance
     # --- solving --------------------------------------------------------------------------------------
     solver: Literal["clarabel", "scs"] = "clarabel"  # convex solver for the GCS relaxation and polish
-    max_rounded_paths: int = 5           # candidate mode sequences drawn from the relaxation's flows
+    max_rounded_paths: int = 10          # candidate mode sequences drawn from the relaxation's flows
     polish_iterations: int = 6           # re-linearisations of the rotation on the chosen mode path
     polish_trust_deg: float = 10.0       # max change of a knot's orientation per polish iteration
     polish_tol_deg: float = 0.05         # stop when mid-arc orientations move less than this

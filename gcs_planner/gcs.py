@@ -223,7 +223,7 @@ def solve_modes(start_pose, faces: list[Face], cfg: PlannerConfig, free: FreeSpa
     return ModePaths(modes, float(result.get_optimal_cost()), len(verts) + len(hubs) + 2, n_edges, solve_time)
 
 
-def _round(source, target, flows: dict, n_paths: int, rng, trials: int = 50) -> list[list]:
+def _round(source, target, flows: dict, n_paths: int, rng, trials: int = 100) -> list[list]:
     """Distinct source-target vertex paths drawn from the relaxation's flows, best (greedy) first.
 
     The first walk follows the largest flow at every step; later walks pick the next edge with

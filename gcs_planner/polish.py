@@ -95,6 +95,8 @@ def polish(start, goal, sequence: list[tuple[int, int]], all_faces: list[Face],
         if not result.is_success():
             return None
         new = np.vstack([start, np.atleast_2d(result.GetSolution(Q)).reshape(m, 3)])
+        if current is None and np.max(result.GetSolution(slack)) > 1e-6:
+            return None   # infeasible even as the graph's own restriction: try the next candidate path
         if current is not None:
             moved = np.max(np.abs((new[:-1, 2] + new[1:, 2]) - (current[:-1, 2] + current[1:, 2]))) / 2
             trust *= 0.5   # shrinking trust region: the iterates settle instead of oscillating

@@ -24,7 +24,7 @@ from harness.annotations import AnnotatedDataset, Annotations, write_annotations
 from harness.data.atomic import atomic_path, atomic_write_text
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError
-from harness.data.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows, split_episodes
+from harness.data.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
 from harness.normalizer import Normalizer
 from harness.train_config import DatasetSpec
@@ -46,7 +46,7 @@ class AnnotateConfig:
     batch_size: int = 256           # half clean, half corrupt
     lr: float = 1e-3                # AdamW learning rate
     weight_decay: float = 1e-4      # AdamW weight decay
-    val_fraction: float = 0.2       # held-out episodes (per dataset) for the accuracy curve
+    n_folds: int = 2                # cross-fitting: each window is scored by a classifier not trained on it
     val_windows: int = 2000         # held-out windows per class for the accuracy curve
     sigma_lo: float = 0.005         # smallest nonzero grid sigma (normalized action units)
     sigma_hi: float = 5.0           # largest grid sigma
@@ -65,6 +65,8 @@ class AnnotateConfig:
             raise ValueError("need 0 < sigma_lo < sigma_hi")
         if not 0 <= self.eps < 0.5:
             raise ValueError("eps must be in [0, 0.5)")
+        if self.n_folds < 2:
+            raise ValueError("n_folds must be >= 2 (windows are scored by a classifier that did not see them)")
 
     def sigma_grid(self) -> np.ndarray:
         return np.concatenate([[0.0], np.geomspace(self.sigma_lo, self.sigma_hi, self.grid_size)])
@@ -102,20 +104,26 @@ class _Windows:
     action: np.ndarray
 
 
-def _load(paths, role, spec, cfg) -> list:
+def _load(paths, role: str, cfg: AnnotateConfig) -> tuple[list, list[np.ndarray]]:
+    """Datasets of one class and, per dataset, the cross-fitting fold of every episode."""
     raws = [load_dataset(DatasetSpec(str(p), role=role), False, Path(p).stem) for p in paths]
+    folds = []
     for i, raw in enumerate(raws):
-        raw.train_episodes, raw.val_episodes = split_episodes(len(raw.episode_ends), cfg.val_fraction,
-                                                              cfg.seed * 1000 + i + (0 if role == "clean" else 500))
-    return raws
+        perm = np.random.default_rng([cfg.seed, i, role == "clean"]).permutation(len(raw.episode_ends))
+        fold = np.empty(len(perm), np.int64)
+        fold[perm] = np.arange(len(perm)) % cfg.n_folds
+        folds.append(fold)
+    if sum(len(f) for f in folds) < cfg.n_folds:
+        raise ConfigError("annotate", "n_folds", f"the {role} data have fewer episodes than n_folds={cfg.n_folds}")
+    return raws, folds
 
 
-def _windows(raws, spec, normalizer, which: str) -> _Windows:
-    obs, act = [], []
-    for raw in raws:
+def _windows(raws, spec, normalizer, episodes: list[np.ndarray]) -> _Windows:
+    """Normalized windows of the given episodes (one array of episode ids per dataset)."""
+    obs, act = [np.zeros((0, spec.n_obs, OBS_DIM), np.float32)], [np.zeros((0, spec.horizon, ACTION_DIM), np.float32)]
+    for raw, eps in zip(raws, episodes):
         w = make_windows(raw.episode_ends, spec)
-        rows = w.select_episodes(getattr(raw, f"{which}_episodes")) if which != "all" else np.arange(len(w))
-        steps = w.steps(rows)
+        steps = w.steps(w.select_episodes(eps))
         obs.append(normalizer.obs.normalize(raw.obs)[steps[:, : spec.n_obs]])
         act.append(normalizer.action.normalize(raw.action)[steps])
     return _Windows(np.concatenate(obs).astype(np.float32), np.concatenate(act).astype(np.float32))
@@ -201,43 +209,56 @@ def balanced_accuracy(p_clean: np.ndarray, p_corrupt: np.ndarray) -> tuple[np.nd
 
 
 def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None) -> Path:
-    """Train the classifier, write the annotations store `out` plus accuracy CSV and plots beside it."""
+    """Train the classifier, write the annotations store `out` plus accuracy CSV and plots beside it.
+
+    Cross-fitting: episodes are split into n_folds folds; for each fold a classifier is trained on the
+    other folds and scores this fold's windows (accuracy curve and sigma_min). A classifier scoring the
+    windows it was trained on would recognise them (by their observations, say) at any noise level.
+    """
     cfg = cfg or AnnotateConfig()
     if not clean_paths or not corrupt_paths:
         raise ConfigError("annotate", "--clean/--corrupt", "need at least one clean and one corrupt store")
     out = Path(out)
     spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
     device = _device(cfg.device)
-    clean_raws = _load(clean_paths, "clean", spec, cfg)
-    corrupt_raws = _load(corrupt_paths, "corrupt", spec, cfg)
+    clean_raws, clean_folds = _load(clean_paths, "clean", cfg)
+    corrupt_raws, corrupt_folds = _load(corrupt_paths, "corrupt", cfg)
     everything = clean_raws + corrupt_raws
     normalizer = Normalizer.fit(np.concatenate([r.obs for r in everything]),
                                 np.concatenate([r.action for r in everything]))
     sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action) for r in everything])))
-
-    model = train_classifier(_windows(clean_raws, spec, normalizer, "train"),
-                             _windows(corrupt_raws, spec, normalizer, "train"), cfg, sigma_data, device)
-
     grid = cfg.sigma_grid()
     rng = np.random.default_rng([cfg.seed, 0xAC])
-    val = {}
-    for name, raws in (("clean", clean_raws), ("corrupt", corrupt_raws)):
-        w = _windows(raws, spec, normalizer, "val")
-        if len(w.action) == 0:  # too few episodes to hold any out: measure on training windows
-            w = _windows(raws, spec, normalizer, "train")
-        keep = rng.choice(len(w.action), size=min(cfg.val_windows, len(w.action)), replace=False)
-        val[name] = mean_p_corrupt(model, _Windows(w.obs[keep], w.action[keep]), grid, 1, cfg.annotate_batch,
-                                   device, cfg.seed + 1)
-    accuracy, acc_clean, acc_corrupt = balanced_accuracy(val["clean"], val["corrupt"])
 
-    datasets = []
-    for i, raw in enumerate(corrupt_raws):
-        windows = make_windows(raw.episode_ends, spec)
-        w = _windows([raw], spec, normalizer, "all")
-        p = mean_p_corrupt(model, w, grid, cfg.k_draws, cfg.annotate_batch, device, cfg.seed + 2 + i,
-                           cfg.progress)
-        datasets.append(AnnotatedDataset(str(Path(raw.path).resolve()), len(raw.episode_ends), windows.episode,
-                                         windows.t0, sigma_min_from_p(p, grid, cfg.eps), p))
+    windows = [make_windows(raw.episode_ends, spec) for raw in corrupt_raws]
+    p_corrupt = [np.zeros((len(w), len(grid)), np.float32) for w in windows]
+    held_out = {"clean": [], "corrupt": []}
+    for f in range(cfg.n_folds):
+        def episodes(folds, in_fold):
+            return [np.flatnonzero((fold == f) == in_fold) for fold in folds]
+        fold_cfg = dataclasses.replace(cfg, seed=cfg.seed * 100 + f)
+        model = train_classifier(_windows(clean_raws, spec, normalizer, episodes(clean_folds, False)),
+                                 _windows(corrupt_raws, spec, normalizer, episodes(corrupt_folds, False)),
+                                 fold_cfg, sigma_data, device)
+        # accuracy curve: one noise draw per held-out window, a random subset per class and fold
+        for name, raws, folds in (("clean", clean_raws, clean_folds), ("corrupt", corrupt_raws, corrupt_folds)):
+            w = _windows(raws, spec, normalizer, episodes(folds, True))
+            keep = rng.choice(len(w.action), size=min(cfg.val_windows // cfg.n_folds, len(w.action)), replace=False)
+            held_out[name].append(mean_p_corrupt(model, _Windows(w.obs[keep], w.action[keep]), grid, 1,
+                                                 cfg.annotate_batch, device, cfg.seed + 1 + f))
+        # sigma_min inputs: every corrupt window of this fold, k_draws noise draws per sigma
+        for i, (raw, w) in enumerate(zip(corrupt_raws, windows)):
+            eps_in_fold = np.flatnonzero(corrupt_folds[i] == f)
+            rows = w.select_episodes(eps_in_fold)
+            if len(rows):
+                p_corrupt[i][rows] = mean_p_corrupt(model, _windows([raw], spec, normalizer, [eps_in_fold]), grid,
+                                                    cfg.k_draws, cfg.annotate_batch, device,
+                                                    cfg.seed + 1000 * (f + 1) + i, cfg.progress)
+    accuracy, acc_clean, acc_corrupt = balanced_accuracy(np.concatenate(held_out["clean"]),
+                                                         np.concatenate(held_out["corrupt"]))
+    datasets = [AnnotatedDataset(str(Path(raw.path).resolve()), len(raw.episode_ends), w.episode, w.t0,
+                                 sigma_min_from_p(p, grid, cfg.eps), p)
+                for raw, w, p in zip(corrupt_raws, windows, p_corrupt)]
     ann = Annotations(spec, grid, accuracy, datasets, normalizer.action.state(),
                       {"eps": cfg.eps, "k_draws": cfg.k_draws, "config": to_dict(cfg),
                        "clean_paths": [str(Path(p).resolve()) for p in clean_paths],

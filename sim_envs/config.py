@@ -79,7 +79,7 @@ def preset_names() -> list[str]:
 def preset_path(name_or_path: str | Path) -> Path:
     """A preset name -> its YAML file; anything that looks like a path is used as it is."""
     text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
+    if text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text:
         return Path(text)
     path = PRESET_DIR / f"{text}.yaml"
     if not path.is_file():

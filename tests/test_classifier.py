@@ -39,7 +39,7 @@ def annotated(tmp_path_factory):
     clean = write_store(d / "target.zarr", "target", 10, seed=1)
     sim = write_store(d / "sim.zarr", "sim", 10, wiggle=0.05, seed=2)
     cfg = AnnotateConfig(steps=400, batch_size=128, grid_size=10, k_draws=2, use_obs=False, progress=False,
-                         val_fraction=0.2, seed=0)
+                         n_folds=2, seed=0)
     out = annotate([clean], [sim], d / "annotations.zarr", cfg)
     return {"clean": clean, "sim": sim, "out": out, "dir": d}
 

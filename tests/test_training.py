@@ -156,3 +156,22 @@ def test_cli_train_reports_bad_config_in_one_line(stores, tmp_path):
     missing = subprocess.run([str(cotrain), "train", str(cfg_path), "data.datasets=[{path: /nope.zarr}]"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "/nope.zarr" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_image_observations_train_and_act(tmp_path):
+    stores = {"target": write_store(tmp_path / "img.zarr", "target", 2, length=12, image_hw=(16, 16))}
+    cfg = from_dict(TrainConfig, {
+        "out_dir": str(tmp_path / "run"), "device": "cpu",
+        "data": {"datasets": [{"path": str(stores["target"])}], "use_image": True, "val_fraction": 0.0},
+        "policy": {"down_dims": [16, 32], "noise_dim": 16, "image": {"widths": [8, 16], "feature_dim": 8}},
+        "objective": {"method": "target_only"}, "optim": {"batch_size": 8},
+        "diffusion": {"num_steps": 2}, "run": {"steps": 3, "progress": False},
+    }, "test")
+    policy = load_policy(train(cfg))
+    assert policy.net.image_encoder is not None
+    obs, _ = demo_windows(stores["target"], policy.spec)
+    store = EpisodeStore(stores["target"])
+    w = make_windows(store.episode_ends, policy.spec)
+    obs["image"] = store.data("image")[w.steps()[:3, :2]]           # (3, n_obs, 16, 16, 3)
+    actions = policy.act({k: v[:3] for k, v in obs.items()}, seeds=[0, 1, 2])
+    assert actions.shape == (3, 8, 2) and np.isfinite(actions).all()

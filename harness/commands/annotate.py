@@ -19,8 +19,13 @@ def run(args) -> int:
     from harness.classifier import AnnotateConfig, annotate, report_paths, sigma_min_summary
     from harness.data.configs import load_config
 
-    cfg = load_config(AnnotateConfig, args.config, args.overrides)
-    out = annotate(args.clean, args.corrupt, args.out, cfg)
+    # `--corrupt sim.zarr steps=500`: argparse hands key=value items after a list option to the list
+    listed = args.clean + args.corrupt
+    overrides = [p for p in listed if "=" in p] + list(args.overrides)
+    clean = [p for p in args.clean if "=" not in p]
+    corrupt = [p for p in args.corrupt if "=" not in p]
+    cfg = load_config(AnnotateConfig, args.config, overrides)
+    out = annotate(clean, corrupt, args.out, cfg)
     ann = read_annotations(out)
     print(f"annotations {out}")
     print("sigma      " + " ".join(f"{s:7.3g}" for s in ann.sigma_grid))

@@ -1,6 +1,8 @@
 """`cotrain train CONFIG [key=value ...]`: train one policy (resumes an interrupted run in out_dir)."""
 from __future__ import annotations
 
+import os
+
 HELP = "train a diffusion policy (cotrain / ambient / truncated objectives) from a YAML config"
 
 
@@ -16,5 +18,6 @@ def run(args) -> int:
 
     cfg = load_config(TrainConfig, args.config, args.overrides)
     path = train(cfg)
-    print(f"checkpoint {path}")
+    if os.environ.get("RANK", "0") == "0":  # one line, also under torchrun
+        print(f"checkpoint {path}")
     return 0

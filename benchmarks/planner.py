@@ -66,7 +66,7 @@ def main() -> int:
         ("solve time median", f"{np.median(t):.2f} s", "<= 2 s"),
         ("solve time p90", f"{np.percentile(t, 90):.2f} s", ""),
         ("solve time max", f"{t.max():.2f} s", ""),
-        ("solved on attempt 0/1/2/3", "/".join(str(attempts[i]) for i in range(4)), ""),
+        ("solved on attempt 0/1/2/3/4", "/".join(str(attempts[i]) for i in range(5)), ""),
         ("plan duration median", f"{np.median(durations):.1f} s" if durations else "-", "<= 75 s"),
         ("max friction ratio", f"{max(ratios):.3f} (mu {cfg.mu})" if ratios else "-", ""),
         ("max quasi-static residual", f"{max(residuals):.2e}" if residuals else "-", f"<= {cfg.tol_residual}"),

@@ -98,7 +98,8 @@ def plot_sigma_min_hist(sigma_min: Sequence[float], path, bins: int = 30) -> Pat
     """Histogram of per-window sigma_min; windows with sigma_min = 0 (already indistinguishable) counted apart."""
     s = np.asarray(sigma_min, dtype=float)
     zero = np.mean(s <= 0) if len(s) else 0.0
-    pos = s[s > 0]
+    never = np.mean(np.isinf(s)) if len(s) else 0.0   # the classifier never stopped telling them apart
+    pos = s[(s > 0) & np.isfinite(s)]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if len(pos):
         edges = np.geomspace(pos.min(), pos.max() * 1.0001, bins + 1) if pos.max() > pos.min() else bins
@@ -107,7 +108,7 @@ def plot_sigma_min_hist(sigma_min: Sequence[float], path, bins: int = 30) -> Pat
             ax.set_xscale("log")
     ax.set_xlabel("sigma_min per corrupt window")
     ax.set_ylabel("windows")
-    ax.set_title(f"sigma_min of {len(s)} corrupt windows ({zero:.0%} at sigma_min = 0)")
+    ax.set_title(f"sigma_min of {len(s)} corrupt windows ({zero:.0%} at 0, {never:.0%} never)")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -11,12 +11,15 @@ How the work is spread:
 - a *wave* is `n_envs` trials stepped in lockstep by one `VectorEnv`; the policy is asked once per chunk for
   all running envs of the wave together (one batched `act` call);
 - waves are handed out to `workers` processes, each holding its own policy copy and its own envs, so policy
-  inference and physics both use every core and nothing crosses a process boundary per step.
+  inference and physics both use every core and nothing crosses a process boundary per step; each
+  finished trial streams back at once (a queue), for the progress bar and the resumable trial log.
 
 Outcome of a trial depends only on its seed, never on the batch it ran in: physics is per env, and a policy
 whose `act` accepts `noise=` (the diffusion policy's initial sampler noise, (B, horizon, 2)) gets per-trial
 noise from `trial_rng(seed, query)`. That is what makes batched, unbatched and multi-worker evaluations give
-the same records, and what lets `record_rollouts` replay exactly the trial that was scored.
+the same records, and what lets `record_rollouts` replay the trial that was scored. (For the diffusion
+policy "same" is up to float round-off of batched matrix products, ~1e-6 m in the actions; contact can
+amplify that over a long trial, so a recorded replay may in rare cases end differently.)
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import json
 import math
 import multiprocessing as mp
 import os
+import queue as _queue
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -85,12 +89,13 @@ class ObsHistory:
 
 
 def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
-             on_step: Callable[[int, dict, list], None] | None = None) -> list[TrialRecord]:
+             on_step: Callable[[int, dict, list], None] | None = None,
+             on_trial: Callable[[TrialRecord], None] | None = None) -> list[TrialRecord]:
     """Run len(seeds) trials in lockstep on a VectorEnv of that many envs; one record per seed, in order.
 
     max_steps: end trials as "timeout" after this many steps (default: the task's 75 s, which the env itself
     enforces; a shorter cap is for quick tests and demos). `on_step(step, obs, infos)` is called after every
-    step (recording uses it).
+    step (recording uses it); `on_trial(record)` as each trial ends.
     """
     seeds = [int(s) for s in seeds]
     k = len(seeds)
@@ -126,6 +131,8 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
                 records[i] = make_record(seeds[i], infos[i])
             elif int(infos[i]["step"]) >= cap:
                 records[i] = make_record(seeds[i], {**infos[i], "outcome": "timeout"})
+            if records[i] is not None and on_trial is not None:
+                on_trial(records[i])
     raise RuntimeError(f"env did not end trials {[seeds[i] for i in range(k) if records[i] is None]} "
                        f"within {cap} steps")
 
@@ -164,25 +171,32 @@ def _load_policy(policy_or_path, device: str):
 _WORKER: dict = {}
 
 
-def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, threads: int) -> None:
-    _limit_threads(threads)
-    policy = _load_policy(policy_or_path, device)
-    _WORKER.update(policy=policy, preset=preset, image_size=image_size or getattr(policy, "image_size", None),
-                   max_steps=max_steps, envs={})
+def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, threads: int, queue) -> None:
+    # A failing initializer would make multiprocessing.Pool restart the worker forever: keep the error
+    # and raise it from the first wave instead, where the parent sees it.
+    try:
+        _limit_threads(threads)
+        policy = _load_policy(policy_or_path, device)
+        _WORKER.update(policy=policy, preset=preset, max_steps=max_steps, envs={}, queue=queue,
+                       image_size=image_size or getattr(policy, "image_size", None), error=None)
+    except Exception as exc:  # noqa: BLE001 - re-raised in _worker_wave
+        _WORKER["error"] = exc
 
 
 def _worker_wave(seeds: Sequence[int]) -> list[TrialRecord]:
-    return _run_in(_WORKER, seeds)
+    if _WORKER.get("error") is not None:
+        raise _WORKER["error"]
+    return _run_in(_WORKER, seeds, on_trial=_WORKER["queue"].put)
 
 
-def _run_in(state: dict, seeds: Sequence[int]) -> list[TrialRecord]:
+def _run_in(state: dict, seeds: Sequence[int], on_trial=None) -> list[TrialRecord]:
     """Run one wave with the state's policy, reusing a VectorEnv of the right size."""
     from sim_envs.vector_env import VectorEnv
     envs = state["envs"]
     k = len(seeds)
     if k not in envs:
         envs[k] = VectorEnv(k, state["preset"], workers=1, image_size=state["image_size"])
-    return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"])
+    return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"], on_trial=on_trial)
 
 
 def _limit_threads(threads: int) -> None:
@@ -200,10 +214,10 @@ def waves(seeds: Sequence[int], n_envs: int) -> list[list[int]]:
     return [seeds[i: i + n_envs] for i in range(0, len(seeds), n_envs)]
 
 
-def iter_trials(policy_or_path, preset="target", seeds: Iterable[int] = range(200), n_envs: int = 10,
-                workers: int = 1, device: str = "cpu", image_size=None,
-                max_steps: int | None = None) -> Iterator[list[TrialRecord]]:
-    """Yield the records of each finished wave (in completion order) while the rest run.
+def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[[TrialRecord], None],
+               n_envs: int = 10, workers: int = 1, device: str = "cpu", image_size=None,
+               max_steps: int | None = None) -> None:
+    """Run every seed; `on_trial(record)` is called in this process as each trial finishes.
 
     policy_or_path: a checkpoint path (loaded in each worker with harness.policy.load_policy) or a policy
     object (pickled to the workers when workers > 1; scripted policies must then be module-level classes).
@@ -218,20 +232,31 @@ def iter_trials(policy_or_path, preset="target", seeds: Iterable[int] = range(20
     workers = min(workers, len(jobs))
     if workers == 1:
         policy = _load_policy(policy_or_path, device)
-        if image_size is None:
-            image_size = getattr(policy, "image_size", None)
-        state = {"policy": policy, "preset": preset, "image_size": image_size, "max_steps": max_steps,
-                 "envs": {}}
+        state = {"policy": policy, "preset": preset, "max_steps": max_steps, "envs": {},
+                 "image_size": image_size or getattr(policy, "image_size", None)}
         try:
             for job in jobs:
-                yield _run_in(state, job)
+                _run_in(state, job, on_trial)
         finally:
             _close_envs(state)
         return
     ctx = mp.get_context("spawn")  # Drake and torch are not fork-safe once initialised
+    queue = ctx.Queue()            # finished trials stream back through it, one record at a time
     with ctx.Pool(workers, initializer=_worker_init,
-                  initargs=(policy_or_path, device, preset, image_size, max_steps, 1)) as pool:
-        yield from pool.imap_unordered(_worker_wave, jobs)
+                  initargs=(policy_or_path, device, preset, image_size, max_steps, 1, queue)) as pool:
+        pending = pool.map_async(_worker_wave, jobs, chunksize=1)
+        seen, total = 0, len(seeds)
+        while seen < total:
+            try:
+                record = queue.get(timeout=0.2)
+            except _queue.Empty:
+                if pending.ready():
+                    pending.get()              # re-raises a worker's exception here
+                    record = queue.get(timeout=60)  # all waves returned: the rest is in flight
+                else:
+                    continue
+            on_trial(record)
+            seen += 1
 
 
 def _close_envs(state: dict) -> None:
@@ -248,27 +273,29 @@ def evaluate(policy_or_path, preset="target", seeds: Iterable[int] = range(200),
              max_steps: int | None = None) -> list[TrialRecord]:
     """Score a policy on `seeds`; returns one TrialRecord per seed, sorted by seed.
 
-    log_path: a JSON-lines file that gets one line per finished trial as waves complete. Seeds already
-    in it are not run again, so an interrupted evaluation resumes where it stopped.
+    log_path: a JSON-lines file that gets one line per trial as it finishes. Seeds already in it are not
+    run again, so an interrupted evaluation resumes where it stopped.
     """
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
         raise ValueError("seeds must be distinct")
-    done = {r.seed: r for r in read_trial_log(log_path)} if log_path else {}
-    done = {s: r for s, r in done.items() if s in set(seeds)}
+    wanted = set(seeds)
+    done = {r.seed: r for r in read_trial_log(log_path) if r.seed in wanted} if log_path else {}
     todo = [s for s in seeds if s not in done]
     bar = _progress(len(seeds), len(done), progress, desc)
-    n_success = sum(r.success for r in done.values())
+    n_success = [sum(r.success for r in done.values())]
+
+    def on_trial(record: TrialRecord) -> None:
+        if log_path:
+            append_trial_log(log_path, [record])
+        done[record.seed] = record
+        n_success[0] += record.success
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"success {n_success[0]}/{len(done)} = {n_success[0] / len(done):.0%}")
+
     try:
-        for wave in iter_trials(policy_or_path, preset, todo, n_envs, workers, device, image_size, max_steps):
-            if log_path:
-                append_trial_log(log_path, wave)
-            for r in wave:
-                done[r.seed] = r
-                n_success += r.success
-            if bar is not None:
-                bar.update(len(wave))
-                bar.set_postfix_str(f"success {n_success}/{len(done)} = {n_success / len(done):.0%}")
+        run_trials(policy_or_path, preset, todo, on_trial, n_envs, workers, device, image_size, max_steps)
     finally:
         if bar is not None:
             bar.close()
@@ -283,7 +310,7 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The per-trial log (JSON lines): appended as waves finish, so a killed evaluation keeps its trials.
+# The per-trial log (JSON lines): appended as trials finish, so a killed evaluation keeps its trials.
 
 def append_trial_log(path, records: Iterable[TrialRecord]) -> None:
     path = Path(path)

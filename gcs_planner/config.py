@@ -26,7 +26,7 @@ class PlannerConfig:
     w_translation: float = 1.0           # per metre of slider translation
     w_rotation: float = 0.02             # per radian of slider rotation
     w_force: float = 0.0                 # per unit of |(dx, dy, c dtheta)| (integrated contact force)
-    w_pusher_free: float = 0.3           # per metre of non-contact pusher travel between faces
+    w_pusher_free: float = 0.1           # per metre of non-contact pusher travel between faces
     w_goal: float = 1.0                  # per unit of final |(dx, dy, c dtheta)| from the exact goal
     w_mode: float = 0.01                 # constant per contact mode entered (a proxy for time)
     goal_box_fraction: float = 0.5       # the plan may end within this fraction of the success tolerance

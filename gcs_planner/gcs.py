@@ -107,8 +107,8 @@ def _add_segment_costs(vertex, cfg: PlannerConfig, c: float) -> None:
             vertex.AddCost(Binding[Cost](L2NormCost(cfg.w_force * scaled, np.zeros(3)), x))
 
 
-def _join(edge, u_dim: int, fixed_u: bool = False, fixed_v: bool = False) -> None:
-    """Constrain the last pose of u to equal the first pose of v."""
+def _join(edge, u_dim: int) -> None:
+    """Constrain the last pose of u (whose dimension is u_dim) to equal the first pose of v."""
     xu, xv = edge.xu(), edge.xv()
     a = xu[u_dim - 3: u_dim]
     b = xv[:3]
@@ -117,6 +117,7 @@ def _join(edge, u_dim: int, fixed_u: bool = False, fixed_v: bool = False) -> Non
 
 
 def _constant_cost(edge, value: float) -> None:
+    """A cost paid once when the edge is used (times its flow phi in the relaxation)."""
     if value > 0:
         edge.AddCost(value + 0 * edge.xu()[0])
 

@@ -41,8 +41,9 @@ class GenSimConfig:
     image_size: tuple[int, int] = (96, 96)  # (H, W) of recorded images
     keep_failed_replays: bool = False     # keep physics replays that miss the goal (marked success=False)
     stop_at_success: bool = True          # end an episode at the first step within the success tolerance
-    push_depth: float = 0.002             # physics replay: command this far (m) into the face while pushing
-    settle_steps: int = 10                # physics replay: control steps after the plan ends
+    push_depth: float = 0.005             # physics replay: command this far (m) into the face while pushing
+    settle_steps: int = 10                # physics replay: control steps after each plan ends
+    max_replans: int = 2                  # physics replay: new plans from the true pose when a plan ends off goal
     max_seeds: int = 0                    # give up after trying this many seeds (0 = 2 * num + 20)
     planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
 
@@ -51,6 +52,8 @@ class GenSimConfig:
             raise ValueError(f"num must be >= 1, got {self.num}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.max_replans < 0:
+            raise ValueError(f"max_replans must be >= 0, got {self.max_replans}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if min(self.image_size) < 8:
@@ -104,13 +107,16 @@ def generate_episode(seed: int, cfg: GenSimConfig) -> EpisodeResult:
     if cfg.replay == "kinematic":
         demo = replay_kinematic(plan, env, cfg.stop_at_success)
     else:
+        def replan(pose):
+            again = planner.plan(pose, {"seed": seed})
+            return again.plan
         demo = replay_physics(plan, env, seed, planner.faces, cfg.push_depth, cfg.settle_steps,
-                              cfg.stop_at_success)
+                              cfg.stop_at_success, replan=replan, max_replans=cfg.max_replans)
     meta = {
         "seed": np.int64(seed), "start_x": float(start[0]), "start_y": float(start[1]),
         "start_theta": float(start[2]), "plan_cost": float(plan.info["cost"]),
         "solve_time": float(result.solve_time), "plan_duration": float(plan.duration),
-        "replay": cfg.replay, "success": bool(demo.reached_goal),
+        "replay": cfg.replay, "replans": np.int64(demo.replans), "success": bool(demo.reached_goal),
     }
     if not demo.reached_goal and not cfg.keep_failed_replays:
         return EpisodeResult(seed, "replay_missed", f"replay: {demo.outcome}", None, meta, result.solve_time)

@@ -17,7 +17,7 @@ from gcs_planner.free_space import FreeSpace, path_length
 from gcs_planner.mechanics import Face, limit_surface_c, push_for_twist, se2_exp, se2_log
 from harness.data.atomic import atomic_path
 from harness.data.errors import UserError
-from sim_envs.geometry import PUSHER, TASK, to_body, to_world
+from sim_envs.geometry import PUSHER, to_body, to_world
 
 
 @dataclasses.dataclass
@@ -115,7 +115,7 @@ def assemble(knots: np.ndarray, faces: list[int], all_faces: list[Face], cfg: Pl
         push = push_for_twist(all_faces[f], twist, cfg.mu, c)
         s = float(np.clip(push.s, all_faces[f].s_lo, all_faces[f].s_hi))
         pushes.append((f, s, twist))
-    pusher_body = home_body = to_body(knots[0], home[None])[0]
+    pusher_body = to_body(knots[0], home[None])[0]   # where the pusher is, in the current body frame
     in_contact = None  # (face, s) the pusher touches now
     for j, (f, s, twist) in enumerate(pushes):
         face = all_faces[f]
@@ -151,7 +151,6 @@ def assemble(knots: np.ndarray, faces: list[int], all_faces: list[Face], cfg: Pl
         phases.append(_free_phase(end, [pusher_body, pre_old], cfg))
         pusher_body = pre_old
     phases.append(_free_phase(end, list(free.shortest_path(pusher_body, home_end)), cfg))
-    del home_body
     return _sample(phases, knots, pushes, cfg, dict(info or {}, cost=plan_cost(phases, knots, cfg)))
 
 

@@ -6,6 +6,7 @@ entry point the CLI, the generator and the benchmark use.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from gcs_planner.mechanics import contact_faces
 from gcs_planner.plan import Plan, assemble
 from gcs_planner.polish import polish
 from gcs_planner.verify import Verdict, verify
-from sim_envs.geometry import PUSHER, TASK
+from sim_envs.geometry import TASK
 
 
 @dataclasses.dataclass
@@ -46,6 +47,8 @@ def _drop_still(knots: np.ndarray, faces: list[int], tol: float = 1e-6) -> tuple
 
 class Planner:
     def __init__(self, cfg: PlannerConfig | None = None):
+        # Drake logs one INFO line per GCS solve; thousands of plans would drown the progress bar.
+        logging.getLogger("drake").setLevel(max(logging.getLogger("drake").level, logging.WARNING))
         self.cfg = cfg or PlannerConfig()
         self.faces = contact_faces(convex_margin=self.cfg.convex_margin,
                                    concave_clearance=self.cfg.concave_clearance)
@@ -58,6 +61,8 @@ class Planner:
             base,
             # The same graph on a grid shifted by half an interval: other linearisation points.
             dataclasses.replace(base, interval_offset=base.interval_offset + 0.5),
+            # Cheaper face switches: sequences that use more faces instead of one face for a long way.
+            dataclasses.replace(base, w_pusher_free=base.w_pusher_free / 3),
             # A motion cone that must hold across half of each interval: sequences whose exact arcs
             # stay feasible more often.
             dataclasses.replace(base, robust_samples=3, robust_fraction=0.5,
@@ -68,12 +73,21 @@ class Planner:
         ]
 
     def plan(self, start_pose, info: dict | None = None) -> PlanResult:
+        """Plan from slider pose (x, y, theta) to the goal, pusher from and back to home.
+
+        For each attempt (graph variant): solve the relaxation, polish its candidate mode sequences in
+        order, and return the first plan that verifies. `info` scalars are stored in plan.info.
+        """
         start = np.asarray(start_pose, dtype=float)
         goal = np.asarray(TASK.goal, dtype=float)
         t0 = time.perf_counter()
         log, failure = [], ""
         for i, cfg in enumerate(self.attempts()):
-            modes = solve_modes(start, self.faces, cfg, self.free, goal)
+            try:
+                modes = solve_modes(start, self.faces, cfg, self.free, goal)
+            except RuntimeError as exc:   # no free path from home: the slider covers the pusher's home
+                log.append(f"attempt {i}: {exc}")
+                return PlanResult(None, None, time.perf_counter() - t0, log, str(exc))
             if modes is None:
                 failure = "gcs: relaxation failed"
                 log.append(f"attempt {i}: {failure}")

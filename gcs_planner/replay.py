@@ -4,7 +4,8 @@
   (env.set_state) and the environment observes (env.observe); the slider follows the plan exactly.
 - physics: the pusher is commanded to the planned pusher positions (env.step) and the slider moves by the
   preset's physics. While a push is planned, the command is set `push_depth` metres into the face, so the
-  position controller presses instead of merely touching.
+  position controller presses instead of merely touching; it leads by the controller's lag. If a plan
+  ends with the slider off the goal, the caller may re-plan from the true pose (`replan`, `max_replans`).
 
 Step k observes time k * 0.1 s; its action is the commanded pusher position for time (k + 1) * 0.1 s.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -25,6 +27,7 @@ class Demo:
     data: dict                # agent_pos (T, 2), slider_pose (T, 3), action (T, 2), [image (T, H, W, 3)]
     reached_goal: bool        # the true slider pose met the success tolerance
     outcome: str              # success / plan_end / timeout / left_workspace
+    replans: int = 0          # physics replay: plans made after the first one
 
 
 def control_times(plan: Plan) -> np.ndarray:
@@ -71,21 +74,40 @@ def tracking_lead(env) -> float:
     return cfg.controller_kd / cfg.controller_kp
 
 
-def replay_physics(plan: Plan, env, seed: int, faces: list[Face], push_depth: float = 0.002,
-                   settle_steps: int = 10, stop_at_success: bool = True, lead: float | None = None) -> Demo:
+def replay_physics(plan: Plan, env, seed: int, faces: list[Face], push_depth: float = 0.005,
+                   settle_steps: int = 10, stop_at_success: bool = True, lead: float | None = None,
+                   replan: Callable[[np.ndarray], Plan | None] | None = None, max_replans: int = 0) -> Demo:
     """Track the planned pusher path in the physics preset; the environment decides success.
 
     The command for step k is the planned pusher position at t_{k+1} plus `lead` seconds of the planned
-    velocity (default: the controller's lag, tracking_lead).
+    velocity (default: the controller's lag, tracking_lead). When a plan has run out (pusher back home)
+    and the slider is not at the goal, up to `max_replans` new plans are made from the slider's true
+    pose with `replan(pose)` and tracked in the same episode.
     """
     obs = env.reset(seed, slider_pose=plan.slider[0], pusher_xy=plan.pusher[0])
     lead = tracking_lead(env) if lead is None else lead
-    times = control_times(plan)
-    rows = []
-    outcome = "plan_end"
+    rows: list = []
     reached = False
-    n_steps = len(times) - 1 + settle_steps
-    for k in range(n_steps):
+    replans = 0
+    while True:
+        obs, outcome, reached = _track(plan, env, obs, faces, push_depth, lead, rows, settle_steps,
+                                       stop_at_success, reached)
+        if outcome != "plan_end" or reached or replans >= max_replans or replan is None:
+            break
+        plan = replan(env.true_state()[0])
+        replans += 1
+        if plan is None:
+            break
+    rows.append((obs, rows[-1][1]))   # the final observation, holding the last command
+    return Demo(_stack(rows), reached, outcome, replans)
+
+
+def _track(plan: Plan, env, obs: dict, faces, push_depth, lead, rows: list, settle_steps: int,
+           stop_at_success: bool, reached: bool) -> tuple[dict, str, bool]:
+    """Step the env along one plan (plus settle steps), appending (obs, action) rows."""
+    times = control_times(plan)
+    outcome = "plan_end"
+    for k in range(len(times) - 1 + settle_steps):
         t_next = min(times[min(k + 1, len(times) - 1)], plan.duration)
         action = commanded_pusher(plan, t_next, faces, push_depth)
         if lead > 0 and t_next < plan.duration:
@@ -102,8 +124,7 @@ def replay_physics(plan: Plan, env, seed: int, faces: list[Face], push_depth: fl
         if reached and stop_at_success:
             outcome = "success"
             break
-    rows.append((obs, rows[-1][1]))   # the final observation, holding the last command
-    return Demo(_stack(rows), reached, outcome)
+    return obs, outcome, reached
 
 
 def _stack(rows) -> dict:

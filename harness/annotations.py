@@ -48,12 +48,14 @@ class Annotations:
     attrs: dict
 
     def find(self, path) -> AnnotatedDataset | None:
-        """The annotated dataset stored for `path` (same resolved path), or the only one if there is one."""
-        want = str(Path(path).resolve())
+        """The annotated dataset for the store at `path`: same resolved path, else the only one with the
+        same folder name (a data folder moved or copied elsewhere); None if neither."""
+        want = Path(path).resolve()
         for ds in self.datasets:
-            if str(Path(ds.path).resolve()) == want:
+            if Path(ds.path).resolve() == want:
                 return ds
-        return self.datasets[0] if len(self.datasets) == 1 else None
+        same_name = [ds for ds in self.datasets if Path(ds.path).name == want.name]
+        return same_name[0] if len(same_name) == 1 else None
 
 
 def write_annotations(out, ann: Annotations) -> Path:

@@ -12,7 +12,6 @@ the domain away, P(corrupt) need not fall at any sigma; use_obs=false classifies
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 

@@ -8,7 +8,7 @@ at every sigma:
     c_skip = sd^2 / (sigma^2 + sd^2)     c_out = sigma sd / sqrt(sigma^2 + sd^2)
     c_in = 1 / sqrt(sigma^2 + sd^2)      c_noise = ln(sigma) / 4          (sd = sigma_data)
 
-Training sigmas are log-normal, ln sigma ~ N(P_mean, P_std^2); the loss weight
+Training sigmas are log-normal, ln sigma ~ N(P_mean, P_std^2) (drawn by sources.SourceSampler); the loss weight
 lambda(sigma) = 1 / c_out^2 makes lambda ||D - x0||^2 = ||F - F_target||^2, a unit-scale regression.
 Sampling is EDM's deterministic Heun sampler on the rho-schedule.
 """
@@ -43,10 +43,6 @@ class EDM:
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
         """lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1 / c_out^2."""
         return (sigma ** 2 + self.sigma_data ** 2) / (sigma * self.sigma_data) ** 2
-
-    def sample_sigma(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n,) log-normal training noise levels."""
-        return (self.P_mean + self.P_std * torch.randn(n, generator=generator, dtype=torch.float64)).exp()
 
     def schedule(self, num_steps: int) -> torch.Tensor:
         """(num_steps + 1,) decreasing sigmas from sigma_max to sigma_min, then 0 (EDM eq. 5)."""

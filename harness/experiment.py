@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import time
 from pathlib import Path
@@ -111,7 +110,9 @@ class EvalSettings:
 @dataclasses.dataclass
 class ExecutorSettings:
     kind: Literal["local"] = "local"  # the engine that runs jobs (local processes for now)
-    max_parallel: int = 1            # jobs at once (each job already uses several cores when it can)
+    max_parallel: int = 1            # jobs at once (generation and evaluation already use `workers` processes)
+    threads: int = 1                 # torch threads per training / classifier job; on a small CPU more threads
+                                     # than free cores slow training down several times (measured 8x on 2 cores)
 
 
 @dataclasses.dataclass
@@ -204,16 +205,23 @@ def method_settings(m: MethodSpec, natural_alpha: float) -> list[tuple[str, floa
     return [(", ".join(parts), None, obj)]
 
 
-def plan_runs(cfg: StudyConfig, annotations_path: Path | None) -> list[RunPlan]:
-    """Every run of the study with its full, validated TrainConfig (ConfigError before any compute)."""
+def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False) -> list[RunPlan]:
+    """Every run of the study with its full, validated TrainConfig.
+
+    dry: before the datasets and annotations exist, with stand-ins for the numbers that come from them
+    (natural alpha, per-dataset sigma), so that a config error shows up before any compute.
+    """
     from harness.train_config import TrainConfig
 
     base = load_yaml(cfg.train_config) if cfg.train_config else {}
     base = merge(base, cfg.train)
-    clean_eps = sum(_episodes_used(d) for d in cfg.datasets if d.role == "clean")
-    corrupt_eps = sum(_episodes_used(d) for d in cfg.datasets if d.role == "corrupt")
-    natural = clean_eps / max(clean_eps + corrupt_eps, 1)
-    per_dataset = _per_dataset_sigma(cfg, annotations_path)
+    if dry:
+        natural, per_dataset = 0.5, {d.name: 1.0 for d in cfg.datasets}
+    else:
+        clean_eps = sum(_episodes_used(d) for d in cfg.datasets if d.role == "clean")
+        corrupt_eps = sum(_episodes_used(d) for d in cfg.datasets if d.role == "corrupt")
+        natural = clean_eps / max(clean_eps + corrupt_eps, 1)
+        per_dataset = _per_dataset_sigma(cfg, annotations_path)
     plans, seen = [], set()
     for m in cfg.methods:
         for setting, alpha, objective in method_settings(m, natural):
@@ -288,11 +296,20 @@ def generate_dataset_job(path: str, kind: str, num: int, env: str | None, seed: 
     return {"path": path, "summary": summary.lines()}
 
 
-def annotate_job(clean: list[str], corrupt: list[str], out: str, config: dict) -> dict:
+def annotate_job(clean: list[str], corrupt: list[str], out: str, config: dict, threads: int | None = None) -> dict:
     """Train the noise-level classifier once and annotate the corrupt windows (skipped if `out` exists)."""
-    if not Path(out).exists():
-        from harness.classifier import AnnotateConfig, annotate
-        annotate(clean, corrupt, out, from_dict(AnnotateConfig, config, out))
+    from harness.classifier import AnnotateConfig, annotate
+    want = to_dict(from_dict(AnnotateConfig, config, out))
+    if Path(out).exists():
+        from harness.annotations import read_annotations
+        have = dict(read_annotations(out).attrs.get("config", {}))
+        have.pop("progress", None), want.pop("progress", None)
+        if have != want:
+            raise UserError(f"{out}: was made with another annotate config; restore the experiment file or "
+                            "delete it (and the runs that used it) to recompute")
+        return {"path": out}
+    _set_threads(threads)
+    annotate(clean, corrupt, out, from_dict(AnnotateConfig, config, out))
     return {"path": out}
 
 
@@ -306,9 +323,7 @@ def train_eval_job(run_dir: str, train_config: dict, eval: dict, threads: int | 
     run_dir = Path(run_dir)
     if (run_dir / "done").exists():
         return json.loads((run_dir / "result.json").read_text())
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     started = time.perf_counter()
     cfg = from_dict(TrainConfig, train_config, str(run_dir / "run.json"))
     checkpoint = train(cfg)
@@ -323,6 +338,12 @@ def train_eval_job(run_dir: str, train_config: dict, eval: dict, threads: int | 
     atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(run_dir / "done", "")
     return result
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,6 +365,11 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
     save_config(cfg, out / "experiment.yaml")
     executor = executor or make_executor(cfg.executor.kind, cfg.executor.max_parallel)
     t0 = time.perf_counter()
+
+    # Config errors now, not after an hour of data generation.
+    plan_runs(cfg, _annotations_path(cfg), dry=True)
+    if _annotations_path(cfg) is not None:
+        _annotate_job(cfg, _annotations_path(cfg))
 
     # 1. datasets
     gen_jobs = _generation_jobs(cfg, progress)
@@ -367,9 +393,7 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
     todo = [p for p in plans if not (p.dir / "done").exists()]
     log(f"runs       {len(plans)} in total, {len(plans) - len(todo)} finished, {len(todo)} to run")
     eval_kwargs = dataclasses.asdict(cfg.eval)
-    # Training threads: the cores shared among parallel jobs (OMP_NUM_THREADS=1 from `make` would
-    # otherwise leave a core idle while one run trains).
-    threads = max(1, (os.cpu_count() or 1) // cfg.executor.max_parallel)
+    threads = cfg.executor.threads
     jobs = [Job(f"train+eval {p.key}", "harness.experiment:train_eval_job",
                 {"run_dir": str(p.dir), "train_config": p.train_config, "eval": eval_kwargs,
                  "threads": threads, "progress": progress}) for p in todo]
@@ -464,7 +488,7 @@ def _annotate_job(cfg: StudyConfig, out: Path) -> Job:
     return Job("annotate", "harness.experiment:annotate_job", {
         "clean": [d.path for d in cfg.datasets if d.role == "clean"],
         "corrupt": [d.path for d in cfg.datasets if d.role == "corrupt"],
-        "out": str(out), "config": to_dict(acfg)})
+        "out": str(out), "config": to_dict(acfg), "threads": cfg.executor.threads})
 
 
 def _claim_run(plan: RunPlan, eval_identity: dict) -> None:

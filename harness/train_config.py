@@ -111,6 +111,7 @@ class RunConfig:
     bf16: bool = True              # bf16 autocast on CUDA
     compile: bool = False          # torch.compile the network (CUDA)
     progress: bool = True          # tqdm progress bar
+    threads: int = 0               # CPU threads for torch (0 = torch's default, usually all cores)
 
 
 @dataclasses.dataclass

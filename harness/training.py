@@ -41,7 +41,7 @@ from harness.training_data import TrainingData, build
 
 CHECKPOINT_FORMAT = "cotrain-policy-v1"
 # Config keys that may change between an interrupted run and its resume without changing the result.
-_RESUME_IGNORED = {"out_dir", "run.progress", "run.compile", "run.checkpoint_every"}
+_RESUME_IGNORED = {"out_dir", "run.progress", "run.compile", "run.checkpoint_every", "run.threads"}
 # Validation noise levels: 8 quantiles of the training log-normal.
 _VAL_QUANTILES = (np.arange(8) + 0.5) / 8
 
@@ -152,6 +152,8 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = resolve_device(cfg.device)
+        if cfg.run.threads > 0:
+            torch.set_num_threads(cfg.run.threads)
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend)
@@ -332,6 +334,8 @@ class Trainer:
         bar = None
         if self.is_main and cfg.run.progress:
             from tqdm import tqdm
+            for line in self.data.describe():
+                tqdm.write(line)
             bar = tqdm(total=cfg.run.steps, initial=self.step, desc=f"train {cfg.objective.method}",
                        dynamic_ncols=True)
         t_last, steps_last = time.perf_counter(), self.step
@@ -346,7 +350,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{stats['loss']:.4f}")
                     last = self.step == cfg.run.steps
                     row = {}
-                    if self.step % cfg.run.log_every == 0 or last:
+                    if self.step % cfg.run.log_every == 0 or last:  # every rank: sums over ranks
                         now = time.perf_counter()
                         row.update(self._log_row(stats, (self.step - steps_last) * cfg.optim.batch_size
                                                  / max(now - t_last, 1e-9)))
@@ -354,12 +358,7 @@ class Trainer:
                     if self.data.val and (self.step % cfg.run.val_every == 0 or last) and self.is_main:
                         row.update(self.validate())
                     if row and self.is_main:
-                        row.setdefault("step", self.step)
-                        writer.writerow(row)
-                        csv_file.flush()
-                        for k, v in row.items():
-                            if k != "step" and v != "":
-                                tb.add_scalar(k, float(v), self.step)
+                        self._write_row(row, writer, csv_file, tb)
                     stopping = stop.requested or (stop_after is not None and self.step >= stop_after)
                     if self.step % cfg.run.checkpoint_every == 0 or stopping:
                         self.save(self.latest)
@@ -380,6 +379,15 @@ class Trainer:
                 csv_file.close()
             if tb is not None:
                 tb.close()
+
+    def _write_row(self, row: dict, writer, csv_file, tb) -> None:
+        """One metrics.csv row (flushed, so a crash keeps it) and the same scalars in TensorBoard."""
+        row.setdefault("step", self.step)
+        writer.writerow(row)
+        csv_file.flush()
+        for k, v in row.items():
+            if k != "step" and v != "":
+                tb.add_scalar(k, float(v), self.step)
 
     def _log_row(self, stats: dict, samples_per_s: float) -> dict:
         a = self.accum

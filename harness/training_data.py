@@ -93,6 +93,23 @@ class TrainingData:
     def gather(self, role: str, rows: np.ndarray) -> dict[str, np.ndarray]:
         return self.pools[role].gather(rows)
 
+    def describe(self) -> list[str]:
+        """A few lines for the start of a run: pools, validity, mixing at a few sigmas."""
+        lines = []
+        for role, pool in self.pools.items():
+            smin = pool.sigma_min
+            extra = ""
+            if role == "corrupt" and len(smin):
+                extra = (f", sigma_min: {np.mean(smin == 0):.0%} at 0, median {np.median(smin):.3g}, "
+                         f"{np.mean(np.isinf(smin)):.0%} never")
+            lines.append(f"{role:<8} {', '.join(pool.names)}: {pool.train_episodes} episodes, "
+                         f"{len(pool.train_rows)} training windows{extra}")
+        sig = np.array([0.01, 0.1, 0.3, 1.0, 3.0])
+        lines.append("P(clean | sigma) " + "  ".join(f"{s:g}: {p:.2f}" for s, p in zip(sig, self.sampler.p_clean(sig))))
+        lines.append(f"sigma_data {self.sigma_data:.4f} (normalized actions); validation sets: "
+                     f"{', '.join(self.val) or 'none'}")
+        return lines
+
 
 def _names(specs: list[DatasetSpec]) -> list[str]:
     names = []

@@ -74,7 +74,7 @@ def test_plots_write_pngs(tmp_path):
     assert plots.plot_success(rows, tmp_path / "s.png").stat().st_size > 1000
     assert plots.plot_success_vs_alpha(rows, tmp_path / "a.png").stat().st_size > 1000
     assert plots.plot_classifier_accuracy([0.01, 0.1, 1.0], [0.95, 0.7, 0.5], tmp_path / "c.png").exists()
-    assert plots.plot_sigma_min_hist([0, 0, 0.1, 0.2, 0.5], tmp_path / "h.png").exists()
+    assert plots.plot_sigma_min_hist([0, 0, 0.1, 0.2, 0.5, np.inf], tmp_path / "h.png").exists()
     f, p = power_spectrum(np.random.default_rng(1).normal(size=(10, 16, 2)))
     assert plots.plot_power_spectra({"clean": (f, p), "corrupt": (f, 2 * p)}, tmp_path / "p.png",
                                     sigmas=[0.1]).exists()

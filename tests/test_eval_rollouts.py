@@ -100,3 +100,39 @@ def test_bad_policy_output_is_reported():
             return np.zeros((1, 8, 3))
     with pytest.raises(ValueError, match="expected"):
         evaluate(Broken(), "target", [0], n_envs=1, progress=False, max_steps=5)
+
+
+def test_a_policy_that_fails_to_load_in_a_worker_is_reported(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match="checkpoint"):
+        evaluate(str(bad), "target", [0, 1], n_envs=1, workers=2, progress=False, max_steps=3)
+
+
+def test_diffusion_policy_batched_and_unbatched_queries_agree(tmp_path):
+    """The real policy (a tiny, briefly trained checkpoint): per-trial noise makes batching irrelevant."""
+    from eval.rollouts import _load_policy, _query
+    from harness.data.configs import from_dict
+    from harness.train_config import TrainConfig
+    from harness.training import train
+    from tests.synthetic_stores import write_store
+
+    store = write_store(tmp_path / "c.zarr", "target", n_episodes=3, seed=1)
+    cfg = from_dict(TrainConfig, {
+        "out_dir": str(tmp_path / "run"), "device": "cpu",
+        "data": {"datasets": [{"path": str(store), "role": "clean"}], "val_fraction": 0.0},
+        "objective": {"method": "target_only"},
+        "policy": {"down_dims": [8, 16], "noise_dim": 8, "n_groups": 4}, "diffusion": {"num_steps": 2},
+        "optim": {"batch_size": 8, "warmup_steps": 1}, "run": {"steps": 2, "progress": False}})
+    policy = _load_policy(str(train(cfg)), "cpu")
+    rng = np.random.default_rng(0)
+    obs = {"agent_pos": rng.uniform(0.4, 0.6, (3, policy.n_obs, 2)),
+           "slider_pose": rng.uniform(-0.5, 0.5, (3, policy.n_obs, 3))}
+    seeds, queries = [5, 6, 7], np.array([0, 3, 1])
+    batched = _query(policy, obs, seeds, queries, wants_noise=True)
+    single = np.concatenate([_query(policy, {k: v[i:i + 1] for k, v in obs.items()}, [seeds[i]],
+                                    queries[i:i + 1], wants_noise=True) for i in range(3)])
+    assert batched.shape == (3, policy.n_action, 2)
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    other = _query(policy, obs, [8, 9, 10], queries, wants_noise=True)   # the noise does matter
+    assert np.abs(other - batched).max() > 1e-4

@@ -96,3 +96,17 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     code = main(["gen-sim", "--num", "2", "--out", str(out), "--env", "target", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "env" in err
+
+
+def test_physics_replay_tracks_the_plan_and_moves_the_slider_toward_the_goal(env):
+    from gcs_planner.replay import replay_physics
+    from sim_envs.geometry import pose_error
+    planner = Planner()
+    plan = planner.plan(EASY_START).plan
+    demo = replay_physics(plan, env, seed=0, faces=planner.faces, max_replans=0)
+    n = len(demo.data["action"])
+    assert demo.data["slider_pose"].shape == (n, 3) and demo.data["agent_pos"].shape == (n, 2)
+    assert np.isfinite(demo.data["action"]).all() and demo.replans == 0
+    start_err = np.abs(pose_error(EASY_START)[:2]).sum()
+    end_err = np.abs(pose_error(demo.data["slider_pose"][-1])[:2]).sum()
+    assert end_err < 0.5 * start_err

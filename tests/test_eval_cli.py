@@ -1,0 +1,36 @@
+"""`cotrain eval` and `cotrain compare` on the command line: outputs, resume guard, one-line errors."""
+import json
+
+from harness.cli import main
+
+
+def test_eval_scripted_writes_report_and_refuses_a_different_eval_in_the_same_folder(tmp_path, capsys):
+    out = tmp_path / "ev"
+    args = ["eval", "scripted", "--trials", "2", "--time-limit", "0.3", "--out", str(out), "--workers", "1",
+            "--n-envs", "2", "--no-progress"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_trials"] == 2 and summary["outcomes"]["timeout"] == 2
+    assert summary["success"]["high"] > 0.5            # 0 of 2: a wide Wilson interval
+    assert (out / "trials.csv").read_text().count("\n") == 3
+    assert "success    0.0%" in capsys.readouterr().out
+    assert main(args) == 0                               # same evaluation again: resumes, nothing to run
+    assert main([*args[:3], "3", *args[4:]]) == 2        # different trials in the same folder: refused
+    assert "holds another evaluation" in capsys.readouterr().err
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    for argv, message in [
+        (["eval", str(tmp_path / "missing.pt")], "no such checkpoint"),
+        (["eval", "scripted", "--trials", "0"], "--trials must be >= 1"),
+        (["eval", "scripted", "--env", "nowhere"], "nowhere"),
+        (["compare", str(tmp_path / "missing.yaml")], "file not found"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    bad = tmp_path / "study.yaml"
+    bad.write_text("name: x\ndatasets: [{name: a, path: a.zarr, role: clean}]\nmethods: [{method: cotrain}]\n"
+                   "evaluation: {trials: 3}\n")
+    assert main(["compare", str(bad)]) == 2
+    assert "evaluation: unknown key" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from eval.metrics import Summary
-from eval.report import read_summary, write_eval_report
+from eval.report import write_eval_report
 from eval.rollouts import evaluate, read_trial_log
 from harness.data.atomic import atomic_write_text
 from harness.data.errors import UserError
@@ -47,15 +47,7 @@ def default_out_dir(checkpoint, spec: EvalSpec) -> Path:
     return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}"
 
 
-def is_complete(out_dir, spec: EvalSpec | None = None) -> bool:
-    """True if out_dir holds a finished evaluation (of `spec`, when given)."""
-    out_dir = Path(out_dir)
-    if not (out_dir / "summary.json").is_file():
-        return False
-    return spec is None or _read_spec(out_dir) == dataclasses.asdict(spec)
-
-
-def run_eval(spec: EvalSpec, out_dir, n_envs: int = 10, workers: int = 1, device: str = "cpu",
+def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device: str = "cpu",
              record: int = 0, progress: bool = True, policy=None) -> Summary:
     """Evaluate `spec` into out_dir (resuming a partial run); returns the summary.
 
@@ -81,13 +73,6 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 10, workers: int = 1, device
         record_rollouts(source, spec.env, spec.seeds[:record], out_dir / "recordings", device=device,
                         max_steps=spec.max_steps)
     return summary
-
-
-def load_result(out_dir) -> tuple[dict, list]:
-    """(summary dict, records) of a finished evaluation folder."""
-    from eval.report import read_trials_csv
-    out_dir = Path(out_dir)
-    return read_summary(out_dir), read_trials_csv(out_dir / "trials.csv")
 
 
 def _policy_source(checkpoint: str):

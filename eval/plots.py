@@ -71,7 +71,7 @@ def plot_success_vs_alpha(rows: Sequence[TableRow], path) -> Path | None:
             ax.text(a.min(), r.rate * 100, f" {r.label}", va="bottom", fontsize=8, color="C2")
     ax.set_xlabel("alpha = P(clean sample)")
     ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, min(100, max(hi.max(), *(r.ci_high * 100 for r in rows)) + 10))
     ax.set_title("success versus mixing ratio")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)

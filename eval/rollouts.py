@@ -226,9 +226,10 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
         raise ValueError(f"n_envs and workers must be >= 1, got {n_envs} and {workers}")
     if image_size is None and not isinstance(policy_or_path, (str, Path)):
         image_size = getattr(policy_or_path, "image_size", None)
-    jobs = waves(seeds, n_envs)
-    if not jobs:
+    if not seeds:
         return
+    # Few trials: smaller waves, so that every worker gets some.
+    jobs = waves(seeds, min(n_envs, -(-len(seeds) // workers)))
     workers = min(workers, len(jobs))
     if workers == 1:
         policy = _load_policy(policy_or_path, device)

@@ -27,7 +27,7 @@ class PlannerConfig:
     w_rotation: float = 0.02             # per radian of slider rotation
     w_force: float = 0.0                 # per unit of |(dx, dy, c dtheta)| (integrated contact force)
     w_pusher_free: float = 0.1           # per metre of non-contact pusher travel between faces
-    w_goal: float = 1.0                  # per unit of final |(dx, dy, c dtheta)| from the exact goal
+    w_goal: float = 5.0                  # per unit of final |(dx, dy, c dtheta)| from the exact goal
     w_mode: float = 0.01                 # constant per contact mode entered (a proxy for time)
     goal_box_fraction: float = 0.5       # the plan may end within this fraction of the success tolerance
     # --- solving --------------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ class PlannerConfig:
     max_rotation_speed_deg: float = 45.0  # slider angular speed limit while pushing (deg/s)
     sample_dt: float = 0.01              # resolution of the stored dense trajectory (s)
     # --- verification tolerances ----------------------------------------------------------------------
-    tol_friction: float = 0.02           # friction ratio may exceed mu by this (absolute)
+    tol_friction: float = 0.0            # friction ratio may exceed mu by this (absolute)
     tol_residual: float = 0.02           # max relative quasi-static twist residual
     tol_penetration: float = 0.0005      # max pusher-slider overlap (m)
     tol_contact_gap: float = 0.0005      # max gap (m) while a push is supposed to be in contact

@@ -199,8 +199,10 @@ def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
             if res.status != "plan_failed":
                 summary.planned += 1
             if res.status == "kept":
-                writer.add_episode(res.data, res.meta)
-                summary.kept += 1
+                try:
+                    writer.add_episode(res.data, res.meta)   # Ctrl-C is held until the episode is committed
+                finally:
+                    summary.kept = writer.n_episodes - summary.kept_before
                 bar.update(1)
             else:
                 summary.dropped[res.reason] += 1
@@ -209,6 +211,9 @@ def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
                             yield_=f"{summary.kept / summary.tried:.0%}")
             if summary.kept_before + summary.kept >= cfg.num:
                 break
+    except KeyboardInterrupt as exc:
+        exc.summary = summary   # the caller can still report what was finished
+        raise
     finally:
         summary.elapsed = time.perf_counter() - t0
         bar.close()

@@ -99,7 +99,9 @@ class _Free:
             p = self.path_body[i] + frac * (self.path_body[i + 1] - self.path_body[i])
         return self.pose.copy(), to_world(self.pose, p[None])[0]
 
-    face = -1
+    @property
+    def face(self) -> int:
+        return -1   # not pushing
 
 
 def assemble(knots: np.ndarray, faces: list[int], all_faces: list[Face], cfg: PlannerConfig,

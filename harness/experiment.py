@@ -101,7 +101,7 @@ class EvalSettings:
     trials: int = 200                # start seeds seed .. seed + trials - 1, the same for every run
     seed: int = 100_000              # first start seed (keep clear of the datasets' seeds)
     time_limit: float | None = None  # seconds per trial (null: the task's 75 s)
-    n_envs: int = 10                 # envs in lockstep per worker (batched inference)
+    n_envs: int = 25                 # envs in lockstep per worker (batched inference)
     workers: int = 2                 # evaluation worker processes
     device: str = "cpu"              # torch device for inference
     record: int = 0                  # save the first N rollouts of each run as HTML + video

@@ -16,7 +16,8 @@ def add_arguments(parser) -> None:
                         help="end trials as timeout after this long (default: the task's 75 s)")
     parser.add_argument("--out", default=None,
                         help="output folder (default <run>/eval/<env>-s<seed>-n<trials> beside the checkpoint)")
-    parser.add_argument("--n-envs", type=int, default=10, help="environments stepped in lockstep per worker")
+    parser.add_argument("--n-envs", type=int, default=25,
+                        help="environments stepped in lockstep per worker, one batched act() for all (default 25)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes (default: up to 2)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy (default cpu)")

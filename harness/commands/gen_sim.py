@@ -38,7 +38,12 @@ def run(args) -> int:
     preset_path(cfg.env)                    # unknown preset -> one-line error before any work
     out = check_out_path(args.out)
     logging.getLogger("drake").setLevel(logging.WARNING)
-    summary = run_generation(out, cfg, progress=not args.no_progress)
+    try:
+        summary = run_generation(out, cfg, progress=not args.no_progress)
+    except KeyboardInterrupt as exc:
+        if hasattr(exc, "summary"):
+            print("\n".join(exc.summary.lines()))
+        raise
     for line in summary.lines():
         print(line)
     print(f"dataset -> {out}")

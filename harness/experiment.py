@@ -36,7 +36,6 @@ from harness.data.atomic import atomic_write_text
 from harness.data.configs import from_dict, load_config, load_yaml, merge, save_config, to_dict
 from harness.data.errors import ConfigError, DatasetError, UserError
 from harness.executor import Job, JobResult, make_executor
-from harness.objectives import METHODS
 
 # ---------------------------------------------------------------------------------------------------
 # The study config

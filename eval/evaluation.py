@@ -56,8 +56,9 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     out_dir = Path(out_dir)
     if spec.trials < 1:
         raise UserError(f"--trials must be >= 1, got {spec.trials}")
-    if policy is None and spec.checkpoint != "scripted" and not Path(spec.checkpoint).is_file():
-        raise UserError(f"{spec.checkpoint}: no such checkpoint file")
+    if policy is None and spec.checkpoint != "scripted":
+        from harness.policy import load_policy
+        load_policy(spec.checkpoint)  # a bad checkpoint fails here, before any output or worker exists
     _claim(out_dir, spec)
     source = policy if policy is not None else _policy_source(spec.checkpoint)
     started = time.perf_counter()

@@ -103,9 +103,19 @@ class _Windows:
     action: np.ndarray
 
 
-def _load(paths, role: str, cfg: AnnotateConfig) -> tuple[list, list[np.ndarray]]:
+def dataset_spec(item, role: str) -> DatasetSpec:
+    """A store path, or {"path", "max_episodes"} / a DatasetSpec to use only its first N episodes."""
+    if isinstance(item, DatasetSpec):
+        return dataclasses.replace(item, role=role)
+    if isinstance(item, dict):
+        return DatasetSpec(str(item["path"]), role=role, max_episodes=item.get("max_episodes"))
+    return DatasetSpec(str(item), role=role)
+
+
+def _load(items, role: str, cfg: AnnotateConfig) -> tuple[list, list[np.ndarray]]:
     """Datasets of one class and, per dataset, the cross-fitting fold of every episode."""
-    raws = [load_dataset(DatasetSpec(str(p), role=role), False, Path(p).stem) for p in paths]
+    specs = [dataset_spec(item, role) for item in items]
+    raws = [load_dataset(spec, False, Path(spec.path).stem) for spec in specs]
     folds = []
     for i, raw in enumerate(raws):
         perm = np.random.default_rng([cfg.seed, i, role == "clean"]).permutation(len(raw.episode_ends))
@@ -208,6 +218,7 @@ def balanced_accuracy(p_clean: np.ndarray, p_corrupt: np.ndarray) -> tuple[np.nd
 
 
 def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None) -> Path:
+    """(clean_paths / corrupt_paths: store paths, or {"path", "max_episodes"} to use the first N episodes.)"""
     """Train the classifier, write the annotations store `out` plus accuracy CSV and plots beside it.
 
     Cross-fitting: episodes are split into n_folds folds; for each fold a classifier is trained on the
@@ -260,12 +271,18 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
                 for raw, w, p in zip(corrupt_raws, windows, p_corrupt)]
     ann = Annotations(spec, grid, accuracy, datasets, normalizer.action.state(),
                       {"eps": cfg.eps, "k_draws": cfg.k_draws, "config": to_dict(cfg),
-                       "clean_paths": [str(Path(p).resolve()) for p in clean_paths],
-                       "corrupt_paths": [str(Path(p).resolve()) for p in corrupt_paths],
+                       "clean_paths": [dataset_identity(p, "clean") for p in clean_paths],
+                       "corrupt_paths": [dataset_identity(p, "corrupt") for p in corrupt_paths],
                        "sigma_data": sigma_data})
     write_annotations(out, ann)
     _write_reports(out, grid, accuracy, acc_clean, acc_corrupt, np.concatenate([d.sigma_min for d in datasets]))
     return out
+
+
+def dataset_identity(item, role: str) -> dict:
+    """What the annotations were made from: a store and how many of its episodes."""
+    spec = dataset_spec(item, role)
+    return {"path": str(Path(spec.path).resolve()), "max_episodes": spec.max_episodes}
 
 
 def report_paths(out: Path) -> dict[str, Path]:

@@ -297,14 +297,17 @@ def generate_dataset_job(path: str, kind: str, num: int, env: str | None, seed: 
 
 def annotate_job(clean: list[str], corrupt: list[str], out: str, config: dict, threads: int | None = None) -> dict:
     """Train the noise-level classifier once and annotate the corrupt windows (skipped if `out` exists)."""
-    from harness.classifier import AnnotateConfig, annotate
+    from harness.classifier import AnnotateConfig, annotate, dataset_identity
     want = to_dict(from_dict(AnnotateConfig, config, out))
     if Path(out).exists():
         from harness.annotations import read_annotations
-        have = dict(read_annotations(out).attrs.get("config", {}))
+        attrs = read_annotations(out).attrs
+        have = dict(attrs.get("config", {}))
         have.pop("progress", None), want.pop("progress", None)
-        if have != want:
-            raise UserError(f"{out}: was made with another annotate config; restore the experiment file or "
+        made_from = [attrs.get("clean_paths"), attrs.get("corrupt_paths")]
+        wanted_from = [[dataset_identity(c, "clean") for c in clean], [dataset_identity(c, "corrupt") for c in corrupt]]
+        if have != want or made_from != wanted_from:
+            raise UserError(f"{out}: was made with another annotate config or other data; restore the experiment file or "
                             "delete it (and the runs that used it) to recompute")
         return {"path": out}
     _set_threads(threads)
@@ -485,8 +488,9 @@ def _annotate_job(cfg: StudyConfig, out: Path) -> Job:
     acfg = load_config(AnnotateConfig, cfg.annotate.config, base={
         **cfg.annotate.overrides, "n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action})
     return Job("annotate", "harness.experiment:annotate_job", {
-        "clean": [d.path for d in cfg.datasets if d.role == "clean"],
-        "corrupt": [d.path for d in cfg.datasets if d.role == "corrupt"],
+        # the classifier sees the same first-N episodes that the runs train on
+        "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
+        "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "corrupt"],
         "out": str(out), "config": to_dict(acfg), "threads": cfg.executor.threads})
 
 

@@ -16,6 +16,8 @@ class DatasetSpec:
     path: str                                             # dataset store (.zarr)
     role: Literal["clean", "corrupt", "auto"] = "auto"    # auto: domain target/real -> clean, sim -> corrupt
     max_episodes: int | None = None                       # use only the first N episodes (null = all)
+    only_success: bool = True                             # skip episodes whose meta/success is false
+                                                          # (max_episodes then counts kept episodes)
     sigma_min: float | None = None                        # corrupt only: this dataset's sigma_n / sigma_min
                                                           # (overrides objective.sigma_min)
 

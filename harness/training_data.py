@@ -41,19 +41,32 @@ def load_dataset(spec: DatasetSpec, use_image: bool, name: str) -> RawDataset:
     role = spec.role
     if role == "auto":
         role = "clean" if store.domain in CLEAN_DOMAINS else "corrupt"
-    n = store.n_episodes if spec.max_episodes is None else min(spec.max_episodes, store.n_episodes)
-    if n == 0:
-        raise DatasetError(spec.path, "meta/episode_ends", "store has no episodes")
-    ends = store.episode_ends[:n].astype(np.int64)
-    steps = int(ends[-1])
-    obs = obs_features(store.data("agent_pos")[:steps], store.data("slider_pose")[:steps])
-    action = store.data("action")[:steps].astype(np.float32)
+    episodes = np.arange(store.n_episodes)
+    if spec.only_success and "success" in store.meta_keys:
+        episodes = episodes[store.meta("success").astype(bool)]
+    if spec.max_episodes is not None:
+        episodes = episodes[: spec.max_episodes]
+    if len(episodes) == 0:
+        raise DatasetError(spec.path, "meta/episode_ends",
+                           "no episodes to use" + (" (none has meta/success true)" if store.n_episodes else ""))
+    # The kept episodes, renumbered 0..n-1 and concatenated: their steps in the store, in order.
+    bounds = [store.episode_slice(int(i)) for i in episodes]
+    steps = np.concatenate([np.arange(b.start, b.stop) for b in bounds])        # (S,)
+    ends = np.cumsum([b.stop - b.start for b in bounds]).astype(np.int64)      # (n,)
+    stop = bounds[-1].stop
+
+    def load(key):
+        return store.data(key, stop)[steps]
+
+    obs = obs_features(load("agent_pos"), load("slider_pose"))
+    action = load("action").astype(np.float32)
     image = None
     if use_image:
         if "image" not in store.data_keys:
             raise DatasetError(spec.path, "data/image", "data.use_image is true but the store has no images")
-        image = store.data("image")[:steps]
-    return RawDataset(name, str(spec.path), role, ends, obs, action, image, np.arange(n), np.zeros(0, np.int64))
+        image = load("image")
+    return RawDataset(name, str(spec.path), role, ends, obs, action, image, np.arange(len(episodes)),
+                      np.zeros(0, np.int64))
 
 
 @dataclasses.dataclass

@@ -110,3 +110,14 @@ def test_annotations_of_another_dataset_are_refused(annotated, tmp_path):
     }, "test")
     with pytest.raises(ConfigError, match="no annotations for corrupt dataset"):
         Trainer(cfg)
+
+
+def test_annotate_uses_only_the_first_episodes_it_is_given(annotated, tmp_path):
+    """A study that trains on the first N episodes must annotate exactly those (and record it)."""
+    cfg = AnnotateConfig(steps=5, batch_size=32, grid_size=3, k_draws=1, use_obs=False, progress=False)
+    out = annotate([{"path": annotated["clean"], "max_episodes": 6}],
+                   [{"path": annotated["sim"], "max_episodes": 4}], tmp_path / "sub.zarr", cfg)
+    ann = read_annotations(out)
+    (ds,) = ann.datasets
+    assert ds.n_episodes == 4 and set(np.unique(ds.episode)) == {0, 1, 2, 3}
+    assert ann.attrs["corrupt_paths"] == [{"path": str(Path(annotated["sim"]).resolve()), "max_episodes": 4}]

@@ -29,6 +29,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
+    corrupt = tmp_path / "corrupt" / "bad.pt"
+    corrupt.parent.mkdir()
+    corrupt.write_text("not a checkpoint")
+    assert main(["eval", str(corrupt), "--no-progress"]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert sorted(p.name for p in corrupt.parent.iterdir()) == ["bad.pt"]   # nothing half written beside it
     bad = tmp_path / "study.yaml"
     bad.write_text("name: x\ndatasets: [{name: a, path: a.zarr, role: clean}]\nmethods: [{method: cotrain}]\n"
                    "evaluation: {trials: 3}\n")

@@ -77,7 +77,7 @@ def merge(base: Mapping, update: Mapping) -> dict:
 def load_config(cls: type[T], path=None, overrides: Sequence[str] = (), base: Mapping | None = None) -> T:
     """Build `cls` from (defaults <- base <- YAML file <- overrides), checking every key and type."""
     data: dict = dict(base or {})
-    source = "defaults"
+    source = "command line" if overrides else "defaults"
     if path is not None:
         data = merge(data, load_yaml(path))
         source = str(path)

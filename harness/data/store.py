@@ -222,9 +222,10 @@ class EpisodeStore:
         for i in range(self.n_episodes):
             yield self.episode(i, keys)
 
-    def data(self, key: str) -> np.ndarray:
-        """Every committed step of one key, (N, ...), loaded into memory."""
-        return np.asarray(self._data[key][: self.n_steps])
+    def data(self, key: str, stop: int | None = None) -> np.ndarray:
+        """Committed steps [0, stop) of one key (default: all), (N, ...), loaded into memory."""
+        stop = self.n_steps if stop is None else min(stop, self.n_steps)
+        return np.asarray(self._data[key][:stop])
 
     def meta(self, key: str) -> np.ndarray:
         """One value per episode, (E,)."""

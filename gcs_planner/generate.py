@@ -27,6 +27,7 @@ from gcs_planner.planner import Planner
 from gcs_planner.replay import replay_kinematic, replay_physics
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError, DatasetError
+from harness.data.writer import EpisodeWriter
 from sim_envs.initial_states import sample_initial_pose
 
 
@@ -165,9 +166,7 @@ def _check_resumable(writer, cfg: GenSimConfig, path: Path) -> None:
 
 def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
     """Fill the store at `out` up to cfg.num episodes (resuming), in parallel; Ctrl-C keeps finished work."""
-    from harness.data.writer import EpisodeWriter
     from sim_envs.config import load_preset
-    from tqdm import tqdm
 
     path = Path(out)
     physics = load_preset(cfg.env)
@@ -176,6 +175,13 @@ def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
                                env_params=dataclasses.asdict(physics), generator=to_dict(cfg))
     except ValueError as exc:
         raise DatasetError(path, None, str(exc)) from None
+    with writer:  # released on any exit, so a later run (or resume) can open the store
+        return _append_episodes(writer, path, cfg, progress)
+
+
+def _append_episodes(writer: EpisodeWriter, path: Path, cfg: GenSimConfig, progress: bool) -> Summary:
+    from tqdm import tqdm
+
     _check_resumable(writer, cfg, path)
     done = {int(s) for s in writer.meta("seed")}
     summary = Summary(kept_before=writer.n_episodes)

@@ -182,3 +182,26 @@ def test_store_survives_an_interrupted_writer(tmp_path, sig):
         w.add_episode(episode(50 + first % 7, float(first)), {"seed": first})
     assert _assert_whole_episodes(path) == first + 1
     assert validate(path).uncommitted_steps == 0
+
+
+def test_one_writer_at_a_time(tmp_path):
+    """Two appenders would interleave episodes: the second is refused until the first closes."""
+    path = tmp_path / "s.zarr"
+    kwargs = dict(domain="sim", source="gcs_kinematic", env="sim", env_params={}, generator={})
+    first = EpisodeWriter(path, **kwargs)
+    with pytest.raises(DatasetError, match="another writer has this store open"):
+        EpisodeWriter(path, **kwargs)
+    first.close()
+    with EpisodeWriter(path, **kwargs) as second:
+        second.add_episode(episode(3), {"seed": 0})
+    assert validate(path).n_episodes == 1
+
+
+def test_a_store_stopped_before_its_first_episode_reopens(tmp_path):
+    path = tmp_path / "s.zarr"
+    kwargs = dict(domain="sim", source="gcs_kinematic", env="sim", env_params={}, generator={})
+    EpisodeWriter(path, **kwargs).close()
+    assert validate(path).n_episodes == 0
+    with EpisodeWriter(path, **kwargs) as writer:          # resume appends the first episode
+        writer.add_episode(episode(3), {"seed": 0})
+    assert validate(path).n_episodes == 1

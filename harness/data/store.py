@@ -124,7 +124,8 @@ def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
     keys = sorted(data.array_keys())
     shapes, dtypes, uncommitted = {}, {}, 0
     for key, shape in REQUIRED_DATA.items():
-        if key not in keys:
+        # A store with no episode yet (a writer stopped before its first commit) has no arrays: still valid.
+        if key not in keys and (n_episodes or keys):
             raise DatasetError(path, f"data/{key}", "missing array")
     for key in keys:
         arr = data[key]

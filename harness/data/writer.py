@@ -4,11 +4,14 @@ Each `add_episode` writes the data arrays, then the per-episode metadata, then t
 `meta/episode_ends`, which is the commit record (see store.py). Ctrl-C and SIGTERM that arrive during an
 append are held back until the episode is committed; a harder crash leaves at most uncommitted steps,
 which readers ignore and the next writer cuts off. A new store is created under a temporary name and
-renamed into place, so the output path never names a store without its attributes.
+renamed into place, so the output path never names a store without its attributes. One writer at a time:
+a second writer on the same store (another process, or a second run of a generator) is refused, since two
+appenders would interleave their episodes.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -24,6 +27,7 @@ from harness.data.configs import _plain
 from harness.data.errors import DatasetError
 from harness.data.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group
 
+LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
 # Steps per chunk along time: low-dim arrays are tiny per step; images are ~100 KB per step raw.
 LOWDIM_CHUNK = 4096
 IMAGE_CHUNK = 16
@@ -50,9 +54,11 @@ class EpisodeWriter:
             **_plain(dict(extra_attrs or {})),
         }
         if self.path.exists():
+            self._lock = _lock_store(self.path)
             self._root = self._reopen(attrs)
         else:
             self._root = self._create(attrs)
+            self._lock = _lock_store(self.path)
         self._ends = self._root["meta/episode_ends"]
 
     # ---- opening
@@ -172,13 +178,29 @@ class EpisodeWriter:
         return group.create_array(key, shape=(0,), chunks=(LOWDIM_CHUNK,), dtype=dtype)
 
     def close(self) -> None:
-        pass  # every append is already durable; kept for symmetry and context-manager use
+        """Release the store for other writers (every append is already durable)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _lock_store(path: Path):
+    """Hold an exclusive lock on the store until close() or process exit (the OS releases it then)."""
+    if not path.is_dir():
+        raise DatasetError(path, None, "not a store folder")
+    handle = open(path / LOCK_FILE, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DatasetError(path, None, "another writer has this store open; wait for it to finish") from None
+    return handle
 
 
 def _arrays(group):

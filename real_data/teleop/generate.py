@@ -82,6 +82,7 @@ def generate(out, num: int, config: TeleopConfig, seed_start: int = 0, workers: 
                     raise
     finally:
         bar.close()
+        writer.close()   # release the store for the next run
     new = len(successes)
     return _summary(Path(out), writer, new, skipped)
 

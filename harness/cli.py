@@ -12,21 +12,21 @@ import sys
 
 from harness.data.errors import UserError
 
-# name -> (module, one-line help). Keep in the order a user meets them.
+# name -> (module, one-line help), in pipeline order: data, learning, evaluation.
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("harness.commands.validate", "check a dataset store; print its summary"),
     "info": ("harness.commands.info", "summary and per-episode statistics of a dataset store"),
     "rollout": ("harness.commands.rollout", "run a scripted push in an env preset; show or record it"),
-    "eval": ("harness.commands.eval", "closed-loop success rate of a checkpoint in Drake, with a Wilson interval"),
-    "compare": ("harness.commands.compare", "run a comparison study from an experiment YAML; table and plots"),
-    "annotate": ("harness.commands.annotate", "train the sim-vs-clean noise classifier; write per-window sigma_min"),
-    "train": ("harness.commands.train", "train a diffusion policy (cotrain / ambient / truncated) from a config"),
     "plan": ("harness.commands.plan", "plan one start pose with the GCS contact planner; save and show it"),
     "gen-sim": ("harness.commands.gen_sim", "generate simulated demonstrations from GCS plans (resumable)"),
-    "demo": ("harness.commands.demo", "the main job on a small built-in default"),
-    "teleop": ("harness.commands.teleop", "push the T yourself from a browser (Meshcat); record episodes"),
     "gen-teleop": ("harness.commands.gen_teleop", "generate clean demos with the scripted human-like teleoperator"),
+    "teleop": ("harness.commands.teleop", "push the T yourself from a browser (Meshcat); record episodes"),
     "import": ("harness.commands.import_logs", "convert real robot logs (diffusion-policy zarr, LeRobot) to a dataset"),
+    "annotate": ("harness.commands.annotate", "train the sim-vs-clean noise classifier; write per-window sigma_min"),
+    "train": ("harness.commands.train", "train a diffusion policy (cotrain / ambient / truncated) from a config"),
+    "eval": ("harness.commands.eval", "closed-loop success rate of a checkpoint in Drake, with a Wilson interval"),
+    "compare": ("harness.commands.compare", "run a comparison study from an experiment YAML; table and plots"),
+    "demo": ("harness.commands.demo", "the main job on a small built-in default"),
 }
 
 

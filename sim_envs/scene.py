@@ -110,6 +110,11 @@ def build_scene(config: PhysicsConfig, image_size: tuple[int, int] | None = None
     visualizer = None
     if meshcat is not None:
         visualizer = MeshcatVisualizer.AddToBuilder(builder, scene_graph, meshcat, MeshcatVisualizerParams())
+        # Look at the workspace from the -y side: screen right is +x, screen up is roughly +y, so the
+        # arrow keys of browser teleop move the pusher the way they point.
+        x0, x1, y0, y1 = task.workspace
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2, 0.0])
+        meshcat.SetCameraPose(centre + np.array([0.0, -0.55, 0.75]), centre)
     diagram = builder.Build()
     return Scene(diagram, plant, scene_graph, body, joint_x, joint_y, pusher_instance, camera, visualizer)
 

@@ -175,7 +175,7 @@ def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, thr
     # A failing initializer would make multiprocessing.Pool restart the worker forever: keep the error
     # and raise it from the first wave instead, where the parent sees it.
     try:
-        _limit_threads(threads)
+        limit_threads(threads)
         policy = _load_policy(policy_or_path, device)
         _WORKER.update(policy=policy, preset=preset, max_steps=max_steps, envs={}, queue=queue,
                        image_size=image_size or getattr(policy, "image_size", None), error=None)
@@ -199,7 +199,7 @@ def _run_in(state: dict, seeds: Sequence[int], on_trial=None) -> list[TrialRecor
     return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"], on_trial=on_trial)
 
 
-def _limit_threads(threads: int) -> None:
+def limit_threads(threads: int) -> None:
     """One thread per worker process: 2 cores shared by 2 workers, no oversubscription."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:

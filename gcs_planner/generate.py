@@ -14,8 +14,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import multiprocessing
-import signal
 import time
 from pathlib import Path
 from typing import Literal
@@ -27,6 +25,7 @@ from gcs_planner.planner import Planner
 from gcs_planner.replay import replay_kinematic, replay_physics
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError, DatasetError
+from harness.data.parallel import map_seeds
 from harness.data.writer import EpisodeWriter
 from sim_envs.initial_states import sample_initial_pose
 
@@ -148,10 +147,6 @@ class Summary:
         return out
 
 
-def _ignore_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent handles Ctrl-C and keeps finished work
-
-
 def _check_resumable(writer, cfg: GenSimConfig, path: Path) -> None:
     old = dict(writer._root.attrs.get("generator", {}))
     new = to_dict(cfg)
@@ -191,41 +186,32 @@ def _append_episodes(writer: EpisodeWriter, path: Path, cfg: GenSimConfig, progr
     bar = tqdm(total=cfg.num, initial=writer.n_episodes, unit="demo", disable=not progress,
                desc=f"gen-sim {cfg.replay}")
     t0 = time.perf_counter()
-    pool = None
     try:
-        if cfg.workers == 1:
-            results = (generate_episode(s, cfg) for s in todo)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            pool = ctx.Pool(cfg.workers, initializer=_ignore_sigint)
-            results = pool.imap(_Worker(cfg), todo, chunksize=1)
-        for res in results:
-            summary.tried += 1
-            summary.plan_times.append(res.solve_time)
-            if res.status != "plan_failed":
-                summary.planned += 1
-            if res.status == "kept":
-                try:
-                    writer.add_episode(res.data, res.meta)   # Ctrl-C is held until the episode is committed
-                finally:
-                    summary.kept = writer.n_episodes - summary.kept_before
-                bar.update(1)
-            else:
-                summary.dropped[res.reason] += 1
-            elapsed = time.perf_counter() - t0
-            bar.set_postfix(plans_per_min=f"{summary.tried / elapsed * 60:.1f}",
-                            yield_=f"{summary.kept / summary.tried:.0%}")
-            if summary.kept_before + summary.kept >= cfg.num:
-                break
+        with map_seeds(_Worker(cfg), todo, cfg.workers) as results:
+            for res in results:
+                summary.tried += 1
+                summary.plan_times.append(res.solve_time)
+                if res.status != "plan_failed":
+                    summary.planned += 1
+                if res.status == "kept":
+                    try:
+                        writer.add_episode(res.data, res.meta)   # Ctrl-C is held until the episode is committed
+                    finally:
+                        summary.kept = writer.n_episodes - summary.kept_before
+                    bar.update(1)
+                else:
+                    summary.dropped[res.reason] += 1
+                elapsed = time.perf_counter() - t0
+                bar.set_postfix(plans_per_min=f"{summary.tried / elapsed * 60:.1f}",
+                                yield_=f"{summary.kept / summary.tried:.0%}")
+                if summary.kept_before + summary.kept >= cfg.num:
+                    break
     except KeyboardInterrupt as exc:
         exc.summary = summary   # the caller can still report what was finished
         raise
     finally:
         summary.elapsed = time.perf_counter() - t0
         bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
     return summary
 
 

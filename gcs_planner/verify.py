@@ -17,7 +17,7 @@ import numpy as np
 from gcs_planner.config import PlannerConfig
 from gcs_planner.mechanics import Face, limit_surface_c, push_for_twist, se2_log
 from gcs_planner.plan import Plan
-from sim_envs.geometry import PUSHER, TASK, is_success, pusher_slider_distance, to_body
+from sim_envs.geometry import PUSHER, TASK, is_success, pusher_slider_distance, to_body, pose_error
 
 
 @dataclasses.dataclass
@@ -78,8 +78,7 @@ def verify(plan: Plan, start_pose, faces: list[Face], cfg: PlannerConfig, home=P
     if np.linalg.norm(plan.slider[0] - np.asarray(start_pose)) > 1e-6:
         problems.append("plan does not start at the start pose")
     final = plan.slider[-1]
-    err = np.array([final[0] - TASK.goal[0], final[1] - TASK.goal[1],
-                    (final[2] - TASK.goal[2] + np.pi) % (2 * np.pi) - np.pi])
+    err = pose_error(final)
     if not is_success(final):
         problems.append(f"final pose misses the goal by {err.round(4).tolist()}")
     for name, p in (("starts", plan.pusher[0]), ("ends", plan.pusher[-1])):

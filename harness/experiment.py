@@ -344,8 +344,8 @@ def train_eval_job(run_dir: str, train_config: dict, eval: dict, threads: int | 
 
 def _set_threads(threads: int | None) -> None:
     if threads:
-        import torch
-        torch.set_num_threads(threads)
+        from eval.rollouts import limit_threads
+        limit_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from sim_envs.geometry import PUSHER, T_SLIDER, TASK
+from sim_envs.geometry import PUSHER, T_SLIDER, TASK, wrap_angle
 
 CLEARANCE = PUSHER.radius + T_SLIDER.radius() + 0.015   # orbit radius around the slider's centre (m)
 MAX_STEP = 0.015                                          # m per 0.1 s control step (0.15 m/s)
@@ -38,8 +38,7 @@ class ScriptedPusher:
         direction = to_goal / dist
         rel = pusher - slider
         behind = -direction * self.clearance
-        angle_gap = _angle(behind) - _angle(rel)
-        angle_gap = (angle_gap + math.pi) % (2 * math.pi) - math.pi
+        angle_gap = wrap_angle(_angle(behind) - _angle(rel))
         if self.pushing and abs(angle_gap) > math.radians(40):
             self.pushing = False                     # the T slid away sideways: go around again
         if not self.pushing and abs(angle_gap) < math.radians(8) and np.linalg.norm(rel) > 0.8 * self.clearance:

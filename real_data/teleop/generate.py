@@ -9,13 +9,12 @@ visible in the data; training code filters on `success`.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import signal
 from pathlib import Path
 
 import numpy as np
 
 from harness.data.configs import to_dict
+from harness.data.parallel import map_seeds
 from harness.data.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
 
@@ -43,15 +42,6 @@ class GenerateSummary:
         ]
 
 
-def _init_worker():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
-
-
-def _work(job):
-    seed, config = job
-    return run_episode(seed, config)
-
-
 def generate(out, num: int, config: TeleopConfig, seed_start: int = 0, workers: int = 1,
              progress: bool = True) -> GenerateSummary:
     from sim_envs.config import load_preset
@@ -69,22 +59,23 @@ def generate(out, num: int, config: TeleopConfig, seed_start: int = 0, workers: 
     bar = tqdm(total=len(todo), desc="gen-teleop", unit="ep", disable=not progress)
     successes = []
     try:
-        if workers <= 1:
-            results = (run_episode(s, config) for s in todo)
+        with map_seeds(_Episode(config), todo, workers) as results:
             _write_all(writer, results, bar, successes)
-        else:
-            ctx = multiprocessing.get_context("spawn")   # Drake state is not fork-safe
-            with ctx.Pool(workers, initializer=_init_worker) as pool:
-                try:
-                    _write_all(writer, pool.imap(_work, [(s, config) for s in todo]), bar, successes)
-                except BaseException:
-                    pool.terminate()
-                    raise
     finally:
         bar.close()
         writer.close()   # release the store for the next run
     new = len(successes)
     return _summary(Path(out), writer, new, skipped)
+
+
+class _Episode:
+    """Picklable run_episode(seed, config) with the config bound, for the worker processes."""
+
+    def __init__(self, config: TeleopConfig):
+        self.config = config
+
+    def __call__(self, seed: int):
+        return run_episode(seed, self.config)
 
 
 def _write_all(writer, results, bar, successes) -> None:

@@ -205,3 +205,17 @@ def test_a_store_stopped_before_its_first_episode_reopens(tmp_path):
     with EpisodeWriter(path, **kwargs) as writer:          # resume appends the first episode
         writer.add_episode(episode(3), {"seed": 0})
     assert validate(path).n_episodes == 1
+
+
+def test_a_torn_episode_ends_commit_is_not_an_episode(tmp_path):
+    """Killed between growing episode_ends and writing its value: the slot reads 0 and is no episode."""
+    path = tmp_path / "s.zarr"
+    write_store(path, n_episodes=3)
+    zarr.open_group(str(path), mode="r+")["meta/episode_ends"].resize((4,))   # shape written, value not
+    assert validate(path).n_episodes == 3
+    assert list(EpisodeStore(path).episode_ends) == [4, 9, 15]
+    with EpisodeWriter(path, domain="target", source="teleop_scripted", env="target", env_params={},
+                       generator={}) as writer:                              # reopening repairs it
+        assert writer.n_episodes == 3
+        writer.add_episode(episode(2, 3.0), {"seed": 3, "success": True})
+    assert list(EpisodeStore(path).episode_ends) == [4, 9, 15, 17]

@@ -76,6 +76,19 @@ def open_group(path, mode: str = "r") -> zarr.Group:
         raise DatasetError(path, None, f"not a zarr group ({type(exc).__name__})") from None
 
 
+def committed_ends(ends: np.ndarray) -> np.ndarray:
+    """episode_ends without a torn last entry.
+
+    Growing episode_ends by one is two file writes (the new shape, then the chunk holding the value). A
+    writer killed between them leaves a last entry that reads as the fill value 0. Real ends are > 0, so
+    a trailing 0 is an unwritten slot: that episode was never committed.
+    """
+    n = len(ends)
+    while n and ends[n - 1] == 0:
+        n -= 1
+    return ends[:n]
+
+
 def validate(path) -> StoreSummary:
     """Check a store against the format; raise DatasetError naming the first problem found."""
     root = open_group(path)
@@ -108,7 +121,7 @@ def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
     ends_arr = root["meta/episode_ends"]
     if ends_arr.ndim != 1 or ends_arr.dtype != np.int64:
         raise DatasetError(path, "meta/episode_ends", f"must be 1-D int64, got {ends_arr.dtype} {ends_arr.shape}")
-    ends = np.asarray(ends_arr[:])
+    ends = committed_ends(np.asarray(ends_arr[:]))
     n_episodes = len(ends)
     if n_episodes and ends[0] <= 0:
         raise DatasetError(path, "meta/episode_ends", "first episode is empty (episode_ends[0] <= 0)")
@@ -177,7 +190,7 @@ class EpisodeStore:
         self._root = open_group(self.path)
         self.summary = _validate_group(self._root, self.path)
         self.attrs = dict(self._root.attrs)
-        self.episode_ends = np.asarray(self._root["meta/episode_ends"][:])
+        self.episode_ends = committed_ends(np.asarray(self._root["meta/episode_ends"][:]))
         self._data = {k: self._root["data"][k] for k in self.summary.data_shapes}
         if in_memory:
             self._data = {k: np.asarray(a[: self.n_steps]) for k, a in self._data.items()}

@@ -25,7 +25,8 @@ import zarr
 from harness.data.atomic import temporary_sibling
 from harness.data.configs import _plain
 from harness.data.errors import DatasetError
-from harness.data.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group
+from harness.data.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
+    committed_ends
 
 LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
 # Steps per chunk along time: low-dim arrays are tiny per step; images are ~100 KB per step raw.
@@ -70,7 +71,8 @@ class EpisodeWriter:
         root.attrs.update(attrs)
         root.require_group("data")
         meta = root.require_group("meta")
-        meta.create_array("episode_ends", shape=(0,), chunks=(LOWDIM_CHUNK,), dtype="int64")
+        # fill_value 0 marks an unwritten slot (see store.committed_ends)
+        meta.create_array("episode_ends", shape=(0,), chunks=(LOWDIM_CHUNK,), dtype="int64", fill_value=0)
         os.replace(tmp, self.path)
         return zarr.open_group(str(self.path), mode="r+")
 
@@ -208,13 +210,10 @@ def _arrays(group):
 
 
 def _repair_torn_commit(root) -> None:
-    """A crash between resizing episode_ends and writing its new value leaves a trailing fill value."""
+    """Drop an episode_ends entry whose value was never written (a crash between its two file writes)."""
     ends = root["meta/episode_ends"]
-    values = np.asarray(ends[:])
-    n = len(values)
-    while n and (values[n - 1] <= 0 or (n > 1 and values[n - 1] <= values[n - 2])):
-        n -= 1
-    if n != len(values):
+    n = len(committed_ends(np.asarray(ends[:])))
+    if n != ends.shape[0]:
         ends.resize((n,))
 
 

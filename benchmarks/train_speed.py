@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synthetic_stores import write_store  # noqa: E402
 
 from harness.data.configs import from_dict  # noqa: E402
-from harness.data.windows import WindowSpec  # noqa: E402
+from harness.diffusion import karras_schedule  # noqa: E402
+from harness.windows import WindowSpec  # noqa: E402
 from harness.model import count_parameters  # noqa: E402
 from harness.policy import DiffusionPolicy  # noqa: E402
 from harness.train_config import TrainConfig  # noqa: E402
@@ -42,7 +43,7 @@ def measure(name: str, dims, args, stores, tmp: Path) -> dict:
         "data": {"datasets": [{"path": str(stores[0])}, {"path": str(stores[1])}], "val_fraction": 0.0},
         "policy": {"down_dims": dims, "noise_dim": 128 if name == "published" else 32},
         "diffusion": {"num_steps": args.num_steps},
-        "objective": {"method": "ambient", "sigma_min": 0.1},
+        "objective": {"method": "ambient", "sigma_n": 0.1},
         "optim": {"batch_size": args.batch},
         "run": {"steps": 10 ** 6, "progress": False},
     }, "benchmark")
@@ -57,7 +58,9 @@ def measure(name: str, dims, args, stores, tmp: Path) -> dict:
     _sync(dev)
     train_sps = args.steps * args.batch / (time.perf_counter() - t)
 
-    policy = DiffusionPolicy(trainer.ema, trainer.data.normalizer, WindowSpec(2, 16, 8), args.num_steps, dev)
+    d = cfg.diffusion
+    schedule = karras_schedule(args.num_steps, d.sampler_sigma_min, d.sampler_sigma_max, d.rho)
+    policy = DiffusionPolicy(trainer.ema, trainer.data.normalizer, WindowSpec(2, 16, 8), schedule, dev)
     latency = {}
     for b in (1, 64):
         obs = {"agent_pos": np.random.rand(b, 2, 2).astype(np.float32) * 0.2 + 0.4,

@@ -2,20 +2,20 @@
 
 An evaluation folder is keyed by what was evaluated (checkpoint, env preset, start seeds). Re-running the
 same evaluation resumes from its trial log; pointing a different evaluation at a folder that holds another
-one is refused rather than mixing their trials.
+one is refused rather than mixing their trials, and so is a non-empty folder that is no evaluation folder
+(the run-identity rule, harness.data.identity: the spec is the identity, with no free keys).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 from eval.metrics import Summary
 from eval.report import write_eval_report
-from eval.rollouts import evaluate, read_trial_log
-from harness.data.atomic import atomic_write_text
+from eval.rollouts import evaluate
 from harness.data.errors import UserError
+from harness.data.identity import claim_output
 from sim_envs.geometry import TASK
 
 SPEC_FILE = "eval_spec.json"
@@ -59,7 +59,7 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     if policy is None and spec.checkpoint != "scripted":
         from harness.policy import load_policy
         load_policy(spec.checkpoint)  # a bad checkpoint fails here, before any output or worker exists
-    _claim(out_dir, spec)
+    claim_output(out_dir, SPEC_FILE, dataclasses.asdict(spec), free_keys=(), kind="evaluation folder")
     source = policy if policy is not None else _policy_source(spec.checkpoint)
     started = time.perf_counter()
     records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
@@ -81,27 +81,3 @@ def _policy_source(checkpoint: str):
         from eval.scripted import ChunkedScriptedPolicy
         return ChunkedScriptedPolicy()
     return checkpoint
-
-
-def _claim(out_dir: Path, spec: EvalSpec) -> None:
-    """Write the spec into a fresh folder, or check it matches the one already there."""
-    existing = _read_spec(out_dir)
-    want = dataclasses.asdict(spec)
-    if existing is None:
-        if read_trial_log(out_dir / LOG_FILE):
-            raise UserError(f"{out_dir}: holds trials but no {SPEC_FILE}; choose another --out")
-        atomic_write_text(out_dir / SPEC_FILE, json.dumps(want, indent=2) + "\n")
-        return
-    if existing != want:
-        diff = ", ".join(f"{k} {existing.get(k)!r} != {v!r}" for k, v in want.items() if existing.get(k) != v)
-        raise UserError(f"{out_dir}: holds another evaluation ({diff}); choose another --out or delete it")
-
-
-def _read_spec(out_dir: Path) -> dict | None:
-    path = Path(out_dir) / SPEC_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise UserError(f"{path}: not valid JSON; delete the folder to start over") from None

@@ -1,13 +1,22 @@
-"""The study's figures, each a plain function of numbers -> PNG file (matplotlib, headless Agg backend).
+"""Every figure of the project, each a plain function of numbers -> PNG file (matplotlib, headless Agg).
 
-- success per method with Wilson intervals
-- success versus the cotrain mixing ratio alpha
-- classifier accuracy versus sigma (from the annotation step)
-- histogram of the per-datapoint sigma_min
-- power spectra of clean versus corrupt action sequences
+Each plot function also writes the numbers it draws as a CSV beside the PNG (same stem, `.csv`), so a
+figure can be checked, re-drawn or tabulated without reading pixels. Both files are written atomically.
+
+- success per method with Wilson intervals                 (success.csv)
+- success versus the mixing ratio alpha                     (success_vs_alpha.csv)
+- classifier accuracy versus sigma (from the annotation)    (classifier_accuracy.csv)
+- histogram of the per-window sigma_n                       (sigma_n_hist.csv)
+- power spectra of clean versus corrupt action sequences    (action_spectra.csv)
+
+`plot_annotations` draws the two annotation figures from an annotations store; `cotrain annotate` and the
+study both use it (the classifier itself, a lower layer, writes numbers only).
 """
 from __future__ import annotations
 
+import csv
+import io
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -18,7 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from eval.report import TableRow  # noqa: E402
-from harness.data.atomic import atomic_path  # noqa: E402
+from harness.data.atomic import atomic_path, atomic_write_text  # noqa: E402
+from harness.methods import method_class  # noqa: E402
 
 
 def _save(fig, path) -> Path:
@@ -29,8 +39,39 @@ def _save(fig, path) -> Path:
     return path
 
 
+def csv_path(path) -> Path:
+    """The CSV a plot writes beside its image: same stem, `.csv`."""
+    return Path(path).with_suffix(".csv")
+
+
+def _csv_value(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.6g}"        # inf -> "inf", nan -> "nan": float() reads both back
+    return str(v)
+
+
+def _write_csv(path, header: Sequence[str], rows) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_value(v) for v in row])
+    out = csv_path(path)
+    atomic_write_text(out, buf.getvalue())
+    return out
+
+
 def plot_success(rows: Sequence[TableRow], path, title: str = "") -> Path:
-    """Horizontal bars: success rate per method with its 95% Wilson interval and per-seed dots."""
+    """Horizontal bars: success rate per method with its 95% Wilson interval and per-seed dots.
+
+    CSV: label, trials, successes, rate, ci_low, ci_high, seeds, per_seed_rate (the last two space-separated).
+    """
+    _write_csv(path, ["label", "trials", "successes", "rate", "ci_low", "ci_high", "seeds", "per_seed_rate"],
+               [[r.label, r.trials, r.successes, float(r.rate), float(r.ci_low), float(r.ci_high),
+                 " ".join(str(s) for s in r.seeds), " ".join(_csv_value(float(x)) for x in r.per_seed_rate)]
+                for r in rows])
     fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     rates = np.array([r.rate for r in rows]) * 100
@@ -49,44 +90,80 @@ def plot_success(rows: Sequence[TableRow], path, title: str = "") -> Path:
 
 
 def plot_success_vs_alpha(rows: Sequence[TableRow], path) -> Path | None:
-    """Success against alpha = P(clean sample) for the cotrain rows (target_only drawn at alpha = 1)."""
-    points = [(r.alpha, r) for r in rows if r.alpha is not None]
-    points += [(1.0, r) for r in rows if r.method == "target_only" and r.alpha is None]
-    if not points:
+    """Success against alpha = P(clean sample): the rows of methods that sweep alpha form the curve, a method
+    with a fixed alpha (target_only: 1) is a marker at it, every other row a horizontal reference line.
+
+    CSV: label, method, alpha, rate, ci_low, ci_high, drawn_as (curve | fixed | reference; a reference's
+    alpha is empty). Nothing is written without a point on the alpha axis.
+    """
+    def drawn_as(r: TableRow) -> str:
+        if r.alpha is None:
+            return "reference"
+        return "curve" if method_class(r.method).sweeps_alpha else "fixed"
+
+    on_axis = sorted((r for r in rows if r.alpha is not None), key=lambda r: r.alpha)
+    if not on_axis:
         return None
-    points.sort(key=lambda p: p[0])
-    a = np.array([p[0] for p in points])
-    rate = np.array([p[1].rate for p in points]) * 100
-    lo = np.array([p[1].ci_low for p in points]) * 100
-    hi = np.array([p[1].ci_high for p in points]) * 100
+    curve = [r for r in on_axis if drawn_as(r) == "curve"]
+    fixed = [r for r in on_axis if drawn_as(r) == "fixed"]
+    references = [r for r in rows if r.alpha is None]
+    _write_csv(path, ["label", "method", "alpha", "rate", "ci_low", "ci_high", "drawn_as"],
+               [[r.label, r.method, None if r.alpha is None else float(r.alpha), float(r.rate), float(r.ci_low),
+                 float(r.ci_high), drawn_as(r)] for r in on_axis + references])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.fill_between(a, lo, hi, alpha=0.2, color="C0", label="95% Wilson interval")
-    ax.plot(a, rate, "o-", color="C0", label="cotrain")
-    for p in points:
-        if p[1].method == "target_only":
-            ax.plot([p[0]], [p[1].rate * 100], "s", color="C3", label="target only")
-    for r in rows:  # other methods as horizontal references
-        if r.alpha is None and r.method not in ("target_only", "cotrain"):
-            ax.axhline(r.rate * 100, ls="--", lw=1, color="C2", alpha=0.7)
-            ax.text(a.min(), r.rate * 100, f" {r.label}", va="bottom", fontsize=8, color="C2")
+    if curve:
+        a = np.array([r.alpha for r in curve])
+        ax.fill_between(a, [r.ci_low * 100 for r in curve], [r.ci_high * 100 for r in curve], alpha=0.2,
+                        color="C0", label="95% Wilson interval")
+        ax.plot(a, [r.rate * 100 for r in curve], "o-", color="C0", label=curve[0].method)
+    for r in fixed:
+        ax.errorbar([r.alpha], [r.rate * 100], yerr=[[(r.rate - r.ci_low) * 100], [(r.ci_high - r.rate) * 100]],
+                    fmt="s", color="C3", capsize=3, label=r.label)
+    left = min(r.alpha for r in on_axis)
+    for r in references:
+        ax.axhline(r.rate * 100, ls="--", lw=1, color="C2", alpha=0.7)
+        ax.text(left, r.rate * 100, f" {r.label}", va="bottom", fontsize=8, color="C2")
     ax.set_xlabel("alpha = P(clean sample)")
     ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, min(100, max(hi.max(), *(r.ci_high * 100 for r in rows)) + 10))
+    ax.set_ylim(0, min(100, max(r.ci_high * 100 for r in rows) + 10))
     ax.set_title("success versus mixing ratio")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
-def plot_classifier_accuracy(sigmas: Sequence[float], accuracy: Sequence[float], path,
-                             chance: float = 0.5, threshold: float | None = None) -> Path:
-    """Held-out accuracy of the clean-versus-corrupt classifier at each noise level (log sigma axis)."""
+def plot_classifier_accuracy(sigmas: Sequence[float], balanced: Sequence[float], path,
+                             acc_clean: Sequence[float] | None = None, acc_corrupt: Sequence[float] | None = None,
+                             threshold: float | None = None, chance: float = 0.5) -> Path:
+    """Held-out accuracy of the clean-versus-corrupt classifier at each noise level (log sigma axis).
+
+    Balanced accuracy, and the accuracy on each class when given; sigma = 0 is drawn half a grid step left
+    of the smallest positive sigma. `threshold` (0.5 + eps) is drawn as a line: the level mean P(corrupt)
+    of a window must stay under for its sigma_n.
+    CSV: sigma, balanced_accuracy, accuracy_clean, accuracy_corrupt (the last two empty when not given).
+    """
+    sig = np.asarray(sigmas, dtype=float)
+    bal = np.asarray(balanced, dtype=float)
+    per_class = acc_clean is not None and acc_corrupt is not None
+    clean = np.asarray(acc_clean, dtype=float) if per_class else np.full(len(sig), np.nan)
+    corrupt = np.asarray(acc_corrupt, dtype=float) if per_class else np.full(len(sig), np.nan)
+    if not len(sig) == len(bal) == len(clean) == len(corrupt):
+        raise ValueError("sigmas and accuracies must have the same length")
+    _write_csv(path, ["sigma", "balanced_accuracy", "accuracy_clean", "accuracy_corrupt"],
+               [[float(s), float(b), float(c) if per_class else None, float(r) if per_class else None]
+                for s, b, c, r in zip(sig, bal, clean, corrupt)])
+    positive = sig[sig > 0]
+    x = np.where(sig > 0, sig, positive.min() / 2 if len(positive) else 1.0)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.semilogx(sigmas, np.asarray(accuracy) * 100, "o-", color="C0")
+    ax.semilogx(x, bal * 100, "o-", color="C0", label="balanced")
+    if per_class:
+        ax.semilogx(x, clean * 100, ".--", color="C2", label="on clean")
+        ax.semilogx(x, corrupt * 100, ".--", color="C1", label="on corrupt")
     ax.axhline(chance * 100, ls="--", color="gray", lw=1, label="chance")
     if threshold is not None:
-        ax.axhline(threshold * 100, ls=":", color="C3", lw=1, label="sigma_min threshold")
-    ax.set_xlabel("sigma (noise level, normalized action units)")
+        ax.axhline(threshold * 100, ls=":", color="C3", lw=1, label="0.5 + eps (sigma_n threshold)")
+    zero = " (leftmost point: sigma = 0)" if np.any(sig <= 0) else ""
+    ax.set_xlabel(f"sigma (noise level, normalized action units){zero}")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("can a classifier tell clean from corrupt at noise level sigma?")
     ax.legend(fontsize=8)
@@ -94,23 +171,80 @@ def plot_classifier_accuracy(sigmas: Sequence[float], accuracy: Sequence[float],
     return _save(fig, path)
 
 
-def plot_sigma_min_hist(sigma_min: Sequence[float], path, bins: int = 30) -> Path:
-    """Histogram of per-window sigma_min; windows with sigma_min = 0 (already indistinguishable) counted apart."""
-    s = np.asarray(sigma_min, dtype=float)
-    zero = np.mean(s <= 0) if len(s) else 0.0
-    never = np.mean(np.isinf(s)) if len(s) else 0.0   # the classifier never stopped telling them apart
+def plot_sigma_n_hist(sigma_n: Sequence[float], path, grid: Sequence[float] | None = None,
+                        bins: int = 30) -> Path:
+    """Histogram of per-window sigma_n over the finite positive values; 0 and never (inf) counted apart.
+
+    With the classifier's `grid` every grid sigma gets its own bin (edges at the geometric midpoints);
+    without it, `bins` log-spaced bins over the range.
+    CSV: kind, low, high, count, fraction, one row per bin (kind "bin", edges low..high) plus a "zero" row
+    (sigma_n = 0: already indistinguishable) and a "never" row (inf); fraction = count / all windows.
+    """
+    s = np.asarray(sigma_n, dtype=float)
+    n = len(s)
+    n_zero, n_never = int(np.sum(s <= 0)), int(np.sum(np.isinf(s)))
     pos = s[(s > 0) & np.isfinite(s)]
+    edges = _hist_edges(pos, grid, bins)
+    counts = np.histogram(pos, bins=edges)[0] if len(edges) > 1 else np.zeros(0, int)
+    frac = (lambda k: k / n if n else 0.0)
+    _write_csv(path, ["kind", "low", "high", "count", "fraction"],
+               [["zero", 0.0, 0.0, n_zero, frac(n_zero)]]
+               + [["bin", float(lo), float(hi), int(k), frac(int(k))] for lo, hi, k in zip(edges[:-1], edges[1:], counts)]
+               + [["never", math.inf, math.inf, n_never, frac(n_never)]])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    if len(pos):
-        edges = np.geomspace(pos.min(), pos.max() * 1.0001, bins + 1) if pos.max() > pos.min() else bins
-        ax.hist(pos, bins=edges, color="C1", edgecolor="black", lw=0.5)
-        if pos.max() > pos.min():
-            ax.set_xscale("log")
-    ax.set_xlabel("sigma_min per corrupt window")
+    if len(counts):
+        ax.stairs(counts, edges, fill=True, color="C1", edgecolor="black", lw=0.5)
+        ax.set_xscale("log")
+    ax.set_xlabel("sigma_n per corrupt window (sigma_n = 0 and never: in the title)")
     ax.set_ylabel("windows")
-    ax.set_title(f"sigma_min of {len(s)} corrupt windows ({zero:.0%} at 0, {never:.0%} never)")
+    ax.set_title(f"sigma_n of {n} corrupt windows ({frac(n_zero):.0%} at 0, {frac(n_never):.0%} never)")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _hist_edges(pos: np.ndarray, grid, bins: int) -> np.ndarray:
+    """Bin edges (increasing, > 0) covering every value of pos; empty when there is nothing to bin."""
+    if grid is not None:
+        g = np.unique(np.asarray(grid, dtype=float))
+        g = g[(g > 0) & np.isfinite(g)]
+        if len(g) == 1:
+            return np.array([g[0] / 2, g[0] * 2])
+        if len(g) > 1:
+            mids = np.sqrt(g[:-1] * g[1:])
+            edges = np.concatenate([[g[0] * g[0] / mids[0]], mids, [g[-1] * g[-1] / mids[-1]]])
+            if not len(pos) or (pos.min() >= edges[0] and pos.max() < edges[-1]):
+                return edges
+    if not len(pos):
+        return np.zeros(0)
+    lo, hi = pos.min(), pos.max()
+    if hi <= lo:
+        return np.array([lo / 2, lo * 2])
+    return np.geomspace(lo, hi * 1.0001, bins + 1)
+
+
+def annotation_plot_paths(annotations) -> tuple[Path, Path]:
+    """Beside a store `<stem>.zarr`: `<stem>.accuracy.png` and `<stem>.sigma_n_hist.png` (each + .csv)."""
+    annotations = Path(annotations)
+    stem = annotations.name.removesuffix(".zarr")
+    return annotations.with_name(f"{stem}.accuracy.png"), annotations.with_name(f"{stem}.sigma_n_hist.png")
+
+
+def plot_annotations(annotations, accuracy_path=None, hist_path=None) -> list[Path]:
+    """Both annotation figures from an annotations store: classifier accuracy and the sigma_n histogram.
+
+    Paths default to `annotation_plot_paths` (beside the store, as `cotrain annotate` and the study's
+    annotate job draw them); the study report passes its own.
+    """
+    from harness.annotations import read_annotations
+
+    default_accuracy, default_hist = annotation_plot_paths(annotations)
+    accuracy_path, hist_path = accuracy_path or default_accuracy, hist_path or default_hist
+    ann = read_annotations(annotations)
+    acc_clean, acc_corrupt = ann.attrs.get("accuracy_clean"), ann.attrs.get("accuracy_corrupt")
+    return [plot_classifier_accuracy(ann.sigma_grid, ann.accuracy, accuracy_path, acc_clean, acc_corrupt,
+                                     threshold=0.5 + float(ann.attrs.get("eps", 0.05))),
+            plot_sigma_n_hist(np.concatenate([d.sigma_n for d in ann.datasets]), hist_path,
+                                grid=ann.sigma_grid)]
 
 
 def plot_power_spectra(spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], path,
@@ -119,7 +253,10 @@ def plot_power_spectra(spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], pat
 
     A sigma line is where Gaussian noise of that std puts its power in every bin: frequencies whose power
     lies below it are buried at that noise level.
+    CSV: dataset, frequency_hz, power (long format: one row per dataset and frequency bin).
     """
+    _write_csv(path, ["dataset", "frequency_hz", "power"],
+               [[name, float(fi), float(pi)] for name, (f, p) in spectra.items() for fi, pi in zip(f, p)])
     fig, (ax, ax_ratio) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, height_ratios=[2, 1])
     names = list(spectra)
     for name in names:
@@ -127,7 +264,7 @@ def plot_power_spectra(spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], pat
         ax.semilogy(f[1:], p[1:], "o-", ms=3, label=name)
     for s in sigmas:
         ax.axhline(s * s, ls=":", lw=0.8, color="gray")
-        ax.text(ax.get_xlim()[0], s * s, f" noise floor sigma={s:.3g} (median sigma_min)", fontsize=7,
+        ax.text(ax.get_xlim()[0], s * s, f" noise floor sigma={s:.3g} (median sigma_n)", fontsize=7,
                 color="gray", va="bottom")
     ax.set_ylabel(f"power ({units}^2 per bin)")
     ax.set_title("power spectra of action sequences (window mean removed)")

@@ -7,7 +7,7 @@ One evaluation folder holds
     summary.txt    the same, as printed
 
 The study table pools a method's training seeds (all evaluated on the same start seeds) into one success
-rate with a Wilson interval, and tests each method against the baseline (`cotrain`) with McNemar's exact
+rate with a Wilson interval, and tests each method against the baseline (the study names it) with McNemar's exact
 test on pairs (training seed, start seed) that both were scored on.
 """
 from __future__ import annotations
@@ -64,11 +64,11 @@ def read_summary(out_dir) -> dict:
 @dataclasses.dataclass
 class RunResult:
     """The evaluation of one (method, setting, training seed) run."""
-    method: str                    # target_only | cotrain | ambient | ambient_rescaled | truncated
+    method: str                    # a name in harness.methods.METHODS
     setting: str                   # short label of the setting, e.g. "alpha=0.5"; "" if none
     seed: int                      # training seed
     records: list[TrialRecord]
-    alpha: float | None = None     # the cotrain mixing ratio, for the success-versus-alpha plot
+    alpha: float | None = None     # the mixing ratio P(clean), for the success-versus-alpha plot
     name: str | None = None        # row name chosen by the study (default: "method (setting)")
 
     @property
@@ -97,7 +97,7 @@ class TableRow:
         return wilson_interval(self.successes, self.trials).fmt()
 
 
-def study_table(results: Sequence[RunResult], baseline: str = "cotrain") -> tuple[list[TableRow], str | None]:
+def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[TableRow], str | None]:
     """One row per label (method + setting), in first-seen order; returns (rows, baseline label).
 
     `baseline` is a label or a method name (then the first label of that method is the baseline).

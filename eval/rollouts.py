@@ -29,6 +29,7 @@ import math
 import multiprocessing as mp
 import os
 import queue as _queue
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable, Protocol, Sequence
@@ -155,17 +156,11 @@ def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray,
 # Spreading waves over processes.
 
 def _load_policy(policy_or_path, device: str):
-    """A policy object, loaded from a checkpoint path if need be (with `image_size` set for image policies)."""
+    """A policy object, loaded from a checkpoint path if need be (an image policy knows its camera size)."""
     if not isinstance(policy_or_path, (str, Path)):
         return policy_or_path
     from harness.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
-    policy = load_policy(policy_or_path, device=device)
-    config = getattr(policy, "config", None)
-    if getattr(policy, "image_size", None) is None and config is not None and config.data.use_image:
-        import torch
-        shape = torch.load(policy_or_path, map_location="cpu", weights_only=False).get("image_shape")
-        policy.image_size = tuple(shape[:2]) if shape else None   # the camera the policy was trained on
-    return policy
+    return load_policy(policy_or_path, device=device)
 
 
 _WORKER: dict = {}
@@ -175,7 +170,10 @@ def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, thr
     # A failing initializer would make multiprocessing.Pool restart the worker forever: keep the error
     # and raise it from the first wave instead, where the parent sees it.
     try:
-        limit_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)   # one thread per worker: no oversubscribed cores
+        if isinstance(policy_or_path, (str, Path)) or "torch" in sys.modules:
+            from harness.device import limit_threads   # layer 3, and torch: only for torch policies
+            limit_threads(threads)
         policy = _load_policy(policy_or_path, device)
         _WORKER.update(policy=policy, preset=preset, max_steps=max_steps, envs={}, queue=queue,
                        image_size=image_size or getattr(policy, "image_size", None), error=None)
@@ -197,16 +195,6 @@ def _run_in(state: dict, seeds: Sequence[int], on_trial=None) -> list[TrialRecor
     if k not in envs:
         envs[k] = VectorEnv(k, state["preset"], workers=1, image_size=state["image_size"])
     return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"], on_trial=on_trial)
-
-
-def limit_threads(threads: int) -> None:
-    """One thread per worker process: 2 cores shared by 2 workers, no oversubscription."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
 
 
 def waves(seeds: Sequence[int], n_envs: int) -> list[list[int]]:

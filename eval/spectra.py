@@ -39,10 +39,21 @@ def power_spectrum(windows: np.ndarray, dt: float = TASK.control_dt) -> tuple[np
     return np.fft.rfftfreq(length, d=dt), spec.mean(axis=(0, 2))
 
 
-def dataset_spectrum(path, max_episodes: int | None = None, length: int = 32, stride: int = 8):
-    """Power spectrum of the actions of the first max_episodes episodes of a store: (freqs, power, n_windows)."""
+def dataset_spectrum(path, max_episodes: int | None = None, length: int = 32, stride: int | None = None,
+                     scale=None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Power spectrum of the actions of a store's first `max_episodes` episodes (all when None).
+
+    Returns (freqs, power, n_windows), or None when no episode is `length` steps long. `scale` ((2,) or a
+    scalar) multiplies the actions first: the action normalizer's scale gives normalized action units, in
+    which the classifier's sigmas are measured. stride defaults to length // 4.
+    """
     store = EpisodeStore(path)
     n = store.n_episodes if max_episodes is None else min(max_episodes, store.n_episodes)
-    windows = action_windows([store.episode(i, ["action"])["action"] for i in range(n)], length, stride)
+    episodes = [store.episode(i, ["action"])["action"] for i in range(n)]
+    if scale is not None:
+        episodes = [np.asarray(a, dtype=float) * np.asarray(scale, dtype=float) for a in episodes]
+    windows = action_windows(episodes, length, max(1, length // 4) if stride is None else stride)
+    if not len(windows):
+        return None
     freqs, power = power_spectrum(windows)
     return freqs, power, len(windows)

@@ -5,7 +5,9 @@ misses the goal, unless keep_failed_replays) is dropped and counted; generation 
 demonstrations are kept, so the store holds the first `num` good seeds from `seed` on, in seed order.
 Re-running the same command resumes: seeds already in the store are skipped, and because results are
 written in seed order, an interrupted-then-resumed store equals an uninterrupted one. (Dropped seeds are
-not recorded, so a resumed run plans them again; they fail again, deterministically.)
+not recorded, so a resumed run plans them again; they fail again, deterministically.) The store records the
+resolved GenSimConfig; a run whose config differs in anything but RESUME_FREE_KEYS is refused, naming the
+first differing key, and the store is left untouched (harness.data.identity).
 
 `generate_episode(seed, cfg)` is a plain function of (seed, config): it is what a cluster executor would run.
 """
@@ -68,7 +70,8 @@ class GenSimConfig:
         return self.max_seeds or 2 * self.num + 20
 
 
-# Settings that may differ between a run and its resumption without changing any episode.
+# Settings that may differ between a run and its resumption without changing any episode (`num` only says
+# how far to fill the store: the store holds the first `num` kept seeds from `seed` on, whatever the runs).
 RESUME_FREE_KEYS = ("num", "workers", "max_seeds")
 
 
@@ -147,18 +150,6 @@ class Summary:
         return out
 
 
-def _check_resumable(writer, cfg: GenSimConfig, path: Path) -> None:
-    old = dict(writer._root.attrs.get("generator", {}))
-    new = to_dict(cfg)
-    for key in sorted(set(old) | set(new)):
-        if key in RESUME_FREE_KEYS:
-            continue
-        if old.get(key) != new.get(key):
-            raise DatasetError(path, f"attrs.generator.{key}",
-                               f"store was generated with {old.get(key)!r}, this run has {new.get(key)!r}; "
-                               "use another --out or the same settings")
-
-
 def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
     """Fill the store at `out` up to cfg.num episodes (resuming), in parallel; Ctrl-C keeps finished work."""
     from sim_envs.config import load_preset
@@ -167,7 +158,8 @@ def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
     physics = load_preset(cfg.env)
     try:
         writer = EpisodeWriter(path, domain="sim", source=cfg.source, env=cfg.env,
-                               env_params=dataclasses.asdict(physics), generator=to_dict(cfg))
+                               env_params=dataclasses.asdict(physics), generator=to_dict(cfg),
+                               resume_free_keys=RESUME_FREE_KEYS)
     except ValueError as exc:
         raise DatasetError(path, None, str(exc)) from None
     with writer:  # released on any exit, so a later run (or resume) can open the store
@@ -177,7 +169,6 @@ def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
 def _append_episodes(writer: EpisodeWriter, path: Path, cfg: GenSimConfig, progress: bool) -> Summary:
     from tqdm import tqdm
 
-    _check_resumable(writer, cfg, path)
     done = {int(s) for s in writer.meta("seed")}
     summary = Summary(kept_before=writer.n_episodes)
     todo = [s for s in range(cfg.seed, cfg.seed + cfg.seed_budget) if s not in done]

@@ -6,8 +6,8 @@
       sigma_grid        (G,) increasing noise levels, sigma_grid[0] = 0
       accuracy          (G,) held-out balanced accuracy of the clean-vs-corrupt classifier at each sigma
       corrupt/<i>/      one group per corrupt dataset (attrs: path, n_episodes):
-        episode, t0     (N,) the window index definition (harness/data/windows.py)
-        sigma_min       (N,) smallest grid sigma from which on mean P(corrupt) <= 0.5 + eps; inf = never
+        episode, t0     (N,) the window index definition (harness/windows.py)
+        sigma_n         (N,) the window's noise level: the classifier's rule (harness/classifier.py); inf = never
         p_corrupt       (N, G) float16 mean P(corrupt) over k_draws noise draws
 
 The sigmas are in the normalized action units of `action_normalizer`; the trainer normalizes actions with
@@ -23,9 +23,9 @@ import zarr
 
 from harness.data.atomic import atomic_path
 from harness.data.errors import DatasetError
-from harness.data.windows import WindowSpec
+from harness.windows import WindowSpec
 
-FORMAT = "cotrain-annotations-v1"
+FORMAT = "cotrain-annotations-v2"   # v2: per-window `sigma_n` (v1 called it sigma_min)
 
 
 @dataclasses.dataclass
@@ -34,7 +34,7 @@ class AnnotatedDataset:
     n_episodes: int
     episode: np.ndarray     # (N,)
     t0: np.ndarray          # (N,)
-    sigma_min: np.ndarray   # (N,)
+    sigma_n: np.ndarray     # (N,) per window; inf = never indistinguishable
     p_corrupt: np.ndarray | None = None  # (N, G)
 
 
@@ -72,7 +72,7 @@ def write_annotations(out, ann: Annotations) -> Path:
             g.attrs.update({"path": str(ds.path), "n_episodes": int(ds.n_episodes)})
             g.create_array("episode", data=np.asarray(ds.episode, np.int64))
             g.create_array("t0", data=np.asarray(ds.t0, np.int64))
-            g.create_array("sigma_min", data=np.asarray(ds.sigma_min, np.float64))
+            g.create_array("sigma_n", data=np.asarray(ds.sigma_n, np.float64))
             if ds.p_corrupt is not None:
                 g.create_array("p_corrupt", data=np.asarray(ds.p_corrupt, np.float16))
     return out
@@ -87,6 +87,8 @@ def read_annotations(path, with_probabilities: bool = False) -> Annotations:
     except Exception as exc:
         raise DatasetError(path, None, f"not a zarr group ({type(exc).__name__})") from None
     attrs = dict(root.attrs)
+    if attrs.get("format") == "cotrain-annotations-v1":
+        raise DatasetError(path, "attrs.format", "made by an older version (v1); re-run `cotrain annotate`")
     if attrs.get("format") != FORMAT:
         raise DatasetError(path, "attrs.format", f"not an annotations store (format {attrs.get('format')!r})")
     try:
@@ -96,7 +98,7 @@ def read_annotations(path, with_probabilities: bool = False) -> Annotations:
             g = root[f"corrupt/{i}"]
             datasets.append(AnnotatedDataset(
                 path=g.attrs["path"], n_episodes=int(g.attrs["n_episodes"]), episode=g["episode"][:],
-                t0=g["t0"][:], sigma_min=g["sigma_min"][:],
+                t0=g["t0"][:], sigma_n=g["sigma_n"][:],
                 p_corrupt=g["p_corrupt"][:] if with_probabilities and "p_corrupt" in g else None))
         return Annotations(spec, root["sigma_grid"][:], root["accuracy"][:], datasets,
                            attrs["action_normalizer"], attrs)
@@ -104,8 +106,8 @@ def read_annotations(path, with_probabilities: bool = False) -> Annotations:
         raise DatasetError(path, str(exc).strip("'\""), "missing from annotations store") from None
 
 
-def sigma_min_for_windows(ds: AnnotatedDataset, episode: np.ndarray, t0: np.ndarray, where: str) -> np.ndarray:
-    """Look up sigma_min of the windows (episode, t0) (N,); every window must have been annotated."""
+def sigma_n_for_windows(ds: AnnotatedDataset, episode: np.ndarray, t0: np.ndarray, where: str) -> np.ndarray:
+    """Look up sigma_n of the windows (episode, t0) (N,); every window must have been annotated."""
     width = int(max(ds.t0.max(initial=0), t0.max(initial=0)) - min(ds.t0.min(initial=0), t0.min(initial=0)) + 1)
     base = min(ds.t0.min(initial=0), t0.min(initial=0))
     key_ann = ds.episode * width + (ds.t0 - base)
@@ -118,4 +120,4 @@ def sigma_min_for_windows(ds: AnnotatedDataset, episode: np.ndarray, t0: np.ndar
         k = int(np.flatnonzero(~found)[0])
         raise DatasetError(where, None, f"window (episode {episode[k]}, t0 {t0[k]}) is not in the annotations "
                            f"(annotated {ds.n_episodes} episodes of {ds.path})")
-    return ds.sigma_min[order][pos]
+    return ds.sigma_n[order][pos]

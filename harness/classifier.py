@@ -3,9 +3,12 @@
 A classifier c(x_sigma, sigma, obs) -> P(corrupt) is trained on action chunks of both kinds, noised to
 every level (x_sigma = x + sigma z, sigma = 0 included), with balanced batches. Its held-out balanced
 accuracy against sigma is the "how far apart are the two action distributions at this scale" curve.
-Every corrupt window then gets sigma_min: the smallest sigma on a grid from which on the classifier's mean
+Every corrupt window then gets sigma_n: the smallest sigma on a grid from which on the classifier's mean
 P(corrupt) over K noise draws stays <= 0.5 + eps, i.e. noise at that level has made the window look clean.
-The trainer uses sigma_min as the window's sigma_n (ambient) or sigma_min (truncated).
+The trainer uses it as the window's sigma_n (`objective.sigma_n: annotations`).
+
+`annotate` writes numbers only (the store); the figures and their CSVs are drawn from the store by
+`eval.plots.plot_annotations` (`cotrain annotate`, the study), the one home of every plot.
 
 Caveat of conditioning on obs (use_obs, on by default as the issue asks): if the observations alone give
 the domain away, P(corrupt) need not fall at any sigma; use_obs=false classifies the action chunk only.
@@ -20,10 +23,11 @@ import torch
 from torch import nn
 
 from harness.annotations import AnnotatedDataset, Annotations, write_annotations
-from harness.data.atomic import atomic_path, atomic_write_text
+from harness.data.atomic import atomic_write_text
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError
-from harness.data.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
+from harness.device import resolve_device
+from harness.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
 from harness.normalizer import Normalizer
 from harness.train_config import DatasetSpec
@@ -52,7 +56,7 @@ class AnnotateConfig:
     grid_size: int = 32             # nonzero grid points (log-spaced); sigma = 0 is added in front
     p_zero: float = 0.1             # fraction of training samples at sigma = 0
     k_draws: int = 8                # noise draws per window and sigma when annotating
-    eps: float = 0.05               # sigma_min: first sigma where mean P(corrupt) stays <= 0.5 + eps
+    eps: float = 0.05               # sigma_n: first sigma where mean P(corrupt) stays <= 0.5 + eps
     annotate_batch: int = 4096      # windows per forward pass when annotating
     seed: int = 0                   # everything random derives from this
     device: str = "auto"            # auto | cpu | cuda
@@ -138,12 +142,6 @@ def _windows(raws, spec, normalizer, episodes: list[np.ndarray]) -> _Windows:
     return _Windows(np.concatenate(obs).astype(np.float32), np.concatenate(act).astype(np.float32))
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train_classifier(clean: _Windows, corrupt: _Windows, cfg: AnnotateConfig, sigma_data: float,
                      device) -> NoiseLevelClassifier:
     """Balanced batches, sigma = 0 with prob p_zero else log-uniform on [sigma_lo, sigma_hi], BCE."""
@@ -201,7 +199,7 @@ def mean_p_corrupt(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: in
     return out
 
 
-def sigma_min_from_p(p: np.ndarray, grid: np.ndarray, eps: float) -> np.ndarray:
+def sigma_n_from_p(p: np.ndarray, grid: np.ndarray, eps: float) -> np.ndarray:
     """(N,) smallest grid sigma from which on p <= 0.5 + eps at every larger grid sigma; inf if never."""
     ok = p <= 0.5 + eps                                    # (N, G)
     # stays_ok[:, j] = ok at j and at every j' > j
@@ -218,11 +216,12 @@ def balanced_accuracy(p_clean: np.ndarray, p_corrupt: np.ndarray) -> tuple[np.nd
 
 
 def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None) -> Path:
-    """(clean_paths / corrupt_paths: store paths, or {"path", "max_episodes"} to use the first N episodes.)"""
-    """Train the classifier, write the annotations store `out` plus accuracy CSV and plots beside it.
+    """Train the classifier and write the annotations store `out` (numbers only; eval.plots draws them).
+
+    clean_paths / corrupt_paths: store paths, or {"path", "max_episodes"} to use the first N episodes.
 
     Cross-fitting: episodes are split into n_folds folds; for each fold a classifier is trained on the
-    other folds and scores this fold's windows (accuracy curve and sigma_min). A classifier scoring the
+    other folds and scores this fold's windows (accuracy curve and sigma_n). A classifier scoring the
     windows it was trained on would recognise them (by their observations, say) at any noise level.
     """
     cfg = cfg or AnnotateConfig()
@@ -230,7 +229,7 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
         raise ConfigError("annotate", "--clean/--corrupt", "need at least one clean and one corrupt store")
     out = Path(out)
     spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     clean_raws, clean_folds = _load(clean_paths, "clean", cfg)
     corrupt_raws, corrupt_folds = _load(corrupt_paths, "corrupt", cfg)
     everything = clean_raws + corrupt_raws
@@ -256,7 +255,7 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
             keep = rng.choice(len(w.action), size=min(cfg.val_windows // cfg.n_folds, len(w.action)), replace=False)
             held_out[name].append(mean_p_corrupt(model, _Windows(w.obs[keep], w.action[keep]), grid, 1,
                                                  cfg.annotate_batch, device, cfg.seed + 1 + f))
-        # sigma_min inputs: every corrupt window of this fold, k_draws noise draws per sigma
+        # sigma_n inputs: every corrupt window of this fold, k_draws noise draws per sigma
         for i, (raw, w) in enumerate(zip(corrupt_raws, windows)):
             eps_in_fold = np.flatnonzero(corrupt_folds[i] == f)
             rows = w.select_episodes(eps_in_fold)
@@ -267,15 +266,16 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
     accuracy, acc_clean, acc_corrupt = balanced_accuracy(np.concatenate(held_out["clean"]),
                                                          np.concatenate(held_out["corrupt"]))
     datasets = [AnnotatedDataset(str(Path(raw.path).resolve()), len(raw.episode_ends), w.episode, w.t0,
-                                 sigma_min_from_p(p, grid, cfg.eps), p)
+                                 sigma_n_from_p(p, grid, cfg.eps), p)
                 for raw, w, p in zip(corrupt_raws, windows, p_corrupt)]
     ann = Annotations(spec, grid, accuracy, datasets, normalizer.action.state(),
                       {"eps": cfg.eps, "k_draws": cfg.k_draws, "config": to_dict(cfg),
                        "clean_paths": [dataset_identity(p, "clean") for p in clean_paths],
                        "corrupt_paths": [dataset_identity(p, "corrupt") for p in corrupt_paths],
-                       "sigma_data": sigma_data})
+                       "sigma_data": sigma_data,
+                       "accuracy_clean": [float(a) for a in acc_clean],
+                       "accuracy_corrupt": [float(a) for a in acc_corrupt]})
     write_annotations(out, ann)
-    _write_reports(out, grid, accuracy, acc_clean, acc_corrupt, np.concatenate([d.sigma_min for d in datasets]))
     return out
 
 
@@ -285,55 +285,11 @@ def dataset_identity(item, role: str) -> dict:
     return {"path": str(Path(spec.path).resolve()), "max_episodes": spec.max_episodes}
 
 
-def report_paths(out: Path) -> dict[str, Path]:
-    stem = out.name.removesuffix(".zarr")
-    return {k: out.with_name(f"{stem}.{k}") for k in ("accuracy.csv", "accuracy.png", "sigma_min_hist.png")}
-
-
-def sigma_min_summary(sigma_min: np.ndarray, grid: np.ndarray) -> list[str]:
-    """Text histogram of sigma_min over grid values (plus 'never'), and the fraction at 0."""
-    lines = [f"windows {len(sigma_min)}   sigma_min = 0: {np.mean(sigma_min == 0):.1%}   "
-             f"never (inf): {np.mean(np.isinf(sigma_min)):.1%}   median {np.median(sigma_min):.4g}"]
-    values, counts = np.unique(sigma_min, return_counts=True)
+def sigma_n_summary(sigma_n: np.ndarray, grid: np.ndarray) -> list[str]:
+    """Text histogram of sigma_n over grid values (plus 'never'), and the fraction at 0."""
+    lines = [f"windows {len(sigma_n)}   sigma_n = 0: {np.mean(sigma_n == 0):.1%}   "
+             f"never (inf): {np.mean(np.isinf(sigma_n)):.1%}   median {np.median(sigma_n):.4g}"]
+    values, counts = np.unique(sigma_n, return_counts=True)
     for v, c in zip(values, counts):
-        lines.append(f"  sigma_min {v:>9.4g}  {c:>8d}  {'#' * int(round(40 * c / len(sigma_min)))}")
+        lines.append(f"  sigma_n {v:>9.4g}  {c:>8d}  {'#' * int(round(40 * c / len(sigma_n)))}")
     return lines
-
-
-def _write_reports(out: Path, grid, accuracy, acc_clean, acc_corrupt, sigma_min) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = report_paths(out)
-    rows = ["sigma,balanced_accuracy,accuracy_clean,accuracy_corrupt"]
-    rows += [f"{s:.6g},{a:.6f},{c:.6f},{r:.6f}" for s, a, c, r in zip(grid, accuracy, acc_clean, acc_corrupt)]
-    atomic_write_text(paths["accuracy.csv"], "\n".join(rows) + "\n")
-
-    x = np.where(grid > 0, grid, grid[1] / 2)  # draw sigma = 0 half a step left of the first grid point
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.semilogx(x, accuracy, "o-", label="balanced")
-    ax.semilogx(x, acc_clean, ".--", label="on clean")
-    ax.semilogx(x, acc_corrupt, ".--", label="on corrupt")
-    ax.axhline(0.5, color="gray", lw=0.8)
-    ax.set_xlabel("sigma (normalized action units; leftmost point = 0)")
-    ax.set_ylabel("held-out accuracy")
-    ax.set_title("clean-vs-corrupt classifier")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(paths["accuracy.png"]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    finite = sigma_min[np.isfinite(sigma_min)]
-    bins = np.concatenate([[0], np.sqrt(grid[1:-1] * grid[2:]), [grid[-1] * 1.5]])
-    ax.hist(np.where(finite > 0, finite, grid[1] / 2), bins=np.concatenate([[grid[1] / 4], bins[1:]]))
-    ax.set_xscale("log")
-    ax.set_xlabel("sigma_min per corrupt window (leftmost bar = 0)")
-    ax.set_ylabel("windows")
-    ax.set_title(f"sigma_min: {np.mean(sigma_min == 0):.0%} at 0, {np.mean(np.isinf(sigma_min)):.0%} never")
-    fig.tight_layout()
-    with atomic_path(paths["sigma_min_hist.png"]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

@@ -1,8 +1,8 @@
 """`cotrain`: the one command-line entry point.
 
-Each subcommand is a module in `harness/commands/` with `HELP`, `add_arguments(parser)` and
-`run(args) -> int`. Modules are imported only when their subcommand runs, so `cotrain --help` does not
-pay for importing Drake and torch. Bad user input raises `UserError`: one line on stderr, exit status 2.
+Each subcommand is a module in `harness/commands/` with `add_arguments(parser)` and `run(args) -> int`;
+its one-line help lives here, in COMMANDS, the one list of subcommands. Modules are imported only when
+their subcommand runs, so `cotrain --help` does not pay for importing Drake and torch. Bad user input raises `UserError`: one line on stderr, exit status 2.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-teleop": ("harness.commands.gen_teleop", "generate clean demos with the scripted human-like teleoperator"),
     "teleop": ("harness.commands.teleop", "push the T yourself from a browser (Meshcat); record episodes"),
     "import": ("harness.commands.import_logs", "convert real robot logs (diffusion-policy zarr, LeRobot) to a dataset"),
-    "annotate": ("harness.commands.annotate", "train the sim-vs-clean noise classifier; write per-window sigma_min"),
+    "annotate": ("harness.commands.annotate", "train the sim-vs-clean noise classifier; write per-window sigma_n"),
     "train": ("harness.commands.train", "train a diffusion policy (cotrain / ambient / truncated) from a config"),
     "eval": ("harness.commands.eval", "closed-loop success rate of a checkpoint in Drake, with a Wilson interval"),
     "compare": ("harness.commands.compare", "run a comparison study from an experiment YAML; table and plots"),

@@ -10,7 +10,8 @@ at every sigma:
 
 Training sigmas are log-normal, ln sigma ~ N(P_mean, P_std^2) (drawn by sources.SourceSampler); the loss weight
 lambda(sigma) = 1 / c_out^2 makes lambda ||D - x0||^2 = ||F - F_target||^2, a unit-scale regression.
-Sampling is EDM's deterministic Heun sampler on the rho-schedule.
+Sampling is EDM's deterministic Heun sampler on the rho-schedule; the schedule's bounds belong to the
+sampler (`karras_schedule`), not to the model.
 """
 from __future__ import annotations
 
@@ -22,13 +23,10 @@ from torch import nn
 
 @dataclasses.dataclass
 class EDM:
-    """The numbers that define the noise schedule and preconditioning (all in normalized action units)."""
+    """The numbers that define training noise and preconditioning (all in normalized action units)."""
     sigma_data: float = 0.5
     P_mean: float = -1.2
     P_std: float = 1.2
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    rho: float = 7.0
 
     def precond(self, sigma: torch.Tensor):
         """c_skip, c_out, c_in, c_noise for sigma (any shape)."""
@@ -44,13 +42,16 @@ class EDM:
         """lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1 / c_out^2."""
         return (sigma ** 2 + self.sigma_data ** 2) / (sigma * self.sigma_data) ** 2
 
-    def schedule(self, num_steps: int) -> torch.Tensor:
-        """(num_steps + 1,) decreasing sigmas from sigma_max to sigma_min, then 0 (EDM eq. 5)."""
-        i = torch.arange(num_steps, dtype=torch.float64)
-        inv_rho = 1 / self.rho
-        frac = i / max(num_steps - 1, 1)
-        t = (self.sigma_max ** inv_rho + frac * (self.sigma_min ** inv_rho - self.sigma_max ** inv_rho)) ** self.rho
-        return torch.cat([t, torch.zeros(1, dtype=torch.float64)])
+
+
+def karras_schedule(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
+                    rho: float = 7.0) -> torch.Tensor:
+    """(num_steps + 1,) decreasing sigmas from sigma_max to sigma_min, then 0 (EDM eq. 5)."""
+    i = torch.arange(num_steps, dtype=torch.float64)
+    inv_rho = 1 / rho
+    frac = i / max(num_steps - 1, 1)
+    t = (sigma_max ** inv_rho + frac * (sigma_min ** inv_rho - sigma_max ** inv_rho)) ** rho
+    return torch.cat([t, torch.zeros(1, dtype=torch.float64)])
 
 
 class Denoiser(nn.Module):
@@ -70,13 +71,13 @@ class Denoiser(nn.Module):
 
 
 @torch.no_grad()
-def heun_sample(denoiser, cond: torch.Tensor, noise: torch.Tensor, num_steps: int, edm: EDM) -> torch.Tensor:
+def heun_sample(denoiser, cond: torch.Tensor, noise: torch.Tensor, schedule: torch.Tensor) -> torch.Tensor:
     """Deterministic Heun (EDM Algorithm 1 without churn): unit `noise` (B, T, D) -> sample (B, T, D).
 
-    Uses 2 * num_steps - 1 denoiser evaluations. The result depends only on `noise` and `cond`, so the
-    caller controls randomness by choosing the noise.
+    `schedule` (N + 1,) decreasing sigmas ending in 0 (`karras_schedule`); 2N - 1 denoiser evaluations.
+    The result depends only on `noise` and `cond`, so the caller controls randomness by choosing the noise.
     """
-    sigmas = edm.schedule(num_steps).tolist()
+    sigmas = schedule.tolist()
     x = noise.to(torch.float32) * sigmas[0]
     ones = torch.ones(len(x), device=x.device)
     for s_cur, s_next in zip(sigmas[:-1], sigmas[1:]):

@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.data.windows import ACTION_DIM, OBS_DIM
+from harness.windows import ACTION_DIM, OBS_DIM
 from harness.diffusion import EDM, Denoiser
 from harness.network import TemporalUnet
-from harness.train_config import PolicyConfig
+from harness.train_config import PolicyConfig, TrainConfig
 from harness.vision import ImageEncoder
 
 
@@ -38,6 +38,13 @@ class PolicyNet(nn.Module):
                 image: torch.Tensor | None = None) -> torch.Tensor:
         """D(x, sigma | obs): (B, T, 2)."""
         return self.denoiser(x, sigma, self.encode(obs, image))
+
+
+def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, EDM]:
+    """The network and its preconditioning for a config: the one place both training and loading build it."""
+    d = cfg.diffusion
+    edm = EDM(sigma_data, d.P_mean, d.P_std)
+    return PolicyNet(cfg.policy, cfg.data.n_obs, edm, cfg.data.use_image), edm
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -12,31 +12,32 @@ generator, seeded with `policy.seed` at load time and advanced by every call.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from harness.checkpoint import read_checkpoint
 from harness.data.configs import from_dict
-from harness.data.errors import UserError
-from harness.data.windows import ACTION_DIM, WindowSpec, obs_features
-from harness.diffusion import EDM, heun_sample
-from harness.model import PolicyNet
+from harness.diffusion import EDM, heun_sample, karras_schedule
+from harness.model import PolicyNet, build_model
 from harness.normalizer import Normalizer
 from harness.train_config import TrainConfig
+from harness.windows import ACTION_DIM, WindowSpec, obs_features
 
 
 class DiffusionPolicy:
-    def __init__(self, net: PolicyNet, normalizer: Normalizer, spec: WindowSpec, num_steps: int,
-                 device="cpu", seed: int = 0, config: TrainConfig | None = None):
+    def __init__(self, net: PolicyNet, normalizer: Normalizer, spec: WindowSpec, schedule: torch.Tensor,
+                 device="cpu", seed: int = 0, config: TrainConfig | None = None,
+                 image_size: tuple[int, int] | None = None):
         self.net = net.eval().requires_grad_(False).to(device)
         self.normalizer = normalizer
         self.spec = spec
-        self.num_steps = num_steps
+        self.schedule = schedule          # (num_steps + 1,) the Heun sampler's sigmas, ending in 0
         self.device = torch.device(device)
         self.seed = seed
         self.config = config
+        self.image_size = image_size      # (H, W) of the camera it was trained on; None for state policies
         self._gen = torch.Generator().manual_seed(seed)
 
     n_obs = property(lambda self: self.spec.n_obs)
@@ -76,7 +77,7 @@ class DiffusionPolicy:
             noise = self.initial_noise(b, seeds)
         noise = torch.as_tensor(noise, dtype=torch.float32).to(self.device)
         cond = self.net.encode(obs_t, image)
-        x = heun_sample(self.net.denoiser, cond, noise, self.num_steps, self.edm)  # (B, horizon, 2)
+        x = heun_sample(self.net.denoiser, cond, noise, self.schedule)  # (B, horizon, 2)
         return self.normalizer.action.unnormalize(x.float().cpu().numpy())
 
     def act(self, obs_history: dict[str, np.ndarray], noise=None, seeds: Sequence[int] | None = None) -> np.ndarray:
@@ -88,20 +89,13 @@ class DiffusionPolicy:
 
 def load_policy(path, device="cpu", num_steps: int | None = None, seed: int = 0) -> DiffusionPolicy:
     """Rebuild the EMA policy from one checkpoint file (latest.pt or final.pt); needs nothing else."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "cotrain-policy-v1":
-        raise UserError(f"{path}: not a cotrain policy checkpoint")
+    ckpt = read_checkpoint(path)
     cfg = from_dict(TrainConfig, ckpt["config"], str(path))
     d = cfg.diffusion
-    edm = EDM(float(ckpt["sigma_data"]), d.P_mean, d.P_std, d.sigma_min, d.sigma_max, d.rho)
-    net = PolicyNet(cfg.policy, cfg.data.n_obs, edm, cfg.data.use_image)
+    net, _ = build_model(cfg, float(ckpt["sigma_data"]))
     net.load_state_dict(ckpt["ema"])
     spec = WindowSpec(cfg.data.n_obs, cfg.data.horizon, cfg.data.n_action)
-    return DiffusionPolicy(net, Normalizer.from_state(ckpt["normalizer"]), spec,
-                           num_steps or d.num_steps, device, seed, cfg)
+    schedule = karras_schedule(num_steps or d.num_steps, d.sampler_sigma_min, d.sampler_sigma_max, d.rho)
+    image_shape = ckpt["image_shape"]
+    return DiffusionPolicy(net, Normalizer.from_state(ckpt["normalizer"]), spec, schedule, device, seed, cfg,
+                           image_size=tuple(image_shape[:2]) if image_shape else None)

@@ -2,8 +2,8 @@
 
 For every sample of a batch: draw the noise level sigma first (log-normal), then a source among those
 valid at that sigma. Clean windows are valid at every sigma. Corrupt window i is valid when
-sigma > sigma_min_i (ambient: its sigma_n; truncated: its sigma_min; cotrain: sigma_min = 0), or, with the
-locality option, when sigma < locality_sigma_max. Given sigma, the sample is clean with probability
+sigma > valid_above_i (the method decides: cotrain 0, truncated / ambient buffer * sigma_n_i, target_only
+never; harness/methods.py), or, with the locality option, when sigma < locality_sigma_max. Given sigma, the sample is clean with probability
 alpha(sigma) if any corrupt window is valid there (else it is clean), and a corrupt sample is a uniformly
 drawn valid corrupt window. alpha(sigma) is a constant, a table interpolated in log sigma, or the "natural"
 ratio by episodes among the sources valid at sigma: E_clean / (E_clean + E_corrupt * f(sigma)), f(sigma)
@@ -54,34 +54,32 @@ class Draw:
     sigma: np.ndarray       # (B,) float64
     corrupt: np.ndarray     # (B,) bool
     index: np.ndarray       # (B,) int64 row in the clean pool or in the corrupt pool
-    sigma_min: np.ndarray   # (B,) the drawn corrupt window's sigma_min; 0 for clean samples
 
 
 class SourceSampler:
-    def __init__(self, n_clean: int, corrupt_sigma_min: np.ndarray, mixing: Mixing, P_mean: float,
+    def __init__(self, n_clean: int, corrupt_valid_above: np.ndarray, mixing: Mixing, P_mean: float,
                  P_std: float, locality_sigma_max: float | None = None):
-        """n_clean: clean windows; corrupt_sigma_min (N,): per corrupt window (0 = valid at every sigma;
-        inf = never valid, e.g. the classifier never stopped telling it apart)."""
+        """n_clean: clean windows; corrupt_valid_above (N,): per corrupt window, the sigma above which it
+        may be drawn (0 = at every sigma; inf = never, e.g. the classifier never stopped telling it apart)."""
         self.n_clean = int(n_clean)
-        smin = np.asarray(corrupt_sigma_min, dtype=np.float64)
-        if np.any(np.isnan(smin)) or np.any(smin < 0):
-            raise ValueError("corrupt sigma_min must be >= 0 (inf allowed)")
-        self.order = np.argsort(smin, kind="stable")         # corrupt rows by increasing sigma_min
-        self.sorted_sigma_min = smin[self.order]
-        self.sigma_min = smin
+        above = np.asarray(corrupt_valid_above, dtype=np.float64)
+        if np.any(np.isnan(above)) or np.any(above < 0):
+            raise ValueError("corrupt valid_above must be >= 0 (inf allowed)")
+        self.order = np.argsort(above, kind="stable")         # corrupt rows by increasing threshold
+        self.sorted_valid_above = above[self.order]
         self.mixing = mixing
         self.P_mean, self.P_std = float(P_mean), float(P_std)
         self.locality_sigma_max = locality_sigma_max
-        if self.n_clean == 0 and len(smin) == 0:
+        if self.n_clean == 0 and len(above) == 0:
             raise ValueError("no training windows at all")
 
     @property
     def n_corrupt(self) -> int:
-        return len(self.sorted_sigma_min)
+        return len(self.sorted_valid_above)
 
     def n_valid(self, sigma: np.ndarray) -> np.ndarray:
-        """Number of corrupt windows valid at each sigma: those with sigma_min < sigma (+ locality band)."""
-        count = np.searchsorted(self.sorted_sigma_min, sigma, side="left")
+        """Number of corrupt windows valid at each sigma: those with valid_above < sigma (+ locality band)."""
+        count = np.searchsorted(self.sorted_valid_above, sigma, side="left")
         if self.locality_sigma_max is not None:
             count = np.where(sigma < self.locality_sigma_max, self.n_corrupt, count)
         return count
@@ -125,9 +123,7 @@ class SourceSampler:
             k = n_valid[corrupt]
             pos = np.minimum((v[corrupt] * k).astype(np.int64), k - 1)
             index[corrupt] = self.order[pos]
-        smin = np.zeros(len(sigma))
-        smin[corrupt] = self.sigma_min[index[corrupt]]
-        return Draw(sigma, corrupt, index, smin)
+        return Draw(sigma, corrupt, index)
 
     # ---- state for exact resume (the sampler itself is stateless; its Generator carries the state)
     @staticmethod

@@ -6,9 +6,9 @@ per dimension before diffusion (harness/normalizer.py).
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
-from harness.objectives import METHODS
+from harness.methods import METHODS, method_class
 
 
 @dataclasses.dataclass
@@ -18,12 +18,15 @@ class DatasetSpec:
     max_episodes: int | None = None                       # use only the first N episodes (null = all)
     only_success: bool = True                             # skip episodes whose meta/success is false
                                                           # (max_episodes then counts kept episodes)
-    sigma_min: float | None = None                        # corrupt only: this dataset's sigma_n / sigma_min
-                                                          # (overrides objective.sigma_min)
+    sigma_n: float | None = None                          # corrupt only: this dataset's noise level sigma_n
+                                                          # (used when objective.sigma_n is null)
+    RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
         if self.max_episodes is not None and self.max_episodes < 1:
             raise ValueError(f"dataset {self.path}: max_episodes must be >= 1 or null")
+        if self.sigma_n is not None and self.sigma_n < 0:
+            raise ValueError(f"dataset {self.path}: sigma_n must be >= 0")
 
 
 @dataclasses.dataclass
@@ -60,26 +63,46 @@ class DiffusionConfig:
     sigma_data: float | None = None  # null = measured on the normalized training actions
     P_mean: float = -1.2           # log-normal training sigma: mean of ln sigma
     P_std: float = 1.2             # ... and its std
-    sigma_min: float = 0.002       # sampler schedule bottom
-    sigma_max: float = 10.0        # sampler schedule top (20 x sigma_data for actions in [-1, 1])
+    sampler_sigma_min: float = 0.002  # Heun sampler's schedule bottom
+    sampler_sigma_max: float = 10.0   # Heun sampler's schedule top (20 x sigma_data for actions in [-1, 1])
     rho: float = 7.0               # schedule curvature
     num_steps: int = 16            # Heun steps at inference (2 * steps - 1 network calls)
+    RENAMED: ClassVar[dict] = {"sigma_min": "sampler_sigma_min", "sigma_max": "sampler_sigma_max"}
+
+    def __post_init__(self):
+        if not 0 < self.sampler_sigma_min < self.sampler_sigma_max:
+            raise ValueError("diffusion: need 0 < sampler_sigma_min < sampler_sigma_max")
+        if self.num_steps < 1:
+            raise ValueError("diffusion.num_steps must be >= 1")
 
 
 @dataclasses.dataclass
 class ObjectiveConfig:
-    method: Literal["target_only", "cotrain", "ambient", "ambient_rescaled", "truncated"] = "cotrain"
+    method: str = "cotrain"         # one of harness.methods.METHODS (what each does: that module)
     alpha: float | str = "natural"  # P(clean | sigma); a number in [0, 1] or "natural" (ratio by episodes)
     alpha_table: list[list[float]] | str | None = None  # [[sigma, alpha], ...] (log-interpolated) or
                                                          # "classifier" (from the annotations' accuracy)
-    sigma_min: float | None = None  # ambient: sigma_n, truncated: sigma_min, for every corrupt dataset
-    annotations: str | None = None  # annotations store: per-window sigma_min (overrides the numbers)
+    sigma_n: float | Literal["annotations"] | None = None  # noise level of the corrupt data: one number for
+                                    # every corrupt dataset, "annotations" (per window, from `annotations`),
+                                    # or null (each corrupt dataset's own data.datasets[].sigma_n)
+    annotations: str | None = None  # annotations store (cotrain annotate): per-window sigma_n, accuracy
+    buffer: float = 1.0             # truncated / ambient: corrupt window valid at sigma > buffer * sigma_n
     contract: bool = True           # ambient: add sigma_n noise to corrupt chunks (false: already noisy)
     locality_sigma_max: float | None = None  # corrupt data also used (plain loss) at sigma < this
+    RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"objective.method must be one of {list(METHODS)}")
+            raise ValueError(f"objective.method must be one of {list(METHODS)}, got {self.method!r}")
+        problem = method_class(self.method).settings_error(self)
+        if problem:
+            raise ValueError(problem)
+        if isinstance(self.sigma_n, float) and self.sigma_n < 0:
+            raise ValueError("objective.sigma_n must be >= 0")
+        if self.sigma_n == "annotations" and not self.annotations:
+            raise ValueError("objective.sigma_n 'annotations' needs objective.annotations")
+        if self.buffer < 1:
+            raise ValueError("objective.buffer must be >= 1")
         if isinstance(self.alpha, str) and self.alpha != "natural":
             raise ValueError(f"objective.alpha must be a number in [0, 1] or 'natural', got {self.alpha!r}")
         if not isinstance(self.alpha, str) and not 0 <= self.alpha <= 1:

@@ -1,14 +1,15 @@
 """The one training loop for every method: `train(cfg) -> checkpoint path`.
 
 Per step: the source sampler draws sigma, then a valid source per sample (sources.py); the batch is gathered
-from the in-memory pools (training_data.py); the method's objective gives per-sample losses
-(objectives.py); AdamW with warm-up + cosine schedule, gradient clipping, EMA weights.
+from the in-memory pools (training_data.py); the method gives per-sample losses (methods.py); AdamW with
+warm-up + cosine schedule, gradient clipping, EMA weights.
 
-Run folder (cfg.out_dir): config.yaml (resolved), metrics.csv, tensorboard/, checkpoints/latest.pt (every
-run.checkpoint_every steps, on Ctrl-C, at the end), checkpoints/final.pt, and `done` when finished. A
-checkpoint holds model, EMA, optimizer, scheduler, the sampler's numpy Generator state and the torch noise
-Generator state of every rank, so a resumed run draws exactly the batches and noise the uninterrupted
-run would have drawn: on CPU the loss curve continues bit for bit.
+Run folder (cfg.out_dir): config.yaml (resolved: the run's identity), metrics.csv, tensorboard/,
+checkpoints/latest.pt (every run.checkpoint_every steps, on Ctrl-C, at the end), checkpoints/final.pt, and
+`done` when finished. A checkpoint holds model, EMA, optimizer, scheduler, the sampler's numpy Generator
+state and the torch noise Generator state of every rank, so a resumed run draws exactly the batches and
+noise the uninterrupted run would have drawn: on CPU the loss curve continues bit for bit. A run folder is
+resumed (or, when done, returned) only by a config with the same identity (harness/data/identity.py).
 
 Distributed: launched by `torchrun --nproc_per_node N cotrain train ...`, every rank draws its own
 batch_size / N samples from its own seeded generators; DDP averages gradients (gloo on CPU, nccl on CUDA).
@@ -29,34 +30,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.checkpoint import read_checkpoint, write_checkpoint
 from harness.data.atomic import atomic_path, atomic_write_text
-from harness.data.configs import save_config, to_dict
+from harness.data.configs import to_dict
 from harness.data.errors import ConfigError
-from harness.diffusion import EDM
-from harness.model import PolicyNet
-from harness.objectives import LossBatch, Objective
+from harness.data.identity import check_same_identity, claim_output
+from harness.device import limit_threads, resolve_device
+from harness.methods import LossBatch, make_method
+from harness.model import build_model
 from harness.sources import SourceSampler
 from harness.train_config import TrainConfig
 from harness.training_data import TrainingData, build
 
-CHECKPOINT_FORMAT = "cotrain-policy-v1"
-# Config keys that may change between an interrupted run and its resume without changing the result.
-_RESUME_IGNORED = {"out_dir", "run.progress", "run.compile", "run.checkpoint_every", "run.threads"}
+# Config keys that may change between sessions of one run without changing its result.
+RESUME_FREE_KEYS = ("out_dir", "run.progress", "run.compile", "run.checkpoint_every", "run.threads")
+IDENTITY_FILE = "config.yaml"
 # Validation noise levels: 8 quantiles of the training log-normal.
 _VAL_QUANTILES = (np.arange(8) + 0.5) / 8
 
 
 # ---------------------------------------------------------------- small pieces
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config", "device", "cuda requested but torch sees no CUDA device")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return torch.device(name)
-
-
 def warmup_cosine(warmup: int, total: int):
     """lr factor: linear from 0 to 1 over `warmup` steps, then cosine down to 0 at `total`."""
     def factor(step: int) -> float:
@@ -77,18 +70,13 @@ def ema_update(ema: nn.Module, model: nn.Module, step: int, cap: float) -> None:
         e.copy_(b)
 
 
-def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, EDM]:
-    d = cfg.diffusion
-    edm = EDM(sigma_data, d.P_mean, d.P_std, d.sigma_min, d.sigma_max, d.rho)
-    return PolicyNet(cfg.policy, cfg.data.n_obs, edm, cfg.data.use_image), edm
-
-
 def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
     """Gather the drawn windows from the pools into one batch: obs (B, n_obs, 6), action (B, T, 2), ..."""
     b = len(draw.sigma)
     spec = data.spec
     obs = np.empty((b, spec.n_obs, 6), np.float32)
     act = np.empty((b, spec.horizon, 2), np.float32)
+    sigma_n = np.zeros(b)                                                        # (B,) 0 for clean samples
     img = np.empty((b, spec.n_obs, *data.image_shape), np.uint8) if data.image_shape else None
     for role, mask in (("clean", ~draw.corrupt), ("corrupt", draw.corrupt)):
         if not mask.any():
@@ -96,6 +84,7 @@ def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
         pool = data.pools[role]
         got = pool.gather(pool.train_rows[draw.index[mask]])
         obs[mask], act[mask] = got["obs"], got["action"]
+        sigma_n[mask] = pool.sigma_n[draw.index[mask]]
         if img is not None:
             img[mask] = got["image"]
     out = {
@@ -103,21 +92,10 @@ def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
         "action": torch.from_numpy(act).to(device),
         "sigma": torch.from_numpy(draw.sigma.astype(np.float32)).to(device),
         "corrupt": torch.from_numpy(draw.corrupt).to(device),
-        "sigma_n": torch.from_numpy(draw.sigma_min.astype(np.float32)).to(device),
+        "sigma_n": torch.from_numpy(sigma_n.astype(np.float32)).to(device),
     }
     out["image"] = torch.from_numpy(img).to(device) if img is not None else None
     return out
-
-
-def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        name = f"{prefix}{k}"
-        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-            keys += _config_diff(a[k], b[k], name + ".")
-        elif a.get(k) != b.get(k) and name not in _RESUME_IGNORED:
-            keys.append(name)
-    return keys
 
 
 class _StopFlag:
@@ -152,8 +130,7 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = resolve_device(cfg.device)
-        if cfg.run.threads > 0:
-            torch.set_num_threads(cfg.run.threads)
+        limit_threads(cfg.run.threads)
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend)
@@ -167,7 +144,7 @@ class Trainer:
         self.model, self.edm = build_model(cfg, self.data.sigma_data)
         self.model.to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.objective = Objective(cfg.objective.method, self.edm, cfg.objective.contract)
+        self.method = make_method(cfg.objective)
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
                                      weight_decay=o.weight_decay)
@@ -206,7 +183,8 @@ class Trainer:
             return model(x_t, sigma, b["obs"], b["image"])
 
         with self.autocast:
-            out = self.objective(denoise, LossBatch(b["action"], b["sigma"], b["corrupt"], b["sigma_n"]), self.gen)
+            batch = LossBatch(b["action"], b["sigma"], b["corrupt"], b["sigma_n"])
+            out = self.method.loss(denoise, batch, self.edm, self.gen)
         loss = out.loss.float().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -257,37 +235,26 @@ class Trainer:
     def state(self) -> dict:
         np_states, torch_states = self._gather_rng()
         return {
-            "format": CHECKPOINT_FORMAT,
-            "config": to_dict(self.cfg),
-            "step": self.step,
+            **self.state_for_policy(),
             "world_size": self.world,
             "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "rng_numpy": np_states,
             "rng_torch": torch_states,
             "accum": dict(self.accum),
-            "normalizer": self.data.normalizer.state(),
-            "sigma_data": self.data.sigma_data,
-            "image_shape": list(self.data.image_shape) if self.data.image_shape else None,
         }
 
     def save(self, path: Path) -> None:
         state = self.state()  # collective when distributed: every rank calls it
         if self.is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                torch.save(state, tmp)
+            write_checkpoint(path, state)
         if self.world > 1:
             torch.distributed.barrier()
 
     def load(self, path: Path) -> None:
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
-        diff = _config_diff(ckpt["config"], to_dict(self.cfg))
-        if diff:
-            raise ConfigError(path, diff[0], "differs from the interrupted run's config; use a new out_dir "
-                              "or delete the run folder to start over")
+        ckpt = read_checkpoint(path, map_location=self.device)
+        check_same_identity(ckpt["config"], to_dict(self.cfg), RESUME_FREE_KEYS, path)
         if ckpt["world_size"] != self.world:
             raise ConfigError(path, "world_size", f"saved with {ckpt['world_size']} ranks, resumed with "
                               f"{self.world}; resume with the same number")
@@ -320,11 +287,9 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> Path:
         cfg = self.cfg
         if self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            claim_run_folder(cfg)
         if self.latest.exists():
             self.load(self.latest)
-        elif self.is_main:
-            save_config(cfg, self.out / "config.yaml")
         csv_file = writer = tb = None
         if self.is_main:
             csv_file = self._open_csv()
@@ -368,8 +333,7 @@ class Trainer:
                         return self.latest
             self.save(self.latest)
             if self.is_main:
-                with atomic_path(self.final) as tmp:
-                    torch.save(self.state_for_policy(), tmp)
+                write_checkpoint(self.final, self.state_for_policy())
                 atomic_write_text(self.out / "done", f"{self.final}\n")
             return self.final
         finally:
@@ -414,7 +378,7 @@ class Trainer:
     def state_for_policy(self) -> dict:
         """What load_policy needs (EMA weights, normalizer, config); no optimizer or RNG state."""
         return {
-            "format": CHECKPOINT_FORMAT, "config": to_dict(self.cfg), "step": self.step,
+            "config": to_dict(self.cfg), "step": self.step,
             "ema": self.ema.state_dict(), "normalizer": self.data.normalizer.state(),
             "sigma_data": self.data.sigma_data,
             "image_shape": list(self.data.image_shape) if self.data.image_shape else None,
@@ -429,5 +393,11 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> Path:
     """
     out = Path(cfg.out_dir)
     if (out / "done").exists():
+        claim_run_folder(cfg)   # a finished run is returned only to a config with its identity
         return out / "checkpoints" / "final.pt"
     return Trainer(cfg).fit(stop_after=stop_after)
+
+
+def claim_run_folder(cfg: TrainConfig) -> None:
+    """Record the config in a new run folder, or check it is the config that made the folder."""
+    claim_output(cfg.out_dir, IDENTITY_FILE, to_dict(cfg), RESUME_FREE_KEYS, kind="training run folder")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.annotations import read_annotations, sigma_min_for_windows
+from harness.annotations import read_annotations, sigma_n_for_windows
 from harness.data.errors import ConfigError, DatasetError
 from harness.data.store import EpisodeStore
-from harness.data.windows import WindowIndex, WindowSpec, make_windows, obs_features, split_episodes
+from harness.methods import Method, make_method
 from harness.normalizer import Affine, Normalizer
 from harness.sources import Mixing, SourceSampler
 from harness.train_config import DatasetSpec, TrainConfig
+from harness.windows import WindowIndex, WindowSpec, make_windows, obs_features, split_episodes
 
 CLEAN_DOMAINS = ("target", "real")
 
@@ -78,7 +79,8 @@ class Pool:
     image: np.ndarray | None      # (S, H, W, 3) uint8
     windows: WindowIndex
     train_rows: np.ndarray        # (N,) window rows used for training
-    sigma_min: np.ndarray         # (N,) per training window (0 for clean)
+    sigma_n: np.ndarray           # (N,) noise level of each training window (0 for clean, and for corrupt
+                                  # windows of methods that do not use one)
     dataset: np.ndarray           # (len(windows),) index into `names`
     names: list[str]
     train_episodes: int
@@ -110,11 +112,11 @@ class TrainingData:
         """A few lines for the start of a run: pools, validity, mixing at a few sigmas."""
         lines = []
         for role, pool in self.pools.items():
-            smin = pool.sigma_min
+            sn = pool.sigma_n
             extra = ""
-            if role == "corrupt" and len(smin):
-                extra = (f", sigma_min: {np.mean(smin == 0):.0%} at 0, median {np.median(smin):.3g}, "
-                         f"{np.mean(np.isinf(smin)):.0%} never")
+            if role == "corrupt" and len(sn):
+                extra = (f", sigma_n: {np.mean(sn == 0):.0%} at 0, median {np.median(sn):.3g}, "
+                         f"{np.mean(np.isinf(sn)):.0%} never")
             lines.append(f"{role:<8} {', '.join(pool.names)}: {pool.train_episodes} episodes, "
                          f"{len(pool.train_rows)} training windows{extra}")
         sig = np.array([0.01, 0.1, 0.3, 1.0, 3.0])
@@ -145,9 +147,9 @@ def build(cfg: TrainConfig) -> TrainingData:
     for i, raw in enumerate(raws):
         raw.train_episodes, raw.val_episodes = split_episodes(len(raw.episode_ends), dcfg.val_fraction,
                                                               cfg.seed * 1000 + i)
-    method = ocfg.method
-    if not any(r.role == "clean" for r in raws) and method == "target_only":
-        raise ConfigError("config", "data.datasets", "target_only needs a clean dataset")
+    method = make_method(ocfg)
+    if not any(r.role == "clean" for r in raws) and method.fixed_alpha == 1.0:  # a clean-only method
+        raise ConfigError("config", "data.datasets", f"{ocfg.method} needs a clean dataset")
 
     annotations = read_annotations(ocfg.annotations) if ocfg.annotations else None
     if annotations is not None and annotations.spec != spec:
@@ -171,7 +173,7 @@ def build(cfg: TrainConfig) -> TrainingData:
         members = [r for r in raws if r.role == role]
         if not members:
             continue
-        pools[role] = _make_pool(role, members, spec, normalizer, cfg, annotations)
+        pools[role] = _make_pool(role, members, spec, normalizer, cfg, method, annotations)
         for j, raw in enumerate(members):
             rows = pools[role].windows.select_episodes(
                 raw.val_episodes + _episode_offset(members, j))
@@ -181,13 +183,10 @@ def build(cfg: TrainConfig) -> TrainingData:
                 val[raw.name] = (role, rows)
 
     n_clean = len(pools["clean"].train_rows) if "clean" in pools else 0
-    corrupt_smin = pools["corrupt"].sigma_min if "corrupt" in pools else np.zeros(0)
-    if method == "target_only":
-        corrupt_smin = np.zeros(0)  # corrupt data only shape the normalizer
-    mixing = _mixing(cfg, pools, annotations)
-    sampler = SourceSampler(n_clean, corrupt_smin, mixing, cfg.diffusion.P_mean, cfg.diffusion.P_std,
-                            ocfg.locality_sigma_max if method in ("ambient", "ambient_rescaled", "truncated")
-                            else None)
+    corrupt_sigma_n = pools["corrupt"].sigma_n if "corrupt" in pools else np.zeros(0)
+    mixing = method.mixing(*_mixings(cfg, pools, annotations))
+    sampler = SourceSampler(n_clean, method.valid_above(corrupt_sigma_n), mixing, cfg.diffusion.P_mean,
+                            cfg.diffusion.P_std, method.locality_sigma_max)
     image_shape = tuple(raws[0].image.shape[1:]) if dcfg.use_image else None
     return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shape)
 
@@ -203,19 +202,19 @@ def _episode_offset(members: list[RawDataset], j: int) -> int:
     return int(sum(len(m.episode_ends) for m in members[:j]))
 
 
-def _make_pool(role, members, spec, normalizer, cfg, annotations) -> Pool:
+def _make_pool(role, members, spec, normalizer, cfg, method: Method, annotations) -> Pool:
     ends, obs, act, img, names, dataset_of_window = [], [], [], [], [], []
     step_offset, ep_offset = 0, 0
-    train_rows, smin = [], []
+    train_rows, sigma_n = [], []
     window_count = 0
     all_episode, all_t0 = [], []
     for raw in members:
         w = make_windows(raw.episode_ends, spec)
         rows = w.select_episodes(raw.train_episodes)
-        if role == "corrupt":
-            smin.append(_corrupt_sigma_min(raw, w, rows, cfg, annotations))
+        if role == "corrupt" and method.needs_sigma_n:
+            sigma_n.append(_corrupt_sigma_n(raw, w, rows, cfg, annotations))
         else:
-            smin.append(np.zeros(len(rows)))
+            sigma_n.append(np.zeros(len(rows)))
         train_rows.append(rows + window_count)
         all_episode.append(w.episode + ep_offset)
         all_t0.append(w.t0)
@@ -231,37 +230,43 @@ def _make_pool(role, members, spec, normalizer, cfg, annotations) -> Pool:
         window_count += len(w)
     windows = WindowIndex(spec, np.concatenate(ends), np.concatenate(all_episode), np.concatenate(all_t0))
     return Pool(role, np.concatenate(obs), np.concatenate(act), np.concatenate(img) if img else None, windows,
-                np.concatenate(train_rows), np.concatenate(smin), np.concatenate(dataset_of_window), names,
+                np.concatenate(train_rows), np.concatenate(sigma_n), np.concatenate(dataset_of_window), names,
                 sum(len(r.train_episodes) for r in members))
 
 
-def _corrupt_sigma_min(raw: RawDataset, w: WindowIndex, rows: np.ndarray, cfg: TrainConfig, annotations):
-    """sigma_min of the corrupt training windows `rows` of one dataset, from annotations or numbers."""
+def _corrupt_sigma_n(raw: RawDataset, w: WindowIndex, rows: np.ndarray, cfg: TrainConfig, annotations):
+    """sigma_n of the corrupt training windows `rows` of one dataset. One rule, no priorities: from
+    objective.sigma_n when it is set (a number, or "annotations": per window), else from the dataset's own
+    data.datasets[].sigma_n; setting both is an error."""
     ocfg = cfg.objective
-    if ocfg.method in ("cotrain", "target_only"):
-        return np.zeros(len(rows))
-    if annotations is not None:
+    spec = next(s for s in cfg.data.datasets if s.path == raw.path)
+    if ocfg.sigma_n is not None and spec.sigma_n is not None:
+        raise ConfigError("config", "objective.sigma_n", f"and data.datasets[{raw.path}].sigma_n both set "
+                          "the noise level of that dataset; set one")
+    if ocfg.sigma_n == "annotations":
         ds = annotations.find(raw.path)
         if ds is None:
             raise ConfigError("config", "objective.annotations",
                               f"{ocfg.annotations} has no annotations for corrupt dataset {raw.path}")
-        return sigma_min_for_windows(ds, w.episode[rows], w.t0[rows], ocfg.annotations)
-    spec_value = next((s.sigma_min for s in cfg.data.datasets if s.path == raw.path), None)
-    value = spec_value if spec_value is not None else ocfg.sigma_min
+        return sigma_n_for_windows(ds, w.episode[rows], w.t0[rows], ocfg.annotations)
+    value = ocfg.sigma_n if ocfg.sigma_n is not None else spec.sigma_n
     if value is None:
-        raise ConfigError("config", "objective.sigma_min",
-                          f"method {ocfg.method} needs sigma_min (a number, per dataset, or annotations) "
-                          f"for corrupt dataset {raw.path}")
+        raise ConfigError("config", "objective.sigma_n",
+                          f"method {ocfg.method} needs the noise level of corrupt dataset {raw.path}: a number, "
+                          "'annotations' (per window), or data.datasets[].sigma_n")
     return np.full(len(rows), float(value))
 
 
-def _mixing(cfg: TrainConfig, pools: dict, annotations) -> Mixing:
+def _mixings(cfg: TrainConfig, pools: dict, annotations) -> tuple[Mixing, Mixing | None]:
+    """(the natural alpha(sigma), the configured one or None); the method picks (methods.Method.mixing)."""
     ocfg = cfg.objective
     clean_eps = pools["clean"].train_episodes if "clean" in pools else 0
     corrupt_eps = pools["corrupt"].train_episodes if "corrupt" in pools else 0
     natural = Mixing(kind="natural", clean_episodes=clean_eps, corrupt_episodes=corrupt_eps)
-    if ocfg.method == "target_only":
-        return Mixing(kind="constant", value=1.0)
+    return natural, _configured_mixing(ocfg, annotations, clean_eps, corrupt_eps)
+
+
+def _configured_mixing(ocfg, annotations, clean_eps: int, corrupt_eps: int) -> Mixing | None:
     if isinstance(ocfg.alpha_table, list):
         rows = np.asarray(ocfg.alpha_table, float)
         try:
@@ -277,5 +282,5 @@ def _mixing(cfg: TrainConfig, pools: dict, annotations) -> Mixing:
         distinguish = np.clip(2 * acc[keep] - 1, 0, 1)
         return Mixing.table(grid[keep], base + (1 - base) * distinguish)
     if isinstance(ocfg.alpha, str):
-        return natural
+        return None
     return Mixing(kind="constant", value=float(ocfg.alpha))

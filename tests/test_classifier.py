@@ -1,4 +1,5 @@
-"""The noise-level classifier, `annotate`, and the trainer reading per-window sigma_min from annotations."""
+"""The noise-level classifier, `annotate`, and the trainer reading per-window sigma_n from annotations."""
+import csv
 import sys
 from pathlib import Path
 
@@ -9,20 +10,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_stores import write_store  # noqa: E402
 
+from eval.plots import annotation_plot_paths, plot_annotations  # noqa: E402
 from harness.annotations import read_annotations  # noqa: E402
-from harness.classifier import AnnotateConfig, annotate, report_paths, sigma_min_from_p  # noqa: E402
+from harness.classifier import AnnotateConfig, annotate, sigma_n_from_p  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.data.configs import from_dict  # noqa: E402
 from harness.data.errors import ConfigError  # noqa: E402
 from harness.data.store import EpisodeStore  # noqa: E402
-from harness.data.windows import make_windows  # noqa: E402
+from harness.windows import make_windows  # noqa: E402
 from harness.train_config import TrainConfig  # noqa: E402
 from harness.training import Trainer  # noqa: E402
 
 torch.set_num_threads(1)
 
 
-def test_sigma_min_is_first_grid_sigma_from_which_p_stays_low():
+def test_sigma_n_is_first_grid_sigma_from_which_p_stays_low():
     grid = np.array([0.0, 0.1, 0.2, 0.4, 0.8])
     p = np.array([
         [0.50, 0.50, 0.50, 0.50, 0.50],   # indistinguishable already: 0
@@ -30,7 +32,7 @@ def test_sigma_min_is_first_grid_sigma_from_which_p_stays_low():
         [0.99, 0.50, 0.90, 0.52, 0.51],   # dips early, but only stays low from 0.4
         [0.99, 0.99, 0.99, 0.90, 0.70],   # never
     ])
-    out = sigma_min_from_p(p, grid, eps=0.05)
+    out = sigma_n_from_p(p, grid, eps=0.05)
     assert out[:3].tolist() == [0.0, 0.2, 0.4] and np.isinf(out[3])
 
 
@@ -46,7 +48,12 @@ def annotated(tmp_path_factory):
     return {"clean": clean, "sim": sim, "out": out, "dir": d}
 
 
-def test_annotate_writes_store_curve_and_plots(annotated):
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_annotate_writes_store_and_curve_and_the_plots_show_them(annotated, tmp_path):
     ann = read_annotations(annotated["out"], with_probabilities=True)
     assert ann.sigma_grid[0] == 0 and np.all(np.diff(ann.sigma_grid) > 0)
     # the wiggle is plain to see without noise and drowned at sigma = 5 (data in [-1, 1])
@@ -54,35 +61,50 @@ def test_annotate_writes_store_curve_and_plots(annotated):
     (ds,) = ann.datasets
     w = make_windows(EpisodeStore(annotated["sim"]).episode_ends, ann.spec)
     assert np.array_equal(ds.episode, w.episode) and np.array_equal(ds.t0, w.t0)  # every corrupt window
-    assert np.array_equal(ds.sigma_min, sigma_min_from_p(ds.p_corrupt.astype(np.float32), ann.sigma_grid, 0.05))
-    assert np.mean(ds.sigma_min > 0) > 0.7   # the classifier tells most sim windows apart without noise
-    for path in report_paths(annotated["out"]).values():
-        assert path.exists() and path.stat().st_size > 0
-    lines = report_paths(annotated["out"])["accuracy.csv"].read_text().splitlines()
-    assert lines[0].startswith("sigma,balanced_accuracy") and len(lines) == len(ann.sigma_grid) + 1
+    assert np.array_equal(ds.sigma_n, sigma_n_from_p(ds.p_corrupt.astype(np.float32), ann.sigma_grid, 0.05))
+    assert np.mean(ds.sigma_n > 0) > 0.7   # the classifier tells most sim windows apart without noise
+    # annotate writes numbers only (the store, with the per-class accuracies); eval.plots draws them
+    assert [p.name for p in annotated["out"].parent.iterdir() if p.suffix in (".png", ".csv")] == []
+    clean, corrupt = np.array(ann.attrs["accuracy_clean"]), np.array(ann.attrs["accuracy_corrupt"])
+    assert np.allclose((clean + corrupt) / 2, ann.accuracy)
+    acc_png, hist_png = plot_annotations(annotated["out"], tmp_path / "acc.png", tmp_path / "hist.png")
+    rows = _rows(acc_png.with_suffix(".csv"))
+    assert [float(r["sigma"]) for r in rows] == pytest.approx(ann.sigma_grid, rel=1e-5)
+    assert [float(r["balanced_accuracy"]) for r in rows] == pytest.approx(ann.accuracy, abs=1e-6)
+    assert [float(r["accuracy_clean"]) for r in rows] == pytest.approx(clean, abs=1e-6)
+    assert [float(r["accuracy_corrupt"]) for r in rows] == pytest.approx(corrupt, abs=1e-6)
+    hist = _rows(hist_png.with_suffix(".csv"))
+    smin = ds.sigma_n
+    assert sum(int(r["count"]) for r in hist if r["kind"] == "bin") == np.sum(np.isfinite(smin) & (smin > 0))
+    (zero,) = [r for r in hist if r["kind"] == "zero"]
+    (never,) = [r for r in hist if r["kind"] == "never"]
+    assert int(zero["count"]) == np.sum(smin == 0) and int(never["count"]) == np.sum(np.isinf(smin))
+    assert float(zero["fraction"]) == pytest.approx(np.mean(smin == 0), abs=1e-6)
+    assert float(never["fraction"]) == pytest.approx(np.mean(np.isinf(smin)), abs=1e-6)
 
 
-def test_trainer_uses_per_window_sigma_min_from_annotations(annotated, tmp_path):
+def test_trainer_uses_per_window_sigma_n_from_annotations(annotated, tmp_path):
     cfg = from_dict(TrainConfig, {
         "out_dir": str(tmp_path / "run"), "device": "cpu",
         "data": {"datasets": [{"path": str(annotated["clean"])}, {"path": str(annotated["sim"]), "max_episodes": 6}]},
         "policy": {"down_dims": [16, 32], "noise_dim": 16},
-        "objective": {"method": "ambient", "annotations": str(annotated["out"]), "alpha_table": "classifier"},
+        "objective": {"method": "ambient", "annotations": str(annotated["out"]), "sigma_n": "annotations",
+                      "alpha_table": "classifier"},
         "optim": {"batch_size": 16}, "run": {"steps": 3, "progress": False},
     }, "test")
     trainer = Trainer(cfg)
     ann = read_annotations(annotated["out"])
     pool = trainer.data.pools["corrupt"]
     rows = pool.train_rows
-    lookup = {(e, t): s for e, t, s in zip(ann.datasets[0].episode, ann.datasets[0].t0, ann.datasets[0].sigma_min)}
+    lookup = {(e, t): s for e, t, s in zip(ann.datasets[0].episode, ann.datasets[0].t0, ann.datasets[0].sigma_n)}
     expected = [lookup[(e, t)] for e, t in zip(pool.windows.episode[rows], pool.windows.t0[rows])]
-    assert np.array_equal(pool.sigma_min, expected)
+    assert np.array_equal(pool.sigma_n, expected)
     assert pool.windows.episode[rows].max() < 6                  # max_episodes respected
     # the action normalizer follows the annotations, so their sigmas mean the same noise
     assert np.allclose(trainer.data.normalizer.action.scale, ann.action_normalizer["scale"])
     draw = trainer.data.sampler.sample(4096, np.random.default_rng(0))
     c = draw.corrupt
-    assert c.any() and np.all(draw.sigma[c] > draw.sigma_min[c])
+    assert c.any() and np.all(draw.sigma[c] > pool.sigma_n[draw.index[c]])
     # alpha from the classifier: (almost) only clean data where the classifier tells them apart
     assert trainer.data.sampler.p_clean(np.array([ann.sigma_grid[1]]))[0] > 0.9
     trainer.fit()
@@ -94,7 +116,16 @@ def test_cli_annotate_prints_summary(annotated, capsys):
     code = main(["annotate", "--clean", str(annotated["clean"]), "--corrupt", str(annotated["sim"]),
                  "--out", str(out), "steps=20", "grid_size=4", "k_draws=1", "progress=false"])
     text = capsys.readouterr().out
-    assert code == 0 and out.exists() and "sigma_min = 0:" in text and "accuracy" in text
+    assert code == 0 and out.exists() and "sigma_n = 0:" in text and "accuracy" in text
+    # the command draws the figures beside the store, with their numbers
+    ann = read_annotations(out)
+    acc_png, hist_png = annotation_plot_paths(out)
+    for path in (acc_png, hist_png):
+        assert str(path) in text and path.read_bytes()[:4] == b"\x89PNG"
+    rows = _rows(acc_png.with_suffix(".csv"))
+    assert [float(r["balanced_accuracy"]) for r in rows] == pytest.approx(ann.accuracy, abs=1e-6)
+    hist = _rows(hist_png.with_suffix(".csv"))
+    assert sum(int(r["count"]) for r in hist) == len(ann.datasets[0].sigma_n)   # bins + zero + never
     assert main(["annotate", "--clean", str(annotated["clean"]), "--corrupt", str(annotated["sim"]),
                  "--out", str(out), "eps=0.7"]) == 2
 
@@ -105,7 +136,7 @@ def test_annotations_of_another_dataset_are_refused(annotated, tmp_path):
         "out_dir": str(tmp_path / "run"), "device": "cpu",
         "data": {"datasets": [{"path": str(annotated["clean"])}, {"path": str(other)}]},
         "policy": {"down_dims": [16, 32], "noise_dim": 16},
-        "objective": {"method": "truncated", "annotations": str(annotated["out"])},
+        "objective": {"method": "truncated", "annotations": str(annotated["out"]), "sigma_n": "annotations"},
         "run": {"steps": 1, "progress": False},
     }, "test")
     with pytest.raises(ConfigError, match="no annotations for corrupt dataset"):

@@ -3,14 +3,17 @@
 Sizes are minimal: synthetic stores of a few episodes, a few optimizer steps of a tiny network, 2 trials
 of 0.5 s each. The point is the machinery: run folders, the shared annotation, skip-if-done, the table.
 """
+import csv
 import json
 
+import numpy as np
 import pytest
 
-import harness.experiment as experiment
+import harness.study.jobs as jobs
 from harness.data.configs import from_dict
 from harness.data.errors import ConfigError, UserError
-from harness.experiment import StudyConfig, plan_runs, run_study
+from harness.study import StudyConfig, run_study
+from harness.study.plan import plan_runs
 from tests.synthetic_stores import write_store
 
 TINY_TRAIN = {
@@ -42,32 +45,32 @@ def _study(tmp_path, methods, **extra) -> StudyConfig:
 
 def test_methods_expand_into_validated_runs(tmp_path):
     cfg = _study(tmp_path, [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.25, "natural"]},
-                            {"method": "truncated", "sigma_min": 0.3, "locality_sigma_max": 0.05}],
+                            {"method": "truncated", "sigma_n": 0.3, "locality_sigma_max": 0.05}],
                  seeds=[0, 1])
     plans = plan_runs(cfg, annotations_path=None)
     labels = sorted({p.label for p in plans})
     assert labels == ["cotrain (alpha=0.25)", "cotrain (alpha=natural)", "target_only",
-                      "truncated (sigma_min=0.3, locality<0.05)"]
+                      "truncated (sigma_n=0.3, locality<0.05)"]
     assert len(plans) == 8 and len({p.dir for p in plans}) == 8
     natural = next(p for p in plans if p.label == "cotrain (alpha=natural)")
     assert natural.alpha == pytest.approx(3 / 9)        # 3 clean episodes used, 6 corrupt
     trunc = next(p for p in plans if p.method == "truncated")
-    assert trunc.train_config["objective"]["sigma_min"] == 0.3
+    assert trunc.train_config["objective"]["sigma_n"] == 0.3
     assert trunc.train_config["data"]["datasets"][0]["max_episodes"] == 3
     with pytest.raises(ConfigError):   # per-datapoint sigma needs the classifier
-        plan_runs(_study(tmp_path, [{"method": "ambient", "sigma_min": "per_datapoint"}],
+        plan_runs(_study(tmp_path, [{"method": "ambient", "sigma_n": "per_datapoint"}],
                          annotate={"enabled": False}), annotations_path=None)
     with pytest.raises(ConfigError, match="alphas"):
-        _study(tmp_path, [{"method": "truncated", "sigma_min": 0.1, "alphas": [0.5]}])
+        _study(tmp_path, [{"method": "truncated", "sigma_n": 0.1, "alphas": [0.5]}])
 
 
 @pytest.mark.slow
 def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
     methods = [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]},
-               {"method": "truncated", "sigma_min": "per_datapoint"}]
+               {"method": "truncated", "sigma_n": "per_datapoint"}]
     cfg = _study(tmp_path, methods)
     calls = []
-    real_job = experiment.train_eval_job
+    real_job = jobs.train_and_evaluate
 
     class Stop(BaseException):   # like Ctrl-C: not an Exception, so no job-failure handling catches it
         pass
@@ -81,7 +84,7 @@ def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
             raise Stop   # killed during the second run of the first session
         return real_job(run_dir, **kw)
 
-    monkeypatch.setattr(experiment, "train_eval_job", interrupted)
+    monkeypatch.setattr(jobs, "train_and_evaluate", interrupted)
     with pytest.raises(Stop):
         run_study(cfg, progress=False, log=lambda *_: None)
     first = tmp_path / "results" / "runs" / "target_only" / "seed0"
@@ -105,14 +108,27 @@ def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
     for label in ("target_only", "cotrain (alpha=0.5)", "truncated (per-datapoint)"):
         assert f"| {label} | 1 | 2 |" in table
     assert "(baseline)" in table
-    for name in ("success", "success_vs_alpha", "classifier_accuracy", "sigma_min_hist", "action_spectra"):
-        assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    for name in ("success", "success_vs_alpha", "classifier_accuracy", "sigma_n_hist", "action_spectra"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    _assert_success_csv_matches_table(out)
+    from harness.annotations import read_annotations
+    ann = read_annotations(annotations)
+    acc = _rows(out / "plots" / "classifier_accuracy.csv")
+    assert [float(r["balanced_accuracy"]) for r in acc] == pytest.approx(ann.accuracy, abs=1e-6)
+    assert [float(r["sigma"]) for r in acc] == pytest.approx(ann.sigma_grid, rel=1e-5)
+    smin = np.concatenate([d.sigma_n for d in ann.datasets])
+    hist = _rows(out / "plots" / "sigma_n_hist.csv")
+    assert sum(int(r["count"]) for r in hist if r["kind"] == "bin") == np.sum(np.isfinite(smin) & (smin > 0))
+    assert sum(int(r["count"]) for r in hist) == len(smin)
+    spectra = _rows(out / "plots" / "action_spectra.csv")
+    assert {r["dataset"] for r in spectra} == {"teleop (clean)", "gcs (corrupt)"}
+    assert len(spectra) == 2 * (16 // 2 + 1)               # spectra_window 16: rfft bins per dataset
     summary = json.loads((first / "eval" / "summary.json").read_text())
     assert summary["n_trials"] == 2 and summary["spec"]["time_limit"] == 0.5
 
     # A changed experiment must not silently reuse runs made with other settings.
     changed = _study(tmp_path, methods, eval={"trials": 3, "time_limit": 0.5, "n_envs": 2, "workers": 1})
-    with pytest.raises(UserError, match="different experiment config"):
+    with pytest.raises(UserError, match="eval.trials"):
         run_study(changed, progress=False, log=lambda *_: None)
 
 
@@ -137,9 +153,9 @@ def test_study_bookkeeping_resumes_with_a_stand_in_job(tmp_path, monkeypatch):
         return {}
 
     calls, first_session = [], [True]
-    monkeypatch.setattr(experiment, "train_eval_job", fake_job)
+    monkeypatch.setattr(jobs, "train_and_evaluate", fake_job)
     cfg = _study(tmp_path, [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]},
-                            {"method": "ambient", "sigma_min": 0.2}], annotate={"enabled": False})
+                            {"method": "ambient", "sigma_n": 0.2}], annotate={"enabled": False})
     result = run_study(cfg, progress=False, log=lambda *_: None)
     assert [f.key for f in result.failed] == ["train+eval cotrain-alpha0.5/seed0"]
     first_session[0] = False
@@ -151,3 +167,26 @@ def test_study_bookkeeping_resumes_with_a_stand_in_job(tmp_path, monkeypatch):
     ambient = next(r for r in rows if r.startswith("ambient"))
     assert ",2,2,1," in ambient                      # trials 2, successes 2, rate 1
     assert not (tmp_path / "results" / "plots" / "classifier_accuracy.png").exists()
+    _assert_success_csv_matches_table(tmp_path / "results")
+    curve = _rows(tmp_path / "results" / "plots" / "success_vs_alpha.csv")
+    assert [(r["label"], r["drawn_as"]) for r in curve] == [("cotrain (alpha=0.5)", "curve"),
+                                                          ("target_only", "fixed"), ("ambient (sigma_n=0.2)", "reference")]
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_success_csv_matches_table(out):
+    """The success plot's numbers are the study table's."""
+    table = {r["label"]: r for r in _rows(out / "table.csv")}
+    plotted = _rows(out / "plots" / "success.csv")
+    assert [r["label"] for r in plotted] == list(table)
+    for r in plotted:
+        t = table[r["label"]]
+        assert float(r["rate"]) == pytest.approx(float(t["rate"]), abs=1e-6)
+        assert float(r["ci_low"]) == pytest.approx(float(t["ci_low"]), abs=1e-6)
+        assert float(r["ci_high"]) == pytest.approx(float(t["ci_high"]), abs=1e-6)
+        assert [float(x) for x in r["per_seed_rate"].split()] == pytest.approx(
+            [float(x) for x in t["per_seed_rate"].split()], abs=1e-4)

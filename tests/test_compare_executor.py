@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness.executor import Job, LocalExecutor, make_executor, run_job
+from harness.study.executor import Job, LocalExecutor, make_executor, run_job
 
 JOBS = [Job("ok", "json:dumps", {"obj": [1, 2]}), Job("bad", "json:loads", {"s": "{"}),
         Job("ok2", "json:dumps", {"obj": {"a": 1}})]

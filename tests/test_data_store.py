@@ -219,3 +219,33 @@ def test_a_torn_episode_ends_commit_is_not_an_episode(tmp_path):
         assert writer.n_episodes == 3
         writer.add_episode(episode(2, 3.0), {"seed": 3, "success": True})
     assert list(EpisodeStore(path).episode_ends) == [4, 9, 15, 17]
+
+
+def test_reopen_with_resume_free_keys_refuses_another_generator_before_touching_the_store(tmp_path):
+    import hashlib
+
+    from harness.data.errors import ConfigError
+
+    def digest():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+        return h.hexdigest()
+
+    path = tmp_path / "s.zarr"
+    write_store(path, n_episodes=2)                      # generator {"seed": 0}
+    root = zarr.open_group(str(path), mode="r+")
+    root["data/action"].resize((20, 2))                 # uncommitted steps, and a torn commit
+    root["meta/episode_ends"].resize((3,))
+    before = digest()
+    kwargs = dict(domain="target", source="teleop_scripted", env="target", env_params={})
+    with pytest.raises(ConfigError) as err:
+        EpisodeWriter(path, generator={"seed": 1, "num": 9}, resume_free_keys=("num",), **kwargs)
+    assert str(err.value).startswith(f"{path}: attrs.generator: seed: was 0") and len(str(err.value).splitlines()) == 1
+    assert digest() == before                            # not repaired, not trimmed, not locked
+    # The same identity up to free keys reopens (and then repairs); None skips the generator check.
+    with EpisodeWriter(path, generator={"seed": 0, "num": 9}, resume_free_keys=("num",), **kwargs) as writer:
+        assert writer.generator == {"seed": 0} and writer.n_episodes == 2
+    with EpisodeWriter(path, generator={"other": True}, **kwargs) as writer:
+        assert writer.generator == {"seed": 0}
+    assert validate(path).n_episodes == 2

@@ -1,4 +1,5 @@
 """Eval report files, the study table (pooling and pairing), spectra and plots, on synthetic records."""
+import csv
 import json
 import math
 
@@ -9,7 +10,8 @@ from eval import plots
 from eval.metrics import TrialRecord
 from eval.report import RunResult, read_trials_csv, study_table, table_csv, table_markdown, write_eval_report
 from eval.rollouts import append_trial_log, read_trial_log
-from eval.spectra import action_windows, power_spectrum
+from eval.spectra import action_windows, dataset_spectrum, power_spectrum
+from harness.data.writer import EpisodeWriter
 
 
 def _recs(successes, offset=0):
@@ -68,13 +70,108 @@ def test_spectrum_of_white_noise_is_flat_at_its_variance():
     assert ps[1] > 20 * ps[-1]
 
 
-def test_plots_write_pngs(tmp_path):
-    base = [RunResult("cotrain", f"alpha={a}", 0, _recs([1, 0, 1]), alpha=a) for a in (0.25, 0.5)]
-    rows, base_label = study_table(base + [RunResult("target_only", "", 0, _recs([0, 1, 0]))])
-    assert plots.plot_success(rows, tmp_path / "s.png").stat().st_size > 1000
-    assert plots.plot_success_vs_alpha(rows, tmp_path / "a.png").stat().st_size > 1000
-    assert plots.plot_classifier_accuracy([0.01, 0.1, 1.0], [0.95, 0.7, 0.5], tmp_path / "c.png").exists()
-    assert plots.plot_sigma_min_hist([0, 0, 0.1, 0.2, 0.5, np.inf], tmp_path / "h.png").exists()
-    f, p = power_spectrum(np.random.default_rng(1).normal(size=(10, 16, 2)))
-    assert plots.plot_power_spectra({"clean": (f, p), "corrupt": (f, 2 * p)}, tmp_path / "p.png",
-                                    sigmas=[0.1]).exists()
+def _csv(png) -> list[dict]:
+    """The rows of the CSV a plot wrote beside its PNG (the PNG must be there and be a PNG)."""
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(png.with_suffix(".csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_success_plots_write_the_table_numbers(tmp_path):
+    base = [RunResult("cotrain", f"alpha={a}", s, _recs(w), alpha=a)
+            for a, wins in ((0.25, ([1, 0, 1], [1, 1, 1])), (0.5, ([0, 0, 1], [0, 1, 1]))) for s, w in enumerate(wins)]
+    others = [RunResult("target_only", "", 0, _recs([0, 1, 0]), alpha=1.0),   # its fixed alpha
+              RunResult("truncated", "", 0, _recs([1, 1, 0]))]
+    rows, _ = study_table(base + others, baseline="cotrain")
+    got = _csv(plots.plot_success(rows, tmp_path / "success.png"))
+    assert [g["label"] for g in got] == [r.label for r in rows]
+    for g, r in zip(got, rows):
+        assert float(g["rate"]) == pytest.approx(r.rate, abs=1e-6)
+        assert (float(g["ci_low"]), float(g["ci_high"])) == pytest.approx((r.ci_low, r.ci_high), abs=1e-6)
+        assert [float(x) for x in g["per_seed_rate"].split()] == pytest.approx(r.per_seed_rate, abs=1e-6)
+        assert (int(g["trials"]), int(g["successes"])) == (r.trials, r.successes)
+    by = {g["label"]: g for g in got}
+    assert by["cotrain (alpha=0.25)"]["per_seed_rate"].split() == ["0.666667", "1"]
+    assert float(by["cotrain (alpha=0.25)"]["rate"]) == pytest.approx(5 / 6, abs=1e-6)
+
+    got = _csv(plots.plot_success_vs_alpha(rows, tmp_path / "success_vs_alpha.png"))
+    curve = [(g["label"], float(g["alpha"]), float(g["rate"]), g["drawn_as"]) for g in got if g["alpha"]]
+    assert curve == [("cotrain (alpha=0.25)", 0.25, pytest.approx(5 / 6, abs=1e-6), "curve"),
+                     ("cotrain (alpha=0.5)", 0.5, pytest.approx(0.5, abs=1e-6), "curve"),
+                     ("target_only", 1.0, pytest.approx(1 / 3, abs=1e-6), "fixed")]   # at its alpha = 1
+    (ref,) = [g for g in got if g["drawn_as"] == "reference"]
+    assert ref["label"] == "truncated" and ref["alpha"] == "" and float(ref["rate"]) == pytest.approx(2 / 3, abs=1e-6)
+    only_refs, _ = study_table(others[1:], baseline="truncated")
+    assert plots.plot_success_vs_alpha(only_refs, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.csv").exists() and not (tmp_path / "none.png").exists()
+
+
+def test_classifier_accuracy_plot_writes_balanced_and_per_class_accuracy(tmp_path):
+    sigmas, clean, corrupt = [0.0, 0.01, 0.1, 1.0], [0.9, 0.9, 0.7, 0.5], [1.0, 0.96, 0.7, 0.52]
+    balanced = [(a + b) / 2 for a, b in zip(clean, corrupt)]
+    got = _csv(plots.plot_classifier_accuracy(sigmas, balanced, tmp_path / "acc.png", clean, corrupt, threshold=0.55))
+    assert [float(g["sigma"]) for g in got] == sigmas                   # sigma = 0 kept (drawn left of 0.01)
+    assert [float(g["balanced_accuracy"]) for g in got] == pytest.approx(balanced)
+    assert [float(g["accuracy_clean"]) for g in got] == pytest.approx(clean)
+    assert [float(g["accuracy_corrupt"]) for g in got] == pytest.approx(corrupt)
+    got = _csv(plots.plot_classifier_accuracy(sigmas[1:], balanced[1:], tmp_path / "bal.png"))
+    assert [g["accuracy_clean"] for g in got] == ["", "", ""]           # per-class accuracy not given
+    with pytest.raises(ValueError, match="same length"):
+        plots.plot_classifier_accuracy(sigmas, balanced[1:], tmp_path / "bad.png")
+
+
+def test_sigma_n_hist_counts_finite_positive_windows_and_fractions(tmp_path):
+    grid = np.array([0.0, 0.01, 0.02, 0.05, 0.1, 0.2])
+    smin = np.array([0, 0, 0, 0.01, 0.02, 0.02, 0.05, 0.2, 0.2, 0.2, np.inf, np.inf])
+    for name, kwargs in (("grid", {"grid": grid}), ("free", {})):
+        got = _csv(plots.plot_sigma_n_hist(smin, tmp_path / f"{name}.png", **kwargs))
+        bins = [g for g in got if g["kind"] == "bin"]
+        (zero,), (never,) = [g for g in got if g["kind"] == "zero"], [g for g in got if g["kind"] == "never"]
+        assert sum(int(b["count"]) for b in bins) == 7                   # finite, positive windows
+        assert (int(zero["count"]), float(zero["fraction"])) == (3, pytest.approx(3 / 12, abs=1e-6))
+        assert (int(never["count"]), float(never["fraction"])) == (2, pytest.approx(2 / 12, abs=1e-6))
+        lows, highs = [float(b["low"]) for b in bins], [float(b["high"]) for b in bins]
+        assert all(lo < hi for lo, hi in zip(lows, highs)) and lows[1:] == pytest.approx(highs[:-1])
+        assert lows[0] <= 0.01 and highs[-1] >= 0.2
+    # on the classifier's grid every grid sigma has its own bin
+    got = _csv(plots.plot_sigma_n_hist(smin, tmp_path / "grid.png", grid=grid))
+    counts = {}
+    for b in (g for g in got if g["kind"] == "bin"):
+        (inside,) = [s for s in grid[1:] if float(b["low"]) < s < float(b["high"])]
+        counts[inside] = int(b["count"])
+    assert counts == {0.01: 1, 0.02: 2, 0.05: 1, 0.1: 0, 0.2: 3}
+    none = _csv(plots.plot_sigma_n_hist([0.0, np.inf], tmp_path / "none.png"))
+    assert [g["kind"] for g in none] == ["zero", "never"]
+
+
+def _sine_store(path, freq_hz: float, amplitude: float, n_episodes: int = 3, length: int = 64):
+    t = np.arange(length) * 0.1                                       # 10 Hz control
+    with EpisodeWriter(path, domain="sim", source="gcs_kinematic", env="synthetic", env_params={},
+                       generator={"test": True}) as w:
+        for e in range(n_episodes):
+            x = 0.5 + amplitude * np.sin(2 * np.pi * freq_hz * t + e)
+            action = np.column_stack([x, np.full(length, 0.1 * e)])       # axis y: constant, no power
+            w.add_episode({"agent_pos": action, "slider_pose": np.zeros((length, 3)), "action": action},
+                          meta={"seed": e, "success": True})
+    return path
+
+
+def test_spectrum_of_a_sinusoid_peaks_at_its_frequency(tmp_path):
+    store = _sine_store(tmp_path / "sine.zarr", freq_hz=1.25, amplitude=0.02)   # bin 4 of a 32-step window
+    f, p, n = dataset_spectrum(store, length=32)
+    assert n == 3 * ((64 - 32) // 8 + 1)                                 # stride defaults to length // 4
+    assert f[np.argmax(p)] == pytest.approx(1.25)
+    # a sinusoid of amplitude A on one axis of two: A^2 / 2 * length / 2 in its bin, averaged over axes
+    assert p.max() == pytest.approx(0.02 ** 2 / 2 * 32 / 2 / 2, rel=1e-6)
+    assert p.sum() == pytest.approx(p.max(), rel=1e-9)                   # nothing anywhere else
+    _, p_scaled, _ = dataset_spectrum(store, length=32, scale=np.array([10.0, 10.0]))
+    assert p_scaled == pytest.approx(100 * p)                            # power in scaled units
+    assert dataset_spectrum(store, max_episodes=1, length=32)[2] == n // 3
+    assert dataset_spectrum(store, length=128) is None                   # episodes too short for a window
+    other = _sine_store(tmp_path / "slow.zarr", freq_hz=0.625, amplitude=0.02)
+    got = _csv(plots.plot_power_spectra({"fast": (f, p), "slow": dataset_spectrum(other, length=32)[:2]},
+                                        tmp_path / "action_spectra.png", sigmas=[0.01]))
+    for name, peak in (("fast", 1.25), ("slow", 0.625)):
+        rows = [g for g in got if g["dataset"] == name]
+        assert len(rows) == len(f)
+        assert float(max(rows, key=lambda g: float(g["power"]))["frequency_hz"]) == pytest.approx(peak)

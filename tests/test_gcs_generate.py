@@ -110,3 +110,57 @@ def test_physics_replay_tracks_the_plan_and_moves_the_slider_toward_the_goal(env
     start_err = np.abs(pose_error(EASY_START)[:2]).sum()
     end_err = np.abs(pose_error(demo.data["slider_pose"][-1])[:2]).sum()
     assert end_err < 0.5 * start_err
+
+
+def _tree_digest(path):
+    """Every file under a store (name and bytes): equal digests mean the store was not touched."""
+    import hashlib
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def test_gen_sim_refuses_another_generator_config_untouched_and_resumes_on_free_keys(tmp_path, capsys):
+    out = tmp_path / "s.zarr"
+    base = ["gen-sim", "--out", str(out), "--seed", "7", "--no-progress"]
+    assert main([*base, "--num", "1", "--workers", "1"]) == 0
+    before = _tree_digest(out)
+    capsys.readouterr()
+    for extra, key in [(["--replay", "physics"], "attrs.generator: replay"),
+                       (["planner.mu=0.25"], "attrs.generator: planner.mu"),
+                       (["--images"], "attrs.generator: images"),
+                       (["--seed", "8"], "attrs.generator: seed")]:
+        assert main([*base, "--num", "2", "--workers", "1", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and key in err and str(out) in err, err
+        assert _tree_digest(out) == before
+    # num, workers and max_seeds are free: a larger --num with more workers resumes and appends seed 8.
+    assert main([*base, "--num", "2", "--workers", "2", "max_seeds=10"]) == 0
+    store = EpisodeStore(out)
+    assert store.meta("seed").tolist() == [7, 8] and store.attrs["generator"]["workers"] == 1
+
+
+def test_gen_sim_num_fills_the_store_up_to_num_kept_seeds(tmp_path, monkeypatch):
+    """`num` is the size of the finished store: the first num kept seeds from `seed` on, in order (the same
+    meaning as gen-teleop's num, see test_teleop_scripted). A larger num appends only what is missing; a
+    smaller one leaves the store as it is."""
+    calls = []
+
+    def fake(seed, cfg):
+        calls.append(seed)
+        if seed == 8:
+            return generate.EpisodeResult(seed, "plan_failed", "plan: test", None, None, 0.0)
+        data = {"agent_pos": np.zeros((3, 2)), "slider_pose": np.zeros((3, 3)), "action": np.zeros((3, 2))}
+        return generate.EpisodeResult(seed, "kept", "", data, {"seed": np.int64(seed)}, 0.0)
+
+    monkeypatch.setattr(generate, "generate_episode", fake)
+    out = tmp_path / "s.zarr"
+    run_generation(out, GenSimConfig(num=2, seed=7, workers=1), progress=False)
+    assert calls == [7, 8, 9] and EpisodeStore(out).meta("seed").tolist() == [7, 9]
+    calls.clear()
+    summary = run_generation(out, GenSimConfig(num=3, seed=7, workers=1), progress=False)
+    assert calls == [8, 10] and (summary.kept_before, summary.kept) == (2, 1)   # dropped seed 8 is tried again
+    calls.clear()
+    run_generation(out, GenSimConfig(num=1, seed=7, workers=1), progress=False)
+    assert calls == [] and EpisodeStore(out).meta("seed").tolist() == [7, 9, 10]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("harness", "sim_envs", "gcs_planner", "real_data", "eval")
-TOP = ("harness.cli", "harness.commands", "harness.experiment", "harness.executor")
+TOP = ("harness.cli", "harness.commands", "harness.study")
 
 
 def layer(module: str) -> int:

@@ -1,7 +1,10 @@
 """`cotrain rollout`: a short scripted push writes a playable GIF and a Meshcat HTML; bad input exits 2."""
 from __future__ import annotations
 
+import time
+
 import imageio.v3 as iio
+import pytest
 
 from harness.cli import main
 from sim_envs.env import PushTEnv
@@ -33,7 +36,14 @@ def test_rollout_bad_input_exits_2(tmp_path, capsys):
 
 def test_run_episode_stops_at_max_steps_and_times_itself():
     env = PushTEnv("target")
+    before = time.perf_counter()
     result = run_episode(env, seed=2, max_steps=7)
+    outer = time.perf_counter() - before
     assert result.outcome == "running" and result.steps == 7
-    assert abs(result.sim_time - 0.7) < 1e-9
-    assert result.realtime_factor > 0
+    assert result.sim_time == pytest.approx(result.steps * env.task.control_dt, abs=1e-9)
+    # the episode's timed span lies inside the call, and the factors are simulated time over that span
+    assert 0 < result.wall_time <= outer
+    assert result.realtime_factor == pytest.approx(result.sim_time / result.wall_time)
+    assert result.realtime_factor >= result.sim_time / outer
+    assert result.cpu_realtime_factor == pytest.approx(result.sim_time / result.cpu_time)
+    assert f"real-time factor {result.realtime_factor:.1f}x" in result.summary()

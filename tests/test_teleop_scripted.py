@@ -74,12 +74,12 @@ def test_generator_resumes_and_keeps_work_on_interrupt(tmp_path, monkeypatch):
 
     monkeypatch.setattr(generate_module, "run_episode", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        generate(out, 2, TeleopConfig(), seed_start=FAST_SEEDS[0], progress=False)
+        generate(out, 2, TeleopConfig(), seed=FAST_SEEDS[0], progress=False)
     assert EpisodeStore(out).meta("seed").tolist() == [FAST_SEEDS[0]]   # the finished episode is kept
 
     calls = []
     monkeypatch.setattr(generate_module, "run_episode", lambda s, c: calls.append(s) or _fake(s))
-    summary = generate(out, 2, TeleopConfig(), seed_start=FAST_SEEDS[0], progress=False)
+    summary = generate(out, 2, TeleopConfig(), seed=FAST_SEEDS[0], progress=False)
     assert calls == [FAST_SEEDS[0] + 1]                       # seed already in the store is skipped
     assert (summary.new_episodes, summary.skipped, summary.total_episodes) == (1, 1, 2)
     store = EpisodeStore(out)
@@ -104,7 +104,7 @@ def _plain(d):
 
 def test_cli_gen_teleop(tmp_path, capsys):
     out = tmp_path / "t.zarr"
-    code = cli_main(["gen-teleop", "--num", "1", "--seed-start", str(FAST_SEEDS[0]), "--out", str(out),
+    code = cli_main(["gen-teleop", "--num", "1", "--seed", str(FAST_SEEDS[0]), "--out", str(out),
                      "human.pause_prob=0"])
     assert code == 0
     validate(out)
@@ -114,3 +114,50 @@ def test_cli_gen_teleop(tmp_path, capsys):
     # A bad override is a one-line config error with status 2.
     assert cli_main(["gen-teleop", "--num", "1", "--out", str(out), "human.nope=1"]) == 2
     assert "human.nope" in capsys.readouterr().err
+
+
+def _tree_digest(path):
+    """Every file under a store (name and bytes): equal digests mean the store was not touched."""
+    import hashlib
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def test_cli_gen_teleop_refuses_another_config_and_leaves_the_store_untouched(tmp_path, capsys):
+    out = tmp_path / "t.zarr"
+    base = ["gen-teleop", "--num", "1", "--seed", str(FAST_SEEDS[0]), "--out", str(out)]
+    assert cli_main(base) == 0
+    before = _tree_digest(out)
+    capsys.readouterr()
+    more = ["gen-teleop", "--num", "2", "--out", str(out)]            # refused even while asking for more
+    for extra, key in [(["--seed", str(FAST_SEEDS[0]), "human.pause_prob=0"], "teleop.human.pause_prob"),
+                       (["--seed", str(FAST_SEEDS[0] + 1)], "attrs.generator: seed"),
+                       (["--seed", str(FAST_SEEDS[0]), "--image-size", "32", "32"], "teleop.image_size")]:
+        assert cli_main([*more, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and key in err and str(out) in err, err
+        assert _tree_digest(out) == before
+    # Only the free keys (--num, --workers) may change: the same config with another worker count resumes.
+    assert cli_main([*base, "--workers", "3"]) == 0
+    assert _tree_digest(out) == before and "0 new, 1 already there" in capsys.readouterr().out
+
+
+def test_gen_teleop_num_fills_the_store_up_to_num_like_gen_sim(tmp_path, monkeypatch):
+    """`num` is the size of the finished store, as for gen-sim: seeds seed, seed + 1, ... in order (the
+    teleop keeps failed episodes, so these are seeds seed .. seed + num - 1). A larger num appends only the
+    missing seeds; a smaller one leaves the store as it is."""
+    out = tmp_path / "t.zarr"
+    calls = []
+    monkeypatch.setattr(generate_module, "run_episode", lambda s, c: calls.append(s) or _fake(s))
+    first = generate(out, 2, TeleopConfig(), seed=5, progress=False)
+    assert calls == [5, 6] and (first.new_episodes, first.skipped, first.total_episodes) == (2, 0, 2)
+    calls.clear()
+    more = generate(out, 4, TeleopConfig(), seed=5, progress=False)
+    assert calls == [7, 8] and (more.new_episodes, more.skipped, more.total_episodes) == (2, 2, 4)
+    calls.clear()
+    fewer = generate(out, 3, TeleopConfig(), seed=5, progress=False)
+    assert calls == [] and (fewer.new_episodes, fewer.total_episodes) == (0, 4)
+    assert EpisodeStore(out).meta("seed").tolist() == [5, 6, 7, 8]
+    assert EpisodeStore(out).attrs["generator"]["seed"] == 5

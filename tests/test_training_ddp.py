@@ -27,7 +27,7 @@ def test_torchrun_two_cpu_ranks(tmp_path):
         "out_dir": str(out), "device": "cpu",
         "data": {"datasets": [{"path": str(target)}, {"path": str(sim)}], "val_fraction": 0.25},
         "policy": {"down_dims": [16, 32], "noise_dim": 16},
-        "objective": {"method": "ambient", "sigma_min": 0.2},
+        "objective": {"method": "ambient", "sigma_n": 0.2},
         "optim": {"batch_size": 32, "warmup_steps": 5},
         "run": {"steps": 12, "log_every": 4, "val_every": 6, "val_windows": 8, "checkpoint_every": 6,
                 "progress": False},

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness.data.windows import WindowSpec, make_windows, split_episodes
+from harness.windows import WindowSpec, make_windows, split_episodes
 from harness.normalizer import Normalizer
 
 

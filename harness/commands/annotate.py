@@ -1,7 +1,10 @@
-"""`cotrain annotate --clean A --corrupt B --out annotations.zarr`: per-window sigma_min for corrupt data."""
+"""`cotrain annotate --clean A --corrupt B --out annotations.zarr`: per-window sigma_n for corrupt data.
+
+Beside the store: `<stem>.accuracy.png` and `<stem>.sigma_n_hist.png` with their CSVs (drawn here from the
+store by eval.plots, the one home of the plots).
+"""
 from __future__ import annotations
 
-HELP = "train the clean-vs-corrupt noise-level classifier; annotate corrupt windows with sigma_min"
 
 
 def add_arguments(parser) -> None:
@@ -15,8 +18,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import numpy as np
 
+    from eval.plots import plot_annotations
     from harness.annotations import read_annotations
-    from harness.classifier import AnnotateConfig, annotate, report_paths, sigma_min_summary
+    from harness.classifier import AnnotateConfig, annotate, sigma_n_summary
     from harness.data.configs import load_config
 
     # `--corrupt sim.zarr steps=500`: argparse hands key=value items after a list option to the list
@@ -26,12 +30,13 @@ def run(args) -> int:
     corrupt = [p for p in args.corrupt if "=" not in p]
     cfg = load_config(AnnotateConfig, args.config, overrides)
     out = annotate(clean, corrupt, args.out, cfg)
+    figures = plot_annotations(out)            # the figures (+ their CSVs) beside the store
     ann = read_annotations(out)
     print(f"annotations {out}")
     print("sigma      " + " ".join(f"{s:7.3g}" for s in ann.sigma_grid))
     print("accuracy   " + " ".join(f"{a:7.3f}" for a in ann.accuracy))
-    for line in sigma_min_summary(np.concatenate([d.sigma_min for d in ann.datasets]), ann.sigma_grid):
+    for line in sigma_n_summary(np.concatenate([d.sigma_n for d in ann.datasets]), ann.sigma_grid):
         print(line)
-    for name, path in report_paths(out).items():
-        print(f"{name:<18} {path}")
+    for path in figures:
+        print(f"written     {path} (+ {path.with_suffix('.csv').name})")
     return 0

@@ -1,7 +1,6 @@
 """`cotrain compare EXPERIMENT.yaml [key=value ...]`: run (or resume) a whole comparison study."""
 from __future__ import annotations
 
-HELP = "run a comparison study from an experiment YAML; table and plots under results/<study>/"
 
 
 def add_arguments(parser) -> None:
@@ -14,7 +13,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from harness.experiment import load_study, run_study, report_only
+    from harness.study import load_study, report_only, run_study
 
     cfg = load_study(args.experiment, args.overrides)
     return _finish(report_only(cfg) if args.report_only else run_study(cfg, progress=not args.no_progress))

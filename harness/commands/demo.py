@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HELP = "the small comparison study end to end: data, classifier, training, evaluation, table and plots"
 
 DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
 
@@ -17,7 +16,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from harness.commands.compare import _finish
-    from harness.experiment import load_study, run_study
+    from harness.study import load_study, run_study
 
     cfg = load_study(args.experiment, args.overrides)
     return _finish(run_study(cfg, progress=not args.no_progress))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-HELP = "closed-loop evaluation of a checkpoint in a Drake env preset (success rate with a Wilson interval)"
 
 
 def add_arguments(parser) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-HELP = "generate simulated demonstrations: GCS plans replayed in a physics preset (resumable)"
 
 
 def add_arguments(parser) -> None:

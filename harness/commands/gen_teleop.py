@@ -4,14 +4,16 @@ from __future__ import annotations
 from harness.data.configs import load_config
 from harness.data.errors import UserError
 
-HELP = "generate clean demos with the scripted human-like teleoperator (resumable)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--num", type=int, required=True, help="episodes in the job: seeds seed-start .. seed-start+num-1")
+    parser.add_argument("--num", type=int, required=True,
+                        help="fill the store up to this many episodes: seeds seed .. seed+num-1 (as gen-sim)")
     parser.add_argument("--env", default=None, help="physics preset (default: the config's, 'target')")
-    parser.add_argument("--out", required=True, help="output store (.zarr folder); re-running resumes it")
-    parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--out", required=True,
+                        help="output store (.zarr folder); re-running with the same settings resumes it, "
+                             "with other settings (except --num, --workers) is refused")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0); seeds seed, seed+1, ...")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--config", default=None, help="YAML teleoperator config (strategy, human traits)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
@@ -26,12 +28,14 @@ def run(args) -> int:
 
     if args.num < 1 or args.workers < 1:
         raise UserError("--num and --workers must be at least 1")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     overrides = list(args.overrides)
     if args.env is not None:
         overrides.append(f"env={args.env}")
     if args.image_size is not None:
         overrides.append(f"image_size=[{args.image_size[0]}, {args.image_size[1]}]")
     config = load_config(TeleopConfig, args.config, overrides)
-    summary = generate(args.out, args.num, config, seed_start=args.seed_start, workers=args.workers)
+    summary = generate(args.out, args.num, config, seed=args.seed, workers=args.workers)
     print("\n".join(summary.lines()))
     return 0

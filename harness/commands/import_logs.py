@@ -5,7 +5,6 @@ from tqdm import tqdm
 
 from real_data.importers import FORMATS, import_logs
 
-HELP = "convert real robot logs (diffusion-policy zarr, LeRobot) into the dataset format"
 
 
 def add_arguments(parser) -> None:

@@ -6,7 +6,6 @@ import numpy as np
 from harness.data.store import EpisodeStore
 from sim_envs.geometry import TASK, pose_error
 
-HELP = "summary and per-episode statistics of a dataset store"
 
 
 def add_arguments(parser) -> None:

@@ -8,7 +8,6 @@ import numpy as np
 
 from harness.data.errors import UserError
 
-HELP = "plan one start pose with the GCS contact planner; save, verify and show it"
 
 
 def add_arguments(parser) -> None:

@@ -5,7 +5,6 @@ import sys
 
 from harness.data.errors import UserError
 
-HELP = "run a scripted push in an env preset; show or record it"
 
 
 def add_arguments(parser) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-HELP = "train a diffusion policy (cotrain / ambient / truncated objectives) from a YAML config"
 
 
 def add_arguments(parser) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from harness.data.store import validate
 
-HELP = "check a dataset store; print its summary"
 
 
 def add_arguments(parser) -> None:

@@ -1,7 +1,8 @@
 """Typed configs: dataclasses loaded from YAML, with `key=value` overrides and unknown keys rejected.
 
 Every config in the project (physics presets, generators, training, experiments) goes through
-`load_config`, so every config error reads the same way: `file: key: problem`. This module lives in the
+`load_config`, so every config error reads the same way: `file: key: problem`. A dataclass may list keys
+it renamed in a class attribute `RENAMED = {"old": "new"}`; an old key is then refused with its new name. This module lives in the
 bottom layer so that every package can use it.
 """
 from __future__ import annotations
@@ -93,6 +94,10 @@ def from_dict(cls: type[T], data: Mapping, source: str = "config", prefix: str =
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
+    renamed = getattr(cls, "RENAMED", {})   # {old key: new key} of keys renamed in this config
+    for name in unknown:
+        if name in renamed:
+            raise ConfigError(source, _join(prefix, str(name)), f"renamed to {_join(prefix, renamed[name])}")
     if unknown:
         key = _join(prefix, str(unknown[0]))
         raise ConfigError(source, key, f"unknown key (allowed: {', '.join(sorted(fields))})")

@@ -6,7 +6,9 @@ append are held back until the episode is committed; a harder crash leaves at mo
 which readers ignore and the next writer cuts off. A new store is created under a temporary name and
 renamed into place, so the output path never names a store without its attributes. One writer at a time:
 a second writer on the same store (another process, or a second run of a generator) is refused, since two
-appenders would interleave their episodes.
+appenders would interleave their episodes. A generator that passes `resume_free_keys` gets the run-identity
+rule (harness.data.identity): reopening a store made with another generator config is refused, naming the
+first differing key, before anything in the store is touched.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import shutil
 import signal
 import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import zarr
@@ -25,8 +27,9 @@ import zarr
 from harness.data.atomic import temporary_sibling
 from harness.data.configs import _plain
 from harness.data.errors import DatasetError
+from harness.data.identity import check_same_identity
 from harness.data.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
-    committed_ends
+    committed_ends, open_group
 
 LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
 # Steps per chunk along time: low-dim arrays are tiny per step; images are ~100 KB per step raw.
@@ -40,10 +43,16 @@ class EpisodeWriter:
     `attrs` (domain, source, env, env_params, generator) are written when the store is created; when
     reopening an existing store they must agree on domain, source and env, else the store belongs to
     another dataset and we refuse to mix them.
+
+    resume_free_keys: None (browser teleop, importers) checks only domain, source and env on reopen. Given
+    (a generator's free keys, possibly empty), the store's recorded `attrs.generator` must also equal
+    `generator` except under those keys, else a one-line ConfigError names the first differing key. All
+    these checks run before the store is locked or modified, so a refused store is left exactly as it was.
     """
 
     def __init__(self, path, *, domain: str, source: str, env: str, env_params: Mapping,
-                 generator: Mapping, extra_attrs: Mapping | None = None):
+                 generator: Mapping, extra_attrs: Mapping | None = None,
+                 resume_free_keys: Iterable[str] | None = None):
         if domain not in DOMAINS:
             raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
         if source not in SOURCES:
@@ -55,8 +64,9 @@ class EpisodeWriter:
             **_plain(dict(extra_attrs or {})),
         }
         if self.path.exists():
+            self._check_reopen(attrs, resume_free_keys)   # read-only: a refused store is untouched
             self._lock = _lock_store(self.path)
-            self._root = self._reopen(attrs)
+            self._root = self._reopen()
         else:
             self._root = self._create(attrs)
             self._lock = _lock_store(self.path)
@@ -76,14 +86,23 @@ class EpisodeWriter:
         os.replace(tmp, self.path)
         return zarr.open_group(str(self.path), mode="r+")
 
-    def _reopen(self, attrs: dict) -> zarr.Group:
-        root = zarr.open_group(str(self.path), mode="r+")
-        _repair_torn_commit(root)
-        _validate_group(root, self.path)
+    def _check_reopen(self, attrs: dict, free_keys: Iterable[str] | None) -> None:
+        """Refuse a store that is invalid or belongs to another dataset (or generator config); reads only."""
+        if not self.path.is_dir():
+            raise DatasetError(self.path, None, "not a store folder")
+        root = open_group(self.path, mode="r")
+        _validate_group(root, self.path)   # tolerates a torn last commit and uncommitted steps
+        if free_keys is not None:   # first: it names the setting the user changed (e.g. `replay`, not `source`)
+            check_same_identity(dict(root.attrs["generator"]), attrs["generator"], free_keys,
+                                where=f"{self.path}: attrs.generator")
         for key in ("domain", "source", "env"):
             if root.attrs.get(key) != attrs[key]:
                 raise DatasetError(self.path, f"attrs.{key}",
                                    f"existing store has {root.attrs.get(key)!r}, this writer has {attrs[key]!r}")
+
+    def _reopen(self) -> zarr.Group:
+        root = zarr.open_group(str(self.path), mode="r+")
+        _repair_torn_commit(root)
         # Cut off steps and metadata left by an interrupted append.
         n_steps, n_eps = self._committed(root)
         for arr in _arrays(root["data"]):
@@ -101,6 +120,11 @@ class EpisodeWriter:
         return (int(ends[n - 1]) if n else 0), n
 
     # ---- state
+    @property
+    def generator(self) -> dict:
+        """The generator config recorded in the store (attrs.generator) when it was created."""
+        return dict(self._root.attrs["generator"])
+
     @property
     def n_episodes(self) -> int:
         return self._ends.shape[0]

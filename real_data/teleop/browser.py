@@ -17,13 +17,13 @@ def open_store(out, env_config, extra: dict) -> EpisodeWriter:
                          generator={"generator": "real_data.teleop.browser", **extra})
 
 
-def free_seeds(writer: EpisodeWriter, seed_start: int):
-    """seed_start, seed_start + 1, ... skipping seeds already recorded in the store."""
+def free_seeds(writer: EpisodeWriter, seed: int):
+    """seed, seed + 1, ... skipping seeds already recorded in the store."""
     done = {int(s) for s in writer.meta("seed")}
-    return (s for s in itertools.count(seed_start) if s not in done)
+    return (s for s in itertools.count(seed) if s not in done)
 
 
-def make_session(meshcat, env_name: str, out, seed_start: int = 0, image_size=None, max_speed: float = 0.25,
+def make_session(meshcat, env_name: str, out, seed: int = 0, image_size=None, max_speed: float = 0.25,
                  realtime: bool = True) -> TeleopSession:
     """Everything but the loop, so a test can drive the very same objects headless."""
     from pydrake.geometry import Rgba, Sphere
@@ -31,7 +31,7 @@ def make_session(meshcat, env_name: str, out, seed_start: int = 0, image_size=No
     from sim_envs.env import PushTEnv
 
     env = PushTEnv(preset=env_name, image_size=image_size, meshcat=meshcat)
-    writer = open_store(out, env.config, {"seed_start": seed_start, "max_speed": max_speed,
+    writer = open_store(out, env.config, {"seed": seed, "max_speed": max_speed,
                                           "image_size": list(image_size) if image_size else None})
     source = MeshcatInput(meshcat)
     meshcat.SetObject(TARGET_PATH, Sphere(0.006), Rgba(1.0, 0.75, 0.0, 0.9))
@@ -39,11 +39,11 @@ def make_session(meshcat, env_name: str, out, seed_start: int = 0, image_size=No
     def draw_target(obs, target):
         meshcat.SetTransform(TARGET_PATH, RigidTransform([float(target[0]), float(target[1]), 0.04]))
 
-    return TeleopSession(env, source, writer, free_seeds(writer, seed_start), realtime=realtime,
+    return TeleopSession(env, source, writer, free_seeds(writer, seed), realtime=realtime,
                          max_speed=max_speed, on_step=draw_target)
 
 
-def run_browser_teleop(env_name: str, out, seed_start: int = 0, port=None, image_size=None,
+def run_browser_teleop(env_name: str, out, seed: int = 0, port=None, image_size=None,
                        max_speed: float = 0.25) -> SessionSummary:
     from pydrake.geometry import Meshcat, MeshcatParams
 
@@ -51,7 +51,7 @@ def run_browser_teleop(env_name: str, out, seed_start: int = 0, port=None, image
     if port is not None:
         params.port = port
     meshcat = Meshcat(params)
-    session = make_session(meshcat, env_name, out, seed_start, image_size, max_speed)
+    session = make_session(meshcat, env_name, out, seed, image_size, max_speed)
     print(f"open {meshcat.web_url()} in a browser")
     print("move: arrow keys, the mouse on the sliders (" + ", ".join(v[0] for v in SLIDERS.values()) +
           "), or a gamepad's left stick")

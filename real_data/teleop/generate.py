@@ -1,14 +1,21 @@
 """`cotrain gen-teleop`: many scripted-teleoperator episodes into one dataset store, resumable.
 
-Seeds seed_start .. seed_start + num - 1 are the job. Seeds already in the store are skipped, so an
-interrupted run (Ctrl-C keeps every finished episode) is resumed by running the same command again.
+`num` means what it means for `gen-sim`: fill the store up to `num` episodes, from seeds seed, seed + 1, ...
+in order. Failed episodes are kept too (meta `success` false, so the success rate of the teleoperator is
+visible in the data; training code filters on `success`), so every seed gives one episode and the finished
+store holds seeds seed .. seed + num - 1. A store already holding `num` or more episodes is left as it is.
+Seeds already in the store are skipped, so an interrupted run (Ctrl-C keeps every finished episode) is
+resumed by running the same command again, and a larger `num` appends only the missing seeds.
 Episodes run in worker processes (`workers`); the parent alone writes the store, in seed order.
-Failed episodes are kept too, with meta `success` false, so the success rate of the teleoperator is
-visible in the data; training code filters on `success`.
+
+The store records the generator identity (seed and the full TeleopConfig); a run with another identity is
+refused, naming the first differing key, and the store is left untouched (harness.data.identity). Only
+RESUME_FREE_KEYS may differ between a run and its resumption.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +25,15 @@ from harness.data.parallel import map_seeds
 from harness.data.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
 
+# Settings that may differ between a run and its resumption without changing any episode.
+RESUME_FREE_KEYS = ("num", "workers")
+
 
 @dataclasses.dataclass
 class GenerateSummary:
     out: Path
     new_episodes: int
-    skipped: int
+    skipped: int                 # episodes already in the store when this run started
     total_episodes: int
     success_rate: float          # over every episode in the store
     mean_length: float           # steps, over every episode in the store
@@ -42,25 +52,27 @@ class GenerateSummary:
         ]
 
 
-def generate(out, num: int, config: TeleopConfig, seed_start: int = 0, workers: int = 1,
+def generate(out, num: int, config: TeleopConfig, seed: int = 0, workers: int = 1,
              progress: bool = True) -> GenerateSummary:
+    """Fill the store at `out` up to `num` episodes from seeds seed, seed + 1, ... (resuming)."""
     from sim_envs.config import load_preset
     from tqdm import tqdm
 
     env_config = load_preset(config.env)
-    generator = {"generator": "real_data.teleop.scripted", "seed_start": seed_start, "num": num,
+    generator = {"generator": "real_data.teleop.scripted", "seed": seed, "num": num, "workers": workers,
                  "teleop": to_dict(config)}
     writer = EpisodeWriter(out, domain="target", source="teleop_scripted", env=env_config.name,
-                           env_params=dataclasses.asdict(env_config), generator=generator)
+                           env_params=dataclasses.asdict(env_config), generator=generator,
+                           resume_free_keys=RESUME_FREE_KEYS)
     done = {int(s) for s in writer.meta("seed")}
-    todo = [s for s in range(seed_start, seed_start + num) if s not in done]
-    skipped = num - len(todo)
-    new = 0
-    bar = tqdm(total=len(todo), desc="gen-teleop", unit="ep", disable=not progress)
+    skipped = writer.n_episodes
+    todo = list(itertools.islice((s for s in itertools.count(seed) if s not in done), max(0, num - skipped)))
+    bar = tqdm(total=max(num, skipped), initial=skipped, desc="gen-teleop", unit="ep", disable=not progress)
     successes = []
     try:
-        with map_seeds(_Episode(config), todo, workers) as results:
-            _write_all(writer, results, bar, successes)
+        if todo:   # (no worker processes to start for a store that is already full)
+            with map_seeds(_Episode(config), todo, workers) as results:
+                _write_all(writer, results, bar, successes)
     finally:
         bar.close()
         writer.close()   # release the store for the next run

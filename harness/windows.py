@@ -8,7 +8,7 @@ up to `n_action - 1` steps after it; the missing steps repeat the first / last s
 
 A window is named by (episode, t0): t0 is the step (relative to the episode start, possibly negative)
 where the window begins. This pair is also what the annotations store records, so the trainer can find
-the classifier's sigma_min for each of its windows.
+the classifier's sigma_n for each of its windows.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The objectives on a 2-D Gaussian mixture whose posterior mean E[X0 | X_sigma] is known in closed form.
+"""The methods on a 2-D Gaussian mixture whose posterior mean E[X0 | X_sigma] is known in closed form.
 
-Samples are only available at noise level sigma_n (Y = X0 + sigma_n Z). The ambient objective, through the
-same Objective and SourceSampler classes the policy uses, must recover E[X0 | X_sigma] for sigma > sigma_n;
+Samples are only available at noise level sigma_n (Y = X0 + sigma_n Z). The ambient method, through the
+same Method and SourceSampler classes the policy uses, must recover E[X0 | X_sigma] for sigma > sigma_n;
 the plain denoising loss on the same noisy samples learns the posterior mean of Y instead and must not.
 """
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from harness.diffusion import EDM, Denoiser
-from harness.objectives import LossBatch, Objective, rescaled_target_variance
+from harness.methods import METHODS, LossBatch, Method, make_method, method_class, rescaled_target_variance
 from harness.sources import Mixing, SourceSampler
 
 MEANS = torch.tensor([[-1.0, -0.5], [1.0, 0.5]])
@@ -50,18 +50,18 @@ def train_on_noisy_samples(method: str, steps=2000, batch=512, seed=0) -> Denois
     rng = np.random.default_rng(seed)
     edm = EDM(sigma_data=float(np.sqrt(1.0 ** 2 * 0.8 + S ** 2)), P_mean=0.0, P_std=0.6)
     model = Denoiser(MLP(), edm)
-    objective = Objective(method, edm, contract=False)  # the data already are noisy at sigma_n
-    # every sample is "corrupt" with sigma_n = SIGMA_N; the ambient methods only see sigma > sigma_n
-    smin = SIGMA_N if method.startswith("ambient") else 0.0
-    sampler = SourceSampler(0, np.full(1000, smin), Mixing(kind="constant", value=0.0), edm.P_mean, edm.P_std)
+    m = method_class(method)(contract=False)  # the data already are noisy at sigma_n
+    # every sample is "corrupt" with sigma_n = SIGMA_N; the method says from which sigma it may be drawn
+    sigma_n = np.full(1000, SIGMA_N)
+    sampler = SourceSampler(0, m.valid_above(sigma_n), Mixing(kind="constant", value=0.0), edm.P_mean, edm.P_std)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(steps):
         draw = sampler.sample(batch, rng)
         y = (sample_x0(batch, gen) + SIGMA_N * torch.randn(batch, 2, generator=gen))[:, None]  # (B, 1, 2)
         lb = LossBatch(y, torch.from_numpy(draw.sigma).float(), torch.from_numpy(draw.corrupt),
-                       torch.from_numpy(draw.sigma_min).float())
-        loss = objective(lambda x_t, s: model(x_t, s, None), lb, gen).loss.mean()
+                       torch.from_numpy(sigma_n[draw.index]).float())
+        loss = m.loss(lambda x_t, s: model(x_t, s, None), lb, edm, gen).loss.mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -113,8 +113,8 @@ def test_ambient_and_rescaled_have_the_same_minimiser_per_sample():
     sigma = torch.full((64,), 0.9)
     batch = LossBatch(x, sigma, torch.ones(64, dtype=torch.bool), torch.full((64,), 0.6))
     h = lambda x_t, s: 0.7 * x_t
-    amb = Objective("ambient", edm)(h, batch, torch.Generator().manual_seed(1))
-    res = Objective("ambient_rescaled", edm)(h, batch, torch.Generator().manual_seed(1))
+    amb = METHODS["ambient"]().loss(h, batch, edm, torch.Generator().manual_seed(1))
+    res = METHODS["ambient_rescaled"]().loss(h, batch, edm, torch.Generator().manual_seed(1))
     a = 1 - 0.36 / 0.81
     assert amb.ambient.all() and res.ambient.all()
     assert torch.allclose(res.loss * a ** 2, amb.loss, rtol=1e-4)
@@ -148,6 +148,39 @@ def test_truncated_and_cotrain_use_the_plain_loss_on_corrupt_samples():
     batch = LossBatch(x, torch.full((8,), 1.0), torch.ones(8, dtype=torch.bool), torch.full((8,), 0.5))
     h = lambda x_t, s: torch.zeros_like(x_t)
     for method in ("cotrain", "truncated"):
-        out = Objective(method, edm)(h, batch, torch.Generator().manual_seed(0))
+        out = METHODS[method]().loss(h, batch, edm, torch.Generator().manual_seed(0))
         assert not out.ambient.any()
         assert torch.allclose(out.loss, edm.loss_weight(torch.ones(8)) * x.pow(2).flatten(1).mean(1))
+
+
+def test_each_method_says_which_corrupt_windows_are_valid():
+    """valid_above: target_only never, cotrain always, truncated / ambient above buffer * sigma_n."""
+    sigma_n = np.array([0.0, 0.2, 1.0, np.inf])
+    assert np.all(np.isinf(METHODS["target_only"]().valid_above(sigma_n)))
+    assert np.all(METHODS["cotrain"]().valid_above(sigma_n) == 0)
+    for name in ("truncated", "ambient", "ambient_rescaled"):
+        assert np.array_equal(METHODS[name]().valid_above(sigma_n), sigma_n)
+        assert np.allclose(METHODS[name](buffer=1.155).valid_above(sigma_n)[:3], [0.0, 0.231, 1.155])
+
+
+def test_registry_is_the_one_list_and_settings_that_do_not_apply_are_refused():
+    from harness.data.configs import from_dict
+    from harness.data.errors import ConfigError
+    from harness.train_config import ObjectiveConfig
+
+    assert list(METHODS) == ["target_only", "cotrain", "truncated", "ambient", "ambient_rescaled"]
+    assert all(issubclass(cls, Method) and cls.name == name for name, cls in METHODS.items())
+    assert isinstance(make_method(from_dict(ObjectiveConfig, {"method": "ambient", "buffer": 1.2})), METHODS["ambient"])
+    with pytest.raises(ConfigError, match="sigma_n does not apply to method cotrain"):
+        from_dict(ObjectiveConfig, {"method": "cotrain", "sigma_n": 0.3})
+    with pytest.raises(ConfigError, match="objective.method must be one of"):
+        from_dict(ObjectiveConfig, {"method": "ambient_plus"})
+    with pytest.raises(ConfigError, match="renamed to sigma_n"):   # the old name is refused, naming the new one
+        from_dict(ObjectiveConfig, {"method": "ambient", "sigma_min": 0.3})
+
+
+def test_target_only_mixes_in_no_corrupt_data_whatever_alpha_says():
+    natural = Mixing(kind="natural", clean_episodes=1, corrupt_episodes=9)
+    mixing = METHODS["target_only"]().mixing(natural, Mixing(kind="constant", value=0.2))
+    assert mixing(np.array([0.1, 5.0]), np.ones(2)).tolist() == [1.0, 1.0]
+    assert METHODS["cotrain"]().mixing(natural, None) is natural

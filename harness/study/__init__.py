@@ -1,0 +1,32 @@
+"""The comparison study: `cotrain compare EXPERIMENT.yaml` (top layer; wires data, learning and evaluation).
+
+One YAML file names the datasets, the methods with their settings, the training seeds, the training budget
+and the evaluation. Running it:
+  1. makes sure every dataset exists with enough episodes (the gen-sim / gen-teleop generators; resumable);
+  2. runs the noise-level classifier once (`annotate`), shared by every run that needs sigma_n;
+  3. trains and evaluates every (method, setting, training seed) in its own run folder; a finished run is
+     never recomputed, a half-finished one resumes, a folder made by other settings is refused;
+  4. writes the table (markdown + CSV) and the plots under results/<study>/.
+
+Modules, in the order a study uses them:
+    config.py    the typed study config (StudyConfig) and `load_study`
+    plan.py      methods x settings x seeds -> runs (RunPlan), each with its full TrainConfig
+    jobs.py      the job bodies (generate a dataset, annotate, train + evaluate a run): plain functions of
+                 JSON-able arguments, what an executor runs
+    executor.py  where jobs run (local processes; `Job` is JSON so other engines can run it)
+    runner.py    the stages above, in order, and `report_only`
+    report.py    table.md / table.csv and plots/ from the finished runs
+
+Folder layout:
+    results/<study>/experiment.yaml        the resolved study config
+    results/<study>/annotations.zarr       (+ .accuracy.csv, plots) the shared classifier output
+    results/<study>/runs/<label>/seed<k>/  run.json (the run's identity), train/, eval/, result.json, done
+    results/<study>/table.md, table.csv    success per method with Wilson intervals, McNemar vs baseline
+    results/<study>/plots/*.png (+ .csv)   success per method, success vs alpha, classifier accuracy,
+                                           sigma_n histogram, action power spectra
+Paths in the YAML are relative to the directory the command runs in.
+"""
+from harness.study.config import StudyConfig, load_study
+from harness.study.runner import StudyResult, report_only, run_study
+
+__all__ = ["StudyConfig", "StudyResult", "load_study", "report_only", "run_study"]

@@ -1,0 +1,139 @@
+"""The study config: one typed dataclass tree loaded from the experiment YAML (with key=value overrides)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from harness.data.configs import load_config
+from harness.methods import METHODS, Cotrain, method_class
+
+
+@dataclasses.dataclass
+class GenerateSpec:
+    kind: Literal["gcs", "teleop"]   # gcs: GCS plans replayed (gen-sim); teleop: scripted teleop (gen-teleop)
+    num: int | None = None           # episodes the store holds when done (default: the dataset's `episodes`)
+    env: str | None = None           # physics preset (default: sim for gcs, target for teleop)
+    seed: int = 0                    # first seed; seeds seed, seed + 1, ... are tried in order
+    workers: int = 2                 # generator worker processes
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)  # generator config keys (GenSimConfig
+                                     # or TeleopConfig), e.g. {replay: physics}
+
+
+@dataclasses.dataclass
+class StudyDataset:
+    name: str                        # short name used in labels and plots
+    path: str                        # dataset store (.zarr); generated first when missing and `generate` is set
+    role: Literal["clean", "corrupt"]  # clean: target/real demos; corrupt: sim (GCS) demos
+    episodes: int | None = None      # use the first N episodes (null = all)
+    generate: GenerateSpec | None = None  # how to make it if it is missing or short
+
+
+@dataclasses.dataclass
+class MethodSpec:
+    method: str                      # a name in harness.methods.METHODS (objective.method)
+    label: str | None = None         # row name in the table (default: method and its settings)
+    alphas: list[float | str] | None = None  # methods that sweep alpha (cotrain): one row per P(clean);
+                                     # a number or "natural"
+    # methods that need sigma_n (truncated, ambient, ambient_rescaled): the corrupt data's noise level.
+    # A number: the same for every corrupt dataset; per_dataset: one value per dataset, the median of the
+    # classifier's per-window sigma_n over that dataset; per_datapoint: every window its own sigma_n.
+    sigma_n: float | Literal["per_dataset", "per_datapoint"] | None = None
+    locality_sigma_max: float | None = None  # + locality: corrupt data also used below this sigma
+    sigma_mixing: list[list[float]] | Literal["classifier"] | None = None  # alpha(sigma): [[sigma, alpha], ...]
+    objective: dict[str, Any] = dataclasses.field(default_factory=dict)  # any other objective.* keys
+    RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}, got {self.method!r}")
+        cls = method_class(self.method)
+        if self.alphas is not None and not cls.sweeps_alpha:
+            raise ValueError(f"method {self.method}: alphas only apply to {Cotrain.name}")
+        if cls.needs_sigma_n and self.sigma_n is None:
+            raise ValueError(f"method {self.method} needs sigma_n (a number, per_dataset or per_datapoint)")
+        if not cls.needs_sigma_n and (self.sigma_n is not None or self.locality_sigma_max is not None):
+            raise ValueError(f"method {self.method}: sigma_n/locality_sigma_max do not apply")
+        for a in self.alphas or []:
+            if isinstance(a, str) and a != "natural" or not isinstance(a, str) and not 0 <= a <= 1:
+                raise ValueError(f"alphas must be numbers in [0, 1] or 'natural', got {a!r}")
+
+    @property
+    def uses_classifier(self) -> bool:
+        return self.sigma_n in ("per_dataset", "per_datapoint") or self.sigma_mixing == "classifier"
+
+
+@dataclasses.dataclass
+class AnnotateSettings:
+    enabled: bool = True             # run the classifier even if no method needs it (for the plots)
+    config: str | None = None        # AnnotateConfig YAML; window sizes are taken from the train config
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # AnnotateConfig keys, e.g. steps
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    env: str = "target"              # physics preset the policies are scored in
+    trials: int = 200                # start seeds seed .. seed + trials - 1, the same for every run
+    seed: int = 100_000              # first start seed (keep clear of the datasets' seeds)
+    time_limit: float | None = None  # seconds per trial (null: the task's 75 s)
+    n_envs: int = 25                 # envs in lockstep per worker (batched inference)
+    workers: int = 2                 # evaluation worker processes
+    device: str = "cpu"              # torch device for inference
+    record: int = 0                  # save the first N rollouts of each run as HTML + video
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ("env", "trials", "seed", "time_limit")  # what changes results
+
+
+@dataclasses.dataclass
+class ExecutorSettings:
+    kind: Literal["local"] = "local"  # the engine that runs jobs (local processes for now)
+    max_parallel: int = 1            # jobs at once (generation and evaluation already use `workers` processes)
+    threads: int = 1                 # torch threads per training / classifier job; on a small CPU more threads
+                                     # than free cores slow training down several times (measured 8x on 2 cores)
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    name: str                        # the study's name; results go to results/<name> by default
+    datasets: list[StudyDataset]     # clean and corrupt datasets
+    methods: list[MethodSpec]        # the variants compared
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])  # training seeds
+    train_config: str | None = None  # base TrainConfig YAML (network size, budget, ...)
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig overrides for every run
+    annotate: AnnotateSettings = dataclasses.field(default_factory=AnnotateSettings)
+    eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
+    baseline: str = Cotrain.name     # the table's paired tests compare every row with this method/label
+    out_dir: str | None = None       # default results/<name>
+    executor: ExecutorSettings = dataclasses.field(default_factory=ExecutorSettings)
+    spectra_window: int = 32         # control steps per window for the action power spectra
+
+    def __post_init__(self):
+        if not self.datasets:
+            raise ValueError("datasets: list at least one dataset")
+        if not any(d.role == "clean" for d in self.datasets):
+            raise ValueError("datasets: need at least one clean dataset")
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"datasets: names must be unique, got {names}")
+        if not self.methods:
+            raise ValueError("methods: list at least one method")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds: list distinct training seeds")
+        if self.eval.trials < 1:
+            raise ValueError("eval.trials must be >= 1")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.out_dir or f"results/{self.name}")
+
+    @property
+    def annotations_path(self) -> Path | None:
+        """Where the shared classifier output goes; None when there is no corrupt data or no use for it."""
+        if not any(d.role == "corrupt" for d in self.datasets):
+            return None
+        needed = any(m.uses_classifier for m in self.methods) or self.annotate.enabled
+        return self.out / "annotations.zarr" if needed else None
+
+
+def load_study(path, overrides=()) -> StudyConfig:
+    return load_config(StudyConfig, path, overrides)

@@ -1,0 +1,92 @@
+"""The study's jobs: plain functions of JSON-able arguments, what an executor runs (harness/study/executor.py).
+
+Every job is idempotent: a finished job returns its stored result at once, a half-finished one resumes,
+and an output made by other settings is refused (the run-identity rule, harness/data/identity.py). That is
+what makes a study resumable whatever engine runs it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from harness.data.atomic import atomic_write_text
+from harness.data.configs import from_dict, merge, to_dict
+from harness.data.identity import check_same_identity
+
+
+def generate_dataset(path: str, kind: str, num: int, env: str | None, seed: int, workers: int,
+                     config: dict, progress: bool = True) -> dict:
+    """Fill the store at `path` up to `num` episodes from seeds seed, seed + 1, ... (what gen-sim /
+    gen-teleop run; both resume and refuse a store made by another generator config)."""
+    if kind == "gcs":
+        from gcs_planner.generate import GenSimConfig, run_generation
+        cfg = from_dict(GenSimConfig, merge(config, {"num": num, "seed": seed, "env": env or "sim",
+                                                     "workers": workers}), f"generate {path}")
+        summary = run_generation(path, cfg, progress=progress)
+        return {"path": path, "summary": summary.lines()}
+    from real_data.teleop.generate import generate
+    from real_data.teleop.scripted import TeleopConfig
+    cfg = from_dict(TeleopConfig, merge(config, {"env": env or "target"}), f"generate {path}")
+    summary = generate(path, num, cfg, seed=seed, workers=workers, progress=progress)
+    return {"path": path, "summary": summary.lines()}
+
+
+# Annotation settings that may change between sessions without changing the annotations.
+ANNOTATE_FREE_KEYS = ("config.progress",)
+
+
+def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | None = None) -> dict:
+    """Train the noise-level classifier once and annotate the corrupt windows; plots beside the store.
+
+    An existing store is reused only if it was made from the same data with the same settings.
+    """
+    from eval.plots import plot_annotations
+    from harness.classifier import AnnotateConfig, annotate as run_annotate, dataset_identity
+
+    cfg = from_dict(AnnotateConfig, config, out)
+    want = {"config": to_dict(cfg), "clean_paths": [dataset_identity(c, "clean") for c in clean],
+            "corrupt_paths": [dataset_identity(c, "corrupt") for c in corrupt]}
+    if Path(out).exists():
+        from harness.annotations import read_annotations
+        attrs = read_annotations(out).attrs
+        have = {k: attrs.get(k) for k in want}
+        check_same_identity(have, want, ANNOTATE_FREE_KEYS, out)
+        return {"path": out}
+    _limit_threads(threads)
+    run_annotate(clean, corrupt, out, cfg)
+    plot_annotations(out)
+    return {"path": out}
+
+
+def train_and_evaluate(run_dir: str, train_config: dict, eval: dict, threads: int | None = None,
+                       progress: bool = True) -> dict:
+    """Train one run (resuming) and evaluate its final checkpoint (resuming); mark the run done."""
+    from eval.evaluation import EvalSpec, run_eval
+    from harness.train_config import TrainConfig
+    from harness.training import train
+
+    run_dir = Path(run_dir)
+    if (run_dir / "done").exists():
+        return json.loads((run_dir / "result.json").read_text())
+    _limit_threads(threads)
+    started = time.perf_counter()
+    cfg = from_dict(TrainConfig, train_config, str(run_dir / "run.json"))
+    checkpoint = train(cfg)
+    trained = time.perf_counter()
+    spec = EvalSpec(checkpoint=str(checkpoint), env=eval["env"], trials=eval["trials"], seed=eval["seed"],
+                    time_limit=eval["time_limit"])
+    summary = run_eval(spec, run_dir / "eval", n_envs=eval["n_envs"], workers=eval["workers"],
+                       device=eval["device"], record=eval["record"], progress=progress)
+    result = {"checkpoint": str(checkpoint), "success": summary.to_dict()["success"],
+              "train_seconds_last_session": round(trained - started, 1),
+              "eval_seconds_last_session": round(time.perf_counter() - trained, 1)}
+    atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(run_dir / "done", "")
+    return result
+
+
+def _limit_threads(threads: int | None) -> None:
+    if threads:
+        from harness.device import limit_threads
+        limit_threads(threads)

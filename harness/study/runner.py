@@ -1,0 +1,152 @@
+"""Run (or resume) a whole study: datasets, the shared classifier, every run, then the report."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from harness.data.configs import from_dict, load_config, load_yaml, merge, save_config, to_dict
+from harness.data.errors import ConfigError, DatasetError, UserError
+from harness.data.identity import claim_output
+from harness.study.config import StudyConfig
+from harness.study.executor import Job, JobResult, make_executor
+from harness.study.plan import RunPlan, plan_runs
+from harness.study.report import write_report
+
+# Training settings that may change between sessions of one run without changing its result.
+RUN_FREE_KEYS = ("train_config.run.progress", "train_config.run.compile", "train_config.run.checkpoint_every",
+                 "train_config.run.threads")
+
+
+@dataclasses.dataclass
+class StudyResult:
+    out: Path
+    table_markdown: str
+    failed: list[JobResult]
+    files: list[Path]
+
+
+def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print) -> StudyResult:
+    """Run (or resume) the whole study and write its report; see harness/study/__init__.py."""
+    out = cfg.out
+    _check_study_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "experiment.yaml")
+    executor = executor or make_executor(cfg.executor.kind, cfg.executor.max_parallel)
+    t0 = time.perf_counter()
+    annotations = cfg.annotations_path
+
+    # Config errors now, not after an hour of data generation.
+    plan_runs(cfg, annotations, dry=True)
+    if annotations is not None:
+        annotate_job(cfg)
+
+    # 1. datasets
+    failed = _run_stage(executor, generation_jobs(cfg, progress), "datasets", log)
+    if failed:
+        return StudyResult(out, "", failed, [])
+    _check_datasets(cfg)
+
+    # 2. the shared classifier
+    if annotations is not None:
+        failed = _run_stage(executor, [annotate_job(cfg)], "annotate", log)
+        if failed:
+            return StudyResult(out, "", failed, [])
+
+    # 3. runs
+    plans = plan_runs(cfg, annotations)
+    for plan in plans:
+        claim_run(plan, cfg)
+    todo = [p for p in plans if not (p.dir / "done").exists()]
+    log(f"runs       {len(plans)} in total, {len(plans) - len(todo)} finished, {len(todo)} to run")
+    eval_kwargs = dataclasses.asdict(cfg.eval)
+    jobs = [Job(f"train+eval {p.key}", "harness.study.jobs:train_and_evaluate",
+                {"run_dir": str(p.dir), "train_config": p.train_config, "eval": eval_kwargs,
+                 "threads": cfg.executor.threads, "progress": progress}) for p in todo]
+    failed = _run_stage(executor, jobs, "runs", log)
+
+    # 4. report
+    table, files = write_report(cfg, plans, annotations)
+    log(f"study      {cfg.name}: {time.perf_counter() - t0:.0f} s this session; results in {out}")
+    return StudyResult(out, table, failed, files)
+
+
+def report_only(cfg: StudyConfig) -> StudyResult:
+    """Rewrite the table and plots from the finished runs, computing nothing."""
+    annotations = cfg.annotations_path
+    if annotations is not None and not annotations.exists():
+        annotations = None
+    needs_classifier = any(m.uses_classifier for m in cfg.methods)
+    plans = plan_runs(cfg, annotations) if annotations is not None or not needs_classifier else []
+    table, files = write_report(cfg, plans, annotations)
+    return StudyResult(cfg.out, table, [], files)
+
+
+def claim_run(plan: RunPlan, cfg: StudyConfig) -> None:
+    """Record what a run folder is for, or refuse a folder that a different config made."""
+    identity = {"label": plan.label, "method": plan.method, "setting": plan.setting, "alpha": plan.alpha,
+                "seed": plan.seed, "eval": {k: getattr(cfg.eval, k) for k in cfg.eval.IDENTITY},
+                "train_config": plan.train_config}
+    claim_output(plan.dir, "run.json", identity, RUN_FREE_KEYS, kind="study run folder")
+
+
+def generation_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
+    """One job per dataset that must be generated or extended to the episodes the study uses."""
+    from harness.data.store import EpisodeStore
+    jobs = []
+    for d in cfg.datasets:
+        if d.generate is None:
+            continue
+        num = d.generate.num or d.episodes
+        if num is None:
+            raise ConfigError("experiment", f"datasets.{d.name}.generate.num", "say how many episodes to generate")
+        if Path(d.path).exists() and EpisodeStore(d.path).n_episodes >= num:
+            continue
+        g = d.generate
+        jobs.append(Job(f"generate {d.name}", "harness.study.jobs:generate_dataset",
+                        {"path": d.path, "kind": g.kind, "num": num, "env": g.env, "seed": g.seed,
+                         "workers": g.workers, "config": dict(g.config), "progress": progress}))
+    return jobs
+
+
+def annotate_job(cfg: StudyConfig) -> Job:
+    """The classifier's windows must match the trainer's, so their sizes come from the train config."""
+    from harness.classifier import AnnotateConfig
+    from harness.train_config import TrainConfig
+
+    base = merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train)
+    data = from_dict(TrainConfig, base, "experiment: train").data
+    acfg = load_config(AnnotateConfig, cfg.annotate.config, base={
+        **cfg.annotate.overrides, "n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action})
+    return Job("annotate", "harness.study.jobs:annotate", {
+        # the classifier sees the same first-N episodes that the runs train on
+        "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
+        "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "corrupt"],
+        "out": str(cfg.annotations_path), "config": to_dict(acfg), "threads": cfg.executor.threads})
+
+
+def _run_stage(executor, jobs: list[Job], stage: str, log) -> list[JobResult]:
+    failed = []
+    for result in executor.run(jobs):
+        if result.ok:
+            log(f"{stage:<10} done   {result.key} ({result.seconds:.0f} s)")
+        else:
+            log(f"{stage:<10} FAILED {result.key}: {result.error.splitlines()[0]}")
+            failed.append(result)
+    return failed
+
+
+def _check_datasets(cfg: StudyConfig) -> None:
+    from harness.data.store import EpisodeStore
+    for d in cfg.datasets:
+        if not Path(d.path).exists():
+            raise DatasetError(d.path, None, f"dataset {d.name!r} does not exist (add `generate:` to make it)")
+        n = EpisodeStore(d.path).n_episodes
+        if d.episodes is not None and n < d.episodes:
+            raise DatasetError(d.path, None, f"dataset {d.name!r} has {n} episodes, the study uses {d.episodes}")
+
+
+def _check_study_folder(out: Path) -> None:
+    """A study writes only into a folder it made (one holding experiment.yaml) or a new one."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "experiment.yaml").is_file())):
+        raise UserError(f"{out}: exists and is not a study folder (no experiment.yaml); choose another out_dir")

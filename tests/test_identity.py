@@ -1,0 +1,79 @@
+"""The run-identity rule (harness.data.identity): first differing key, free keys, and claiming an output folder."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.data.errors import ConfigError, UserError
+from harness.data.identity import check_same_identity, claim_output, first_difference, read_identity
+
+
+def test_first_difference_names_the_first_nested_key_in_sorted_order():
+    old = {"b": {"y": 1, "x": {"deep": 2}}, "a": 1, "c": 3}
+    new = {"b": {"y": 5, "x": {"deep": 3}}, "a": 1, "c": 4}
+    assert first_difference(old, new) == ("b.x.deep", 2, 3)
+    assert first_difference(old, old) is None
+    # A key present on one side only differs from "absent".
+    key, was, now = first_difference({"a": 1}, {"a": 1, "z": {"k": 0}})
+    assert key == "z" and now == {"k": 0}
+
+
+def test_free_keys_free_themselves_and_everything_below():
+    old = {"run": {"progress": True, "threads": 2}, "lr": 1e-3, "num": 10}
+    new = {"run": {"progress": False, "threads": 8}, "lr": 1e-3, "num": 20}
+    assert first_difference(old, new, free_keys=("num", "run")) is None
+    assert first_difference(old, new, free_keys=("num", "run.progress")) == ("run.threads", 2, 8)
+    # "run" frees run.* but not a key that merely starts with the same letters.
+    assert first_difference({"runner": 1}, {"runner": 2}, free_keys=("run",)) == ("runner", 1, 2)
+
+
+def test_tuples_equal_lists_and_whole_floats_equal_ints():
+    assert first_difference({"size": (96, 96), "mu": 1}, {"size": [96, 96], "mu": 1.0}) is None
+    assert first_difference({"size": (96, 96)}, {"size": [96, 64]}) == ("size", [96, 96], [96, 64])
+
+
+def test_check_same_identity_is_one_line_naming_where_and_the_key():
+    check_same_identity({"a": 1, "n": 1}, {"a": 1, "n": 2}, ("n",), "store")
+    with pytest.raises(ConfigError) as err:
+        check_same_identity({"h": {"p": 0.1}}, {"h": {"p": 0.0}}, (), "s.zarr: attrs.generator")
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith("s.zarr: attrs.generator: h.p: was 0.1") and "is 0.0 now" in message
+
+
+def test_claim_output_new_same_different_and_foreign(tmp_path):
+    out = tmp_path / "ev"
+    identity = {"checkpoint": "x.pt", "trials": 2, "size": (1, 2)}
+    assert claim_output(out, "spec.json", identity, kind="evaluation") is True       # new: made and recorded
+    assert read_identity(out / "spec.json") == {"checkpoint": "x.pt", "trials": 2, "size": [1, 2]}
+    (out / "trials.jsonl").write_text("{}\n")
+    assert claim_output(out, "spec.json", identity) is False                          # same: resume
+    assert claim_output(out, "spec.json", {**identity, "trials": 3}, free_keys=("trials",)) is False
+    before = (out / "spec.json").read_text()
+    with pytest.raises(ConfigError, match="trials: was 2"):                           # different: refused
+        claim_output(out, "spec.json", {**identity, "trials": 3})
+    assert (out / "spec.json").read_text() == before
+    # A non-empty folder without the record was not made by us: refused and left alone.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds no spec.json"):
+        claim_output(foreign, "spec.json", identity, kind="evaluation")
+    assert [p.name for p in foreign.iterdir()] == ["data.txt"]
+    # So is a file in the folder's place; an existing empty folder is claimed.
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError):
+        claim_output(tmp_path / "file", "spec.json", identity)
+    (tmp_path / "empty").mkdir()
+    assert claim_output(tmp_path / "empty", "spec.yaml", identity) is True
+    assert read_identity(tmp_path / "empty" / "spec.yaml")["size"] == [1, 2]
+
+
+def test_an_unreadable_record_is_a_one_line_user_error(tmp_path):
+    (tmp_path / "spec.json").write_text("{not json")
+    with pytest.raises(UserError, match="unreadable identity record"):
+        claim_output(tmp_path, "spec.json", {"a": 1})
+    (tmp_path / "spec.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(UserError, match="not a mapping"):
+        claim_output(tmp_path, "spec.json", {"a": 1})

@@ -126,7 +126,7 @@ class TargetOnly(Method):
     @classmethod
     def settings_error(cls, objective):
         if objective.alpha_table is not None:
-            return "objective.alpha_table does not apply to method target_only"
+            return f"objective.alpha_table does not apply to method {cls.name}"
         return super().settings_error(objective)
 
 

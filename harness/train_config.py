@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Literal
 
-from harness.methods import METHODS, method_class
+from harness.methods import METHODS, Cotrain, method_class
 
 
 @dataclasses.dataclass
@@ -78,7 +78,7 @@ class DiffusionConfig:
 
 @dataclasses.dataclass
 class ObjectiveConfig:
-    method: str = "cotrain"         # one of harness.methods.METHODS (what each does: that module)
+    method: str = Cotrain.name      # one of harness.methods.METHODS (what each does: that module)
     alpha: float | str = "natural"  # P(clean | sigma); a number in [0, 1] or "natural" (ratio by episodes)
     alpha_table: list[list[float]] | str | None = None  # [[sigma, alpha], ...] (log-interpolated) or
                                                          # "classifier" (from the annotations' accuracy)

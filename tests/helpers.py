@@ -1,6 +1,8 @@
 """Small builders shared by tests: real stores written through the real writer."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from harness.data.writer import EpisodeWriter
@@ -22,3 +24,12 @@ def write_store(path, n_episodes: int = 3, domain: str = "target", source: str =
         for i in range(n_episodes):
             length = lengths[i] if lengths is not None else 4 + i
             writer.add_episode(episode(length, float(i)), {"seed": i, "success": bool(i % 2)})
+
+
+def tree_digest(path) -> str:
+    """Every file under a folder (name and bytes): equal digests mean nothing in it was touched."""
+    import hashlib
+    digest = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()

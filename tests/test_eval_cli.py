@@ -2,6 +2,7 @@
 import json
 
 from harness.cli import main
+from tests.helpers import tree_digest
 
 
 def test_eval_scripted_writes_report_and_refuses_a_different_eval_in_the_same_folder(tmp_path, capsys):
@@ -22,13 +23,6 @@ def test_eval_scripted_writes_report_and_refuses_a_different_eval_in_the_same_fo
     assert (out / "eval_spec.json").read_text() == spec
 
 
-def _tree_digest(path):
-    import hashlib
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()
-
 
 def test_eval_refuses_an_out_that_is_not_an_evaluation_folder_and_leaves_it_untouched(tmp_path, capsys):
     from tests.helpers import write_store
@@ -38,12 +32,12 @@ def test_eval_refuses_an_out_that_is_not_an_evaluation_folder_and_leaves_it_unto
     trials_only.mkdir()
     (trials_only / "trials.jsonl").write_text('{"seed": 0}\n')   # trials but no eval_spec.json
     for out in (store, trials_only):
-        before = _tree_digest(out)
+        before = tree_digest(out)
         assert main(["eval", "scripted", "--trials", "1", "--time-limit", "0.3", "--out", str(out),
                      "--workers", "1", "--n-envs", "1", "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(out) in err and "eval_spec.json" in err, err
-        assert _tree_digest(out) == before
+        assert tree_digest(out) == before
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):

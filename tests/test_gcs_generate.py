@@ -11,6 +11,7 @@ from gcs_planner.replay import control_times, replay_kinematic
 from harness.cli import main
 from harness.data.store import EpisodeStore
 from sim_envs.geometry import TASK, wrap_angle
+from tests.helpers import tree_digest
 
 EASY_START = np.array([TASK.goal[0] + 0.06, TASK.goal[1] + 0.04, 0.35])
 
@@ -112,20 +113,12 @@ def test_physics_replay_tracks_the_plan_and_moves_the_slider_toward_the_goal(env
     assert end_err < 0.5 * start_err
 
 
-def _tree_digest(path):
-    """Every file under a store (name and bytes): equal digests mean the store was not touched."""
-    import hashlib
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()
-
 
 def test_gen_sim_refuses_another_generator_config_untouched_and_resumes_on_free_keys(tmp_path, capsys):
     out = tmp_path / "s.zarr"
     base = ["gen-sim", "--out", str(out), "--seed", "7", "--no-progress"]
     assert main([*base, "--num", "1", "--workers", "1"]) == 0
-    before = _tree_digest(out)
+    before = tree_digest(out)
     capsys.readouterr()
     for extra, key in [(["--replay", "physics"], "attrs.generator: replay"),
                        (["planner.mu=0.25"], "attrs.generator: planner.mu"),
@@ -134,7 +127,7 @@ def test_gen_sim_refuses_another_generator_config_untouched_and_resumes_on_free_
         assert main([*base, "--num", "2", "--workers", "1", *extra]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and key in err and str(out) in err, err
-        assert _tree_digest(out) == before
+        assert tree_digest(out) == before
     # num, workers and max_seeds are free: a larger --num with more workers resumes and appends seed 8.
     assert main([*base, "--num", "2", "--workers", "2", "max_seeds=10"]) == 0
     store = EpisodeStore(out)

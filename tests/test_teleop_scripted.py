@@ -15,6 +15,7 @@ from real_data.teleop.scripted import TeleopConfig, run_episode
 from real_data.teleop.style import style_stats, straight_line_actions
 from sim_envs.config import load_preset
 from sim_envs.geometry import is_success
+from tests.helpers import tree_digest
 
 # Seeds the default teleoperator solves in < 25 s of sim time (found once; they stay fixed because
 # everything is seeded).
@@ -116,20 +117,12 @@ def test_cli_gen_teleop(tmp_path, capsys):
     assert "human.nope" in capsys.readouterr().err
 
 
-def _tree_digest(path):
-    """Every file under a store (name and bytes): equal digests mean the store was not touched."""
-    import hashlib
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()
-
 
 def test_cli_gen_teleop_refuses_another_config_and_leaves_the_store_untouched(tmp_path, capsys):
     out = tmp_path / "t.zarr"
     base = ["gen-teleop", "--num", "1", "--seed", str(FAST_SEEDS[0]), "--out", str(out)]
     assert cli_main(base) == 0
-    before = _tree_digest(out)
+    before = tree_digest(out)
     capsys.readouterr()
     more = ["gen-teleop", "--num", "2", "--out", str(out)]            # refused even while asking for more
     for extra, key in [(["--seed", str(FAST_SEEDS[0]), "human.pause_prob=0"], "teleop.human.pause_prob"),
@@ -138,10 +131,10 @@ def test_cli_gen_teleop_refuses_another_config_and_leaves_the_store_untouched(tm
         assert cli_main([*more, *extra]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and key in err and str(out) in err, err
-        assert _tree_digest(out) == before
+        assert tree_digest(out) == before
     # Only the free keys (--num, --workers) may change: the same config with another worker count resumes.
     assert cli_main([*base, "--workers", "3"]) == 0
-    assert _tree_digest(out) == before and "0 new, 1 already there" in capsys.readouterr().out
+    assert tree_digest(out) == before and "0 new, 1 already there" in capsys.readouterr().out
 
 
 def test_gen_teleop_num_fills_the_store_up_to_num_like_gen_sim(tmp_path, monkeypatch):

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from harness.annotations import AnnotatedDataset, Annotations, write_annotations
-from harness.data.atomic import atomic_write_text
 from harness.data.configs import to_dict
-from harness.data.errors import ConfigError
+from harness.data.errors import ConfigError, UserError
+from harness.data.identity import check_same_identity
 from harness.device import resolve_device
 from harness.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
@@ -228,6 +228,10 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
     if not clean_paths or not corrupt_paths:
         raise ConfigError("annotate", "--clean/--corrupt", "need at least one clean and one corrupt store")
     out = Path(out)
+    if out.exists():   # only ever an annotations store made from the same data and settings: reused as is
+        check_same_identity(existing_annotation_identity(out), annotation_identity(clean_paths, corrupt_paths, cfg),
+                            ANNOTATE_FREE_KEYS, out)
+        return out
     spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
     device = resolve_device(cfg.device)
     clean_raws, clean_folds = _load(clean_paths, "clean", cfg)
@@ -269,14 +273,32 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
                                  sigma_n_from_p(p, grid, cfg.eps), p)
                 for raw, w, p in zip(corrupt_raws, windows, p_corrupt)]
     ann = Annotations(spec, grid, accuracy, datasets, normalizer.action.state(),
-                      {"eps": cfg.eps, "k_draws": cfg.k_draws, "config": to_dict(cfg),
-                       "clean_paths": [dataset_identity(p, "clean") for p in clean_paths],
-                       "corrupt_paths": [dataset_identity(p, "corrupt") for p in corrupt_paths],
+                      {"eps": cfg.eps, "k_draws": cfg.k_draws, **annotation_identity(clean_paths, corrupt_paths, cfg),
                        "sigma_data": sigma_data,
                        "accuracy_clean": [float(a) for a in acc_clean],
                        "accuracy_corrupt": [float(a) for a in acc_corrupt]})
     write_annotations(out, ann)
     return out
+
+
+# Annotation settings that may change between sessions without changing the annotations.
+ANNOTATE_FREE_KEYS = ("config.progress",)
+
+
+def annotation_identity(clean_paths, corrupt_paths, cfg: AnnotateConfig) -> dict:
+    """What makes an annotations store: its config and the data (stores and episode counts) it was made from."""
+    return {"config": to_dict(cfg), "clean_paths": [dataset_identity(p, "clean") for p in clean_paths],
+            "corrupt_paths": [dataset_identity(p, "corrupt") for p in corrupt_paths]}
+
+
+def existing_annotation_identity(out: Path) -> dict:
+    """The identity recorded in an annotations store; anything else at `out` is refused (not ours)."""
+    from harness.annotations import read_annotations
+    try:
+        attrs = read_annotations(out).attrs
+    except UserError:
+        raise UserError(f"{out}: exists and is not an annotations store; choose another --out") from None
+    return {k: attrs.get(k) for k in ("config", "clean_paths", "corrupt_paths")}
 
 
 def dataset_identity(item, role: str) -> dict:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from harness.checkpoint import read_checkpoint, write_checkpoint
-from harness.data.atomic import atomic_path, atomic_write_text
+from harness.data.atomic import atomic_write_text
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError
 from harness.data.identity import check_same_identity, claim_output

@@ -152,3 +152,23 @@ def test_annotate_uses_only_the_first_episodes_it_is_given(annotated, tmp_path):
     (ds,) = ann.datasets
     assert ds.n_episodes == 4 and set(np.unique(ds.episode)) == {0, 1, 2, 3}
     assert ann.attrs["corrupt_paths"] == [{"path": str(Path(annotated["sim"]).resolve()), "max_episodes": 4}]
+
+
+def test_annotate_never_replaces_what_it_did_not_make(annotated, capsys):
+    """--out on a dataset store is refused and the store is untouched; an annotations store is reused only
+    by the same data and settings, and refused (naming the key) otherwise."""
+    from tests.helpers import tree_digest
+
+    args = ["annotate", "--clean", str(annotated["clean"]), "--corrupt", str(annotated["sim"])]
+    before = tree_digest(annotated["sim"])
+    assert main([*args, "--out", str(annotated["sim"]), "steps=5"]) == 2
+    assert "is not an annotations store" in capsys.readouterr().err
+    assert tree_digest(annotated["sim"]) == before
+    out = annotated["dir"] / "reuse.zarr"
+    tiny = ["steps=5", "grid_size=3", "k_draws=1", "progress=false"]
+    assert main([*args, "--out", str(out), *tiny]) == 0
+    made = tree_digest(out)
+    assert main([*args, "--out", str(out), *tiny[:3], "progress=true"]) == 0     # a free key: reused
+    assert tree_digest(out) == made
+    assert main([*args, "--out", str(out), "steps=6", *tiny[1:]]) == 2
+    assert "config.steps: was 5" in capsys.readouterr().err and tree_digest(out) == made

@@ -121,11 +121,6 @@ class EpisodeWriter:
 
     # ---- state
     @property
-    def generator(self) -> dict:
-        """The generator config recorded in the store (attrs.generator) when it was created."""
-        return dict(self._root.attrs["generator"])
-
-    @property
     def n_episodes(self) -> int:
         return self._ends.shape[0]
 

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from harness.data.atomic import atomic_write_text
-from harness.data.configs import from_dict, merge, to_dict
-from harness.data.identity import check_same_identity
+from harness.data.configs import from_dict, merge
 
 
 def generate_dataset(path: str, kind: str, num: int, env: str | None, seed: int, workers: int,
@@ -32,30 +31,21 @@ def generate_dataset(path: str, kind: str, num: int, env: str | None, seed: int,
     return {"path": path, "summary": summary.lines()}
 
 
-# Annotation settings that may change between sessions without changing the annotations.
-ANNOTATE_FREE_KEYS = ("config.progress",)
-
-
 def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | None = None) -> dict:
     """Train the noise-level classifier once and annotate the corrupt windows; plots beside the store.
 
     An existing store is reused only if it was made from the same data with the same settings.
     """
     from eval.plots import plot_annotations
-    from harness.classifier import AnnotateConfig, annotate as run_annotate, dataset_identity
+    from harness.classifier import AnnotateConfig, annotate as run_annotate
 
     cfg = from_dict(AnnotateConfig, config, out)
-    want = {"config": to_dict(cfg), "clean_paths": [dataset_identity(c, "clean") for c in clean],
-            "corrupt_paths": [dataset_identity(c, "corrupt") for c in corrupt]}
-    if Path(out).exists():
-        from harness.annotations import read_annotations
-        attrs = read_annotations(out).attrs
-        have = {k: attrs.get(k) for k in want}
-        check_same_identity(have, want, ANNOTATE_FREE_KEYS, out)
-        return {"path": out}
-    _limit_threads(threads)
+    new = not Path(out).exists()
+    if new:
+        _limit_threads(threads)
     run_annotate(clean, corrupt, out, cfg)
-    plot_annotations(out)
+    if new:
+        plot_annotations(out)
     return {"path": out}
 
 

@@ -1,6 +1,7 @@
 """One evaluation of one checkpoint, start to finish: what `cotrain eval` and the study runner call.
 
-An evaluation folder is keyed by what was evaluated (checkpoint, env preset, start seeds). Re-running the
+An evaluation folder is keyed by what was evaluated (the checkpoint's path and content hash, env preset,
+start seeds), and held (locked) while trials run, so two evaluations never append to one log. Re-running the
 same evaluation resumes from its trial log; pointing a different evaluation at a folder that holds another
 one is refused rather than mixing their trials, and so is a non-empty folder that is no evaluation folder
 (the run-identity rule, harness.data.identity: the spec is the identity, with no free keys).
@@ -8,6 +9,7 @@ one is refused rather than mixing their trials, and so is a non-empty folder tha
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from eval.metrics import Summary
 from eval.report import write_eval_report
 from eval.rollouts import evaluate
 from harness.data.errors import UserError
-from harness.data.identity import claim_output
+from harness.data.identity import hold_output
 from sim_envs.geometry import TASK
 
 SPEC_FILE = "eval_spec.json"
@@ -30,6 +32,17 @@ class EvalSpec:
     trials: int = 200              # trial i starts from seed + i
     seed: int = 0                  # first start seed
     time_limit: float | None = None  # seconds per trial; None = the task's 75 s (shorter: quick tests, demos)
+
+    def __post_init__(self):
+        # UserError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict
+        if not self.checkpoint or not self.env:
+            raise UserError("an evaluation needs a checkpoint and an env preset")
+        if self.trials < 1:
+            raise UserError(f"evaluation trials must be >= 1, got {self.trials}")
+        if self.seed < 0:
+            raise UserError(f"evaluation seed must be >= 0, got {self.seed}")
+        if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
+            raise UserError(f"evaluation time_limit must be > 0 seconds, got {self.time_limit}")
 
     @property
     def max_steps(self) -> int | None:
@@ -59,21 +72,33 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     if policy is None and spec.checkpoint != "scripted":
         from harness.policy import load_policy
         load_policy(spec.checkpoint)  # a bad checkpoint fails here, before any output or worker exists
-    claim_output(out_dir, SPEC_FILE, dataclasses.asdict(spec), free_keys=(), kind="evaluation folder")
-    source = policy if policy is not None else _policy_source(spec.checkpoint)
-    started = time.perf_counter()
-    records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
-                       progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",
-                       max_steps=spec.max_steps)
-    elapsed = time.perf_counter() - started
-    extra = {"spec": dataclasses.asdict(spec), "n_envs": n_envs, "workers": workers, "device": device,
-             "wall_seconds_last_session": round(elapsed, 2)}
-    summary = write_eval_report(out_dir, records, extra)
-    if record > 0:
-        from eval.recording import record_rollouts
-        record_rollouts(source, spec.env, spec.seeds[:record], out_dir / "recordings", device=device,
-                        max_steps=spec.max_steps)
+    # The identity: what is evaluated (the checkpoint's path and its contents) and on which starts.
+    identity = {**dataclasses.asdict(spec), "checkpoint_sha256": file_sha256(spec.checkpoint)
+                if policy is None and spec.checkpoint != "scripted" else None}
+    with hold_output(out_dir, SPEC_FILE, identity, free_keys=(), kind="evaluation folder"):
+        source = policy if policy is not None else _policy_source(spec.checkpoint)
+        started = time.perf_counter()
+        records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
+                           progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",
+                           max_steps=spec.max_steps)
+        elapsed = time.perf_counter() - started
+        extra = {"spec": dataclasses.asdict(spec), "n_envs": n_envs, "workers": workers, "device": device,
+                 "wall_seconds_last_session": round(elapsed, 2)}
+        summary = write_eval_report(out_dir, records, extra)
+        if record > 0:
+            from eval.recording import record_rollouts
+            record_rollouts(source, spec.env, spec.seeds[:record], out_dir / "recordings", device=device,
+                            max_steps=spec.max_steps)
     return summary
+
+
+def file_sha256(path) -> str:
+    """The content hash of a file, so a replaced checkpoint is a different evaluation."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _policy_source(checkpoint: str):

@@ -66,3 +66,25 @@ class PlannerConfig:
             raise ValueError("robust_samples, subsegments and max_rounded_paths must be >= 1")
         if self.standoff <= self.clearance:
             raise ValueError("standoff must exceed clearance (the approach point must be in free space)")
+        inf = float("inf")
+        for key in ("mu", "contact_speed", "free_speed", "max_rotation_speed_deg", "sample_dt", "standoff",
+                    "polish_trust_deg", "polish_tol_deg"):
+            if not getattr(self, key) < inf:
+                raise ValueError(f"{key} must be finite, got {getattr(self, key)}")
+        for key in ("s_margin", "workspace_margin", "w_translation", "w_rotation", "w_force", "w_pusher_free",
+                    "w_goal", "w_mode", "convex_margin", "concave_clearance", "clearance", "same_contact_tol",
+                    "tol_friction", "tol_residual", "tol_penetration", "tol_contact_gap"):
+            if not 0 <= getattr(self, key) < inf:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("polish_trust_deg", "polish_tol_deg"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+        if not self.interval_deg <= 180:
+            raise ValueError(f"interval_deg must be in (0, 180], got {self.interval_deg}")
+        if not 0 <= self.robust_fraction <= 1:
+            raise ValueError(f"robust_fraction must be in [0, 1], got {self.robust_fraction}")
+        if not abs(self.interval_offset) < inf:
+            raise ValueError(f"interval_offset must be finite, got {self.interval_offset}")
+        for key in ("interval_margin", "polish_iterations"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")

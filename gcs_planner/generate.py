@@ -58,8 +58,18 @@ class GenSimConfig:
             raise ValueError(f"max_replans must be >= 0, got {self.max_replans}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if min(self.image_size) < 8:
-            raise ValueError(f"image_size must be at least 8 x 8, got {self.image_size}")
+        if min(self.image_size) < 8 or max(self.image_size) > 2048:
+            raise ValueError(f"image_size must be [H, W] with each side 8..2048 pixels, got {list(self.image_size)}")
+        if not self.env:
+            raise ValueError("env must name a physics preset")
+        if not 0 <= self.push_depth < 0.05:
+            raise ValueError(f"push_depth must be in [0, 0.05) m, got {self.push_depth}")
+        if self.settle_steps < 0:
+            raise ValueError(f"settle_steps must be >= 0, got {self.settle_steps}")
+        if self.max_seeds < 0:
+            raise ValueError(f"max_seeds must be >= 0 (0 = 2 * num + 20), got {self.max_seeds}")
+        if 0 < self.max_seeds < self.num:
+            raise ValueError(f"max_seeds must be 0 or >= num ({self.num}), got {self.max_seeds}")
 
     @property
     def source(self) -> str:

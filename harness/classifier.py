@@ -26,6 +26,7 @@ from harness.annotations import AnnotatedDataset, Annotations, write_annotations
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError, UserError
 from harness.data.identity import check_same_identity
+from harness.data.locks import check_writable
 from harness.device import resolve_device
 from harness.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
@@ -70,6 +71,25 @@ class AnnotateConfig:
             raise ValueError("eps must be in [0, 0.5)")
         if self.n_folds < 2:
             raise ValueError("n_folds must be >= 2 (windows are scored by a classifier that did not see them)")
+
+        def require(ok, key, what):
+            if not ok:
+                raise ValueError(f"{key} must be {what}, got {getattr(self, key)!r}")
+        require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths",
+                "a non-empty list of widths >= 1")
+        require(self.noise_dim >= 2 and self.noise_dim % 2 == 0, "noise_dim", "an even number >= 2")
+        require(self.steps >= 1, "steps", ">= 1")
+        require(self.batch_size >= 2, "batch_size", ">= 2 (half clean, half corrupt)")
+        require(0 < self.lr < float("inf"), "lr", "> 0")
+        require(0 <= self.weight_decay < float("inf"), "weight_decay", ">= 0")
+        require(self.val_windows >= self.n_folds, "val_windows", f">= n_folds ({self.n_folds})")
+        require(self.grid_size >= 1, "grid_size", ">= 1")
+        require(0 <= self.p_zero < 1, "p_zero", "in [0, 1)")
+        require(self.k_draws >= 1, "k_draws", ">= 1")
+        require(self.annotate_batch >= 1, "annotate_batch", ">= 1")
+        require(self.seed >= 0, "seed", ">= 0")
+        require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
+                "auto, cpu, cuda or cuda:N")
 
     def sigma_grid(self) -> np.ndarray:
         return np.concatenate([[0.0], np.geomspace(self.sigma_lo, self.sigma_hi, self.grid_size)])
@@ -232,6 +252,7 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
         check_same_identity(existing_annotation_identity(out), annotation_identity(clean_paths, corrupt_paths, cfg),
                             ANNOTATE_FREE_KEYS, out)
         return out
+    check_writable(out)   # before minutes of training, not after
     spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
     device = resolve_device(cfg.device)
     clean_raws, clean_folds = _load(clean_paths, "clean", cfg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from harness.data.errors import UserError
@@ -22,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-teleop": ("harness.commands.gen_teleop", "generate clean demos with the scripted human-like teleoperator"),
     "teleop": ("harness.commands.teleop", "push the T yourself from a browser (Meshcat); record episodes"),
     "import": ("harness.commands.import_logs", "convert real robot logs (diffusion-policy zarr, LeRobot) to a dataset"),
+    "export": ("harness.commands.export", "write a dataset store as a LeRobot v3.0 dataset (parquet, video or images)"),
     "annotate": ("harness.commands.annotate", "train the sim-vs-clean noise classifier; write per-window sigma_n"),
     "train": ("harness.commands.train", "train a diffusion policy (cotrain / ambient / truncated) from a config"),
     "eval": ("harness.commands.eval", "closed-loop success rate of a checkpoint in Drake, with a Wilson interval"),
@@ -68,8 +70,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cotrain {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"cotrain {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
-        return 130
+        return _interrupted(args.command)
+    except ImportError as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):   # Ctrl-C while a library (pydrake) was importing
+            return _interrupted(args.command)
+        raise
+    except BrokenPipeError:
+        # The reader of our output has gone (`cotrain validate X | head -3`): not an error; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _interrupted(command: str) -> int:
+    print(f"cotrain {command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

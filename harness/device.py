@@ -20,7 +20,15 @@ def resolve_device(name: str) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError("config", "device", f"unknown device {name!r} (cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise ConfigError("config", "device", f"{name} requested but torch sees no such CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError("config", "device", f"device {name!r} is not supported (cpu, cuda, cuda:N or auto)")
+    return device
 
 
 def limit_threads(threads: int) -> None:

@@ -19,6 +19,7 @@ import torch
 
 from harness.checkpoint import read_checkpoint
 from harness.data.configs import from_dict
+from harness.data.errors import UserError
 from harness.diffusion import EDM, heun_sample, karras_schedule
 from harness.model import PolicyNet, build_model
 from harness.normalizer import Normalizer
@@ -93,7 +94,10 @@ def load_policy(path, device="cpu", num_steps: int | None = None, seed: int = 0)
     cfg = from_dict(TrainConfig, ckpt["config"], str(path))
     d = cfg.diffusion
     net, _ = build_model(cfg, float(ckpt["sigma_data"]))
-    net.load_state_dict(ckpt["ema"])
+    try:
+        net.load_state_dict(ckpt["ema"])
+    except RuntimeError as exc:   # weights of another network size than the config says
+        raise UserError(f"{path}: its weights do not match its config ({str(exc).splitlines()[0][:120]})") from None
     spec = WindowSpec(cfg.data.n_obs, cfg.data.horizon, cfg.data.n_action)
     schedule = karras_schedule(num_steps or d.num_steps, d.sampler_sigma_min, d.sampler_sigma_max, d.rho)
     image_shape = ckpt["image_shape"]

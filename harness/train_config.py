@@ -11,6 +11,16 @@ from typing import ClassVar, Literal
 from harness.methods import METHODS, Cotrain, method_class
 
 
+def _require(ok: bool, key: str, what: str, value) -> None:
+    """One range check: `key must be <what>, got <value>` (from_dict turns it into a one-line ConfigError)."""
+    if not ok:
+        raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
+def _check_widths(key: str, widths) -> None:
+    _require(len(widths) >= 1 and all(w >= 1 for w in widths), key, "a non-empty list of widths >= 1", widths)
+
+
 @dataclasses.dataclass
 class DatasetSpec:
     path: str                                             # dataset store (.zarr)
@@ -41,12 +51,20 @@ class DataConfig:
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:
             raise ValueError("data.val_fraction must be in [0, 1)")
+        _require(self.n_obs >= 1, "data.n_obs", ">= 1", self.n_obs)
+        _require(self.n_action >= 1, "data.n_action", ">= 1", self.n_action)
+        need = self.n_obs + self.n_action - 1   # harness.windows.WindowSpec: executed steps inside the horizon
+        _require(self.horizon >= need, "data.horizon", f">= data.n_obs + data.n_action - 1 = {need}", self.horizon)
 
 
 @dataclasses.dataclass
 class ImageConfig:
     widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])  # ResNet stage widths
     feature_dim: int = 64          # features per image
+
+    def __post_init__(self):
+        _check_widths("policy.image.widths", self.widths)
+        _require(self.feature_dim >= 1, "policy.image.feature_dim", ">= 1", self.feature_dim)
 
 
 @dataclasses.dataclass
@@ -56,6 +74,16 @@ class PolicyConfig:
     n_groups: int = 8              # GroupNorm groups
     noise_dim: int = 128           # noise-level embedding width
     image: ImageConfig = dataclasses.field(default_factory=ImageConfig)  # used when data.use_image
+
+    def __post_init__(self):
+        _check_widths("policy.down_dims", self.down_dims)
+        # 'same' padding (kernel // 2) keeps the chunk length only for odd kernels
+        _require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "policy.kernel_size", "an odd number >= 1",
+                 self.kernel_size)
+        _require(self.n_groups >= 1, "policy.n_groups", ">= 1", self.n_groups)
+        # sinusoidal embedding: sin and cos halves fill the width exactly only when it is even
+        _require(self.noise_dim >= 2 and self.noise_dim % 2 == 0, "policy.noise_dim", "an even number >= 2",
+                 self.noise_dim)
 
 
 @dataclasses.dataclass
@@ -73,7 +101,11 @@ class DiffusionConfig:
         if not 0 < self.sampler_sigma_min < self.sampler_sigma_max:
             raise ValueError("diffusion: need 0 < sampler_sigma_min < sampler_sigma_max")
         if self.num_steps < 1:
-            raise ValueError("diffusion.num_steps must be >= 1")
+            raise ValueError(f"diffusion.num_steps must be >= 1, got {self.num_steps}")
+        _require(self.sigma_data is None or self.sigma_data > 0, "diffusion.sigma_data", "> 0 (or null)",
+                 self.sigma_data)
+        _require(self.P_std > 0, "diffusion.P_std", "> 0", self.P_std)
+        _require(self.rho > 0, "diffusion.rho", "> 0", self.rho)
 
 
 @dataclasses.dataclass
@@ -125,6 +157,16 @@ class OptimConfig:
     grad_clip: float = 1.0         # max gradient norm (0 = off)
     ema_decay: float = 0.9999      # EMA decay cap (ramped up as min(cap, (1 + k) / (10 + k)))
 
+    def __post_init__(self):
+        _require(self.batch_size >= 1, "optim.batch_size", ">= 1", self.batch_size)
+        _require(0 < self.lr < float("inf"), "optim.lr", "> 0", self.lr)
+        _require(0 <= self.weight_decay < float("inf"), "optim.weight_decay", ">= 0", self.weight_decay)
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
+                 "two numbers in [0, 1)", self.betas)
+        _require(self.warmup_steps >= 0, "optim.warmup_steps", ">= 0", self.warmup_steps)
+        _require(0 <= self.grad_clip < float("inf"), "optim.grad_clip", ">= 0 (0 = off)", self.grad_clip)
+        _require(0 <= self.ema_decay < 1, "optim.ema_decay", "in [0, 1)", self.ema_decay)
+
 
 @dataclasses.dataclass
 class RunConfig:
@@ -137,6 +179,11 @@ class RunConfig:
     compile: bool = False          # torch.compile the network (CUDA)
     progress: bool = True          # tqdm progress bar
     threads: int = 0               # CPU threads for torch (0 = torch's default, usually all cores)
+
+    def __post_init__(self):
+        for key in ("steps", "log_every", "val_every", "val_windows", "checkpoint_every"):
+            _require(getattr(self, key) >= 1, f"run.{key}", ">= 1", getattr(self, key))
+        _require(self.threads >= 0, "run.threads", ">= 0 (0 = torch's default)", self.threads)
 
 
 @dataclasses.dataclass
@@ -154,3 +201,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.run.steps < 1:
             raise ValueError("run.steps must be >= 1")
+        _require(self.seed >= 0, "seed", ">= 0", self.seed)
+        # the U-Net halves the chunk len(down_dims) - 1 times and doubles it back: skips must line up
+        factor = 2 ** (len(self.policy.down_dims) - 1)
+        _require(self.data.horizon % factor == 0, "data.horizon",
+                 f"divisible by {factor} (2 ** (len(policy.down_dims) - 1) downsamplings)", self.data.horizon)

@@ -34,7 +34,7 @@ from harness.checkpoint import read_checkpoint, write_checkpoint
 from harness.data.atomic import atomic_write_text
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError
-from harness.data.identity import check_same_identity, claim_output
+from harness.data.identity import check_same_identity, claim_output, hold_output
 from harness.device import limit_threads, resolve_device
 from harness.methods import LossBatch, make_method
 from harness.model import build_model
@@ -285,9 +285,14 @@ class Trainer:
 
     # ---- main loop
     def fit(self, stop_after: int | None = None) -> Path:
+        """Train to run.steps (resuming from latest.pt), holding the run folder so no other process writes it."""
+        held = hold_output(self.cfg.out_dir, IDENTITY_FILE, to_dict(self.cfg), RESUME_FREE_KEYS,
+                           kind="training run folder") if self.is_main else contextlib.nullcontext()
+        with held:
+            return self._fit(stop_after)
+
+    def _fit(self, stop_after: int | None) -> Path:
         cfg = self.cfg
-        if self.is_main:
-            claim_run_folder(cfg)
         if self.latest.exists():
             self.load(self.latest)
         csv_file = writer = tb = None
@@ -399,5 +404,5 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> Path:
 
 
 def claim_run_folder(cfg: TrainConfig) -> None:
-    """Record the config in a new run folder, or check it is the config that made the folder."""
+    """Check that a finished run folder was made by this config (Trainer.fit claims and locks new ones)."""
     claim_output(cfg.out_dir, IDENTITY_FILE, to_dict(cfg), RESUME_FREE_KEYS, kind="training run folder")

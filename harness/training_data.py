@@ -44,7 +44,8 @@ def load_dataset(spec: DatasetSpec, use_image: bool, name: str) -> RawDataset:
         role = "clean" if store.domain in CLEAN_DOMAINS else "corrupt"
     episodes = np.arange(store.n_episodes)
     if spec.only_success and "success" in store.meta_keys:
-        episodes = episodes[store.meta("success").astype(bool)]
+        # An episode appended by another tool has no success value: kept (only known failures are skipped).
+        episodes = episodes[store.meta("success", missing=True).astype(bool)]
     if spec.max_episodes is not None:
         episodes = episodes[: spec.max_episodes]
     if len(episodes) == 0:

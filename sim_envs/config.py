@@ -62,6 +62,9 @@ class PhysicsConfig:
         for key in nonneg:
             if not getattr(self, key) >= 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in positive + nonneg:
+            if not math.isfinite(getattr(self, key)):
+                raise ValueError(f"{key} must be finite, got {getattr(self, key)}")
         steps = 0.1 / self.time_step
         if abs(steps - round(steps)) > 1e-6:
             raise ValueError(f"time_step must divide the 0.1 s control step, got {self.time_step}")

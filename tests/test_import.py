@@ -123,7 +123,7 @@ DP_BAD = {
     "wrong dtype": (_set("state", lambda a: a > 0), "needs a numeric array"),
     "wrong shape": (_set("state", lambda a: a[:, :1]), "column 1 out of range"),
     "too few columns": (_set("slider_state", lambda a: a[:, :2]), "column 2 out of range"),
-    "image dtype": (_set("overhead_camera", lambda a: a.astype(np.float32)), "images must be uint8"),
+    "image dtype": (_set("overhead_camera", lambda a: a.astype(np.float32) + 0.5), "images must be uint8 or whole"),
     "image shape": (_set("overhead_camera", lambda a: a[..., :2]), "images must be (H, W, 3)"),
 }
 
@@ -155,9 +155,14 @@ def test_not_a_store_and_existing_output_untouched(tmp_path):
     with pytest.raises(UserError, match="output exists"):
         import_logs(good, "diffusion-policy", out)
     bad = write_replay_buffer(tmp_path / "bad.zarr", edit=_drop("action"))
-    with pytest.raises(DatasetError):
+    with pytest.raises(UserError):
         import_logs(bad, "diffusion-policy", out, overwrite=True)
+    with pytest.raises(UserError, match="not a store made by `cotrain import`"):
+        import_logs(good, "diffusion-policy", out, overwrite=True)    # --overwrite replaces only an import
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    imported = tmp_path / "imported.zarr"
+    import_logs(good, "diffusion-policy", imported)
+    import_logs(good, "diffusion-policy", imported, overwrite=True)    # an earlier import: replaced
 
 
 # ------------------------------------------------------------------ LeRobot fixtures
@@ -389,3 +394,291 @@ def test_bad_mapping_file_is_a_config_error(tmp_path):
         with pytest.raises(ConfigError, match=key if key != "rate_hz" else "rate_hz must be positive"):
             import_logs(src, "diffusion-policy", tmp_path / "out.zarr", mapping_path=mapping)
         assert not (tmp_path / "out.zarr").exists()
+
+
+# ------------------------------------------------------------------ interop bugs (issue 13), reproduced first
+def _numbered_frames(n: int, ep: int, hw=(4, 4)) -> np.ndarray:
+    """Frame k of episode ep: red = k % 256, green = k // 256, blue = ep: every frame distinct."""
+    k = np.arange(n)
+    frames = np.zeros((n, *hw, 3), np.uint8)
+    frames[..., 0] = (k % 256)[:, None, None]
+    frames[..., 1] = (k // 256)[:, None, None]
+    frames[..., 2] = ep
+    return frames
+
+
+def _pusher_episode(n: int, ep: int, fps: float = 10.0) -> dict:
+    t = np.arange(n) / fps
+    return {"observation.state": np.stack([0.5 + 0.001 * t, 0.01 * ep - 0.001 * t], axis=1),
+            "observation.environment_state": np.stack([0.6 + 0.0005 * t, 0.02 + 0 * t, np.sin(t)], axis=1),
+            "action": np.stack([0.51 + 0.001 * t, 0.01 * ep - 0.001 * t], axis=1)}
+
+
+PUSHER_FEATURES = {
+    "observation.state": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+    "observation.environment_state": {"dtype": "float32", "shape": [3], "names": ["x", "y", "theta"]},
+    "action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+}
+
+
+@pytest.mark.parametrize("version", ["v2.1", "v3.0"])
+def test_lerobot_float32_timestamps_at_10hz_pass_through(tmp_path, version):
+    """LeRobot stores timestamps as float32. At 10 Hz the source is on the output grid and must pass through
+    untouched: an absolute 1e-6 s tolerance failed on them (float32 rounding reaches ~2e-6 s after 32 s), so
+    a 45 s episode was interpolated, lost its last frame, and got the previous frame's image at many steps."""
+    from tests.lerobot_fixtures import write_dataset
+    lengths = (450, 539)
+    episodes = [{**_pusher_episode(n, i), "observation.image": _numbered_frames(n, i)} for i, n in enumerate(lengths)]
+    features = {**PUSHER_FEATURES, "observation.image": {"dtype": "image", "shape": [4, 4, 3],
+                                                          "names": ["height", "width", "channels"]}}
+    src = write_dataset(tmp_path / "src", episodes, features, version=version)
+    summary = import_logs(src, "lerobot", tmp_path / "out.zarr")
+    assert summary.n_steps_out == summary.n_steps_in == sum(lengths)
+    store = EpisodeStore(tmp_path / "out.zarr")
+    assert store.episode_lengths.tolist() == list(lengths)
+    for i, n in enumerate(lengths):
+        got, want = store.episode(i), episodes[i]
+        np.testing.assert_array_equal(got["agent_pos"], want["observation.state"].astype(np.float32))
+        np.testing.assert_array_equal(got["slider_pose"], want["observation.environment_state"].astype(np.float32))
+        np.testing.assert_array_equal(got["image"], want["observation.image"])   # each step its own frame
+
+
+def test_resampling_tolerance_is_relative_to_the_time_step():
+    from real_data.importers import resample
+    f32 = lambda t: np.asarray(t, np.float32).astype(np.float64)   # noqa: E731 - timestamps as LeRobot has them
+    # 10 Hz for an hour: on the grid, nothing lost.
+    times = f32(np.arange(36000) / 10)
+    assert resample.on_grid(times, 10.0) and len(resample.output_times(times, 10.0)) == 36000
+    # 30 Hz for 50 s to 10 Hz: grid time k is source frame 3k exactly, for images (hold) and low-dim alike.
+    times = f32(np.arange(1500) / 30)
+    grid = resample.output_times(times, 10.0)
+    assert len(grid) == 500
+    np.testing.assert_array_equal(resample.hold_indices(times, grid), 3 * np.arange(500))
+    values = np.arange(1500, dtype=np.float64)[:, None] * np.array([[1.0, -2.0]])
+    np.testing.assert_array_equal(resample.resample_lowdim(times, values, grid), values[::3])
+    # Extras: floating point interpolated, integers and booleans held.
+    ints = np.arange(1500) % 7
+    np.testing.assert_array_equal(resample.resample_any(times, ints, grid), ints[::3])
+    np.testing.assert_array_equal(resample.resample_any(times, np.arange(1500.0)[:, None, None] * np.ones((1, 2, 2)),
+                                                        grid)[:, 1, 1], np.arange(0, 1500, 3))
+    # Halfway between samples is still interpolated.
+    np.testing.assert_allclose(resample.resample_lowdim(np.array([0.0, 0.2]), np.array([[0.0], [2.0]]),
+                                                        np.array([0.0, 0.1, 0.2])), [[0.0], [1.0], [2.0]])
+
+
+def _jpeg2k_store(path: Path, cameras=("overhead_camera", "wrist_camera"), codec=None) -> tuple[Path, dict]:
+    """A ReplayBuffer whose cameras are Jpeg2k-compressed, as diffusion_policy's real-robot stores are."""
+    from imagecodecs.numcodecs import Jpeg2k
+    write_replay_buffer(path, images=False)
+    root = zarr.open_group(str(path), mode="r+", zarr_format=2)
+    frames = {}
+    for c, name in enumerate(cameras):
+        frames[name] = np.concatenate([_numbered_frames(n, i + 10 * c, (8, 8)) for i, n in enumerate(LENGTHS)])
+        arr = root["data"].create_array(name, shape=frames[name].shape, chunks=(1, 8, 8, 3), dtype="uint8",
+                                        compressors=[Jpeg2k(reversible=True)])
+        arr[...] = frames[name]
+    return path, frames
+
+
+def test_diffusion_policy_jpeg2k_cameras_import(tmp_path):
+    """diffusion_policy's real-robot stores compress cameras with Jpeg2k (codec id imagecodecs_jpeg2k). That
+    crashed the import with UnknownCodecError, even with `image: null`: listing arrays read every codec."""
+    src, frames = _jpeg2k_store(tmp_path / "src.zarr")
+    import_logs(src, "diffusion-policy", tmp_path / "out.zarr")
+    store = EpisodeStore(tmp_path / "out.zarr")
+    np.testing.assert_array_equal(store.data("image"), frames["overhead_camera"])
+    np.testing.assert_array_equal(store.data("image.wrist_camera"), frames["wrist_camera"])
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("image: null\n")
+    summary = import_logs(src, "diffusion-policy", tmp_path / "out2.zarr", mapping_path=mapping)
+    assert dict(summary.fates)["data/overhead_camera"] == "-> data/image.overhead_camera (camera)"
+
+
+def test_unknown_codec_is_one_line_or_a_named_drop(tmp_path, capsys):
+    """An array whose codec is not installed: needed -> refused in one line naming array and codec (exit 2);
+    not needed -> dropped and named in the summary, with a warning."""
+    src = write_replay_buffer(tmp_path / "src.zarr")
+    zarray = src / "data" / "overhead_camera" / ".zarray"
+    meta = json.loads(zarray.read_text())
+    meta["compressor"] = {"id": "imagecodecs_nosuch"}
+    zarray.write_text(json.dumps(meta))
+    out = tmp_path / "out.zarr"
+    with pytest.raises(DatasetError, match="data/overhead_camera: cannot read: its codec 'imagecodecs_nosuch' is "
+                                           "not installed"):
+        import_logs(src, "diffusion-policy", out)
+    assert cli_main(["import", str(src), "--format", "diffusion-policy", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "imagecodecs_nosuch" in err and not out.exists()
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("image: null\n")
+    summary = import_logs(src, "diffusion-policy", out, mapping_path=mapping)
+    assert dict(summary.fates)["data/overhead_camera"].startswith("dropped: cannot read: its codec 'imagecodecs_nosuch'")
+    assert any("imagecodecs_nosuch" in w for w in summary.warnings)
+    assert "image" not in EpisodeStore(out).data_keys
+
+
+def test_diffusion_policy_keeps_every_key(tmp_path):
+    """target, keypoint, n_contacts, further cameras and per-episode meta arrays were dropped silently."""
+    def add(arrays, ends):
+        n = len(arrays["action"])
+        arrays["keypoint"] = np.random.default_rng(0).normal(size=(n, 9, 2)).astype(np.float32)
+        arrays["n_contacts"] = (np.arange(n) % 3)[:, None].astype(np.float32)
+        arrays["wrist_camera"] = arrays["overhead_camera"][:, ::-1].copy()
+        arrays["label"] = np.array(["x"] * n)
+        return arrays, ends
+    src = write_replay_buffer(tmp_path / "src.zarr", edit=add)
+    root = zarr.open_group(str(src), mode="r+", zarr_format=2)
+    root["meta"].create_array("operator", shape=(2,), dtype="int64")[...] = [7, 9]
+    root["meta"].create_array("bounds", shape=(2, 2), dtype="float64")[...] = 0.0
+    summary = import_logs(src, "diffusion-policy", tmp_path / "out.zarr")
+    fates = dict(summary.fates)
+    assert fates == {
+        "meta/episode_ends": "used: episode boundaries (2 episodes)",
+        "data/state": "-> data/agent_pos (columns 0, 1); column 2 not imported",
+        "data/slider_state": "-> data/slider_pose (columns 0, 1, 2)",
+        "data/action": "-> data/action (columns 0, 1)",
+        "data/overhead_camera": "-> data/image",
+        "data/wrist_camera": "-> data/image.wrist_camera (camera)",
+        "data/keypoint": "-> data/extra.keypoint",
+        "data/n_contacts": "-> data/extra.n_contacts",
+        "data/target": "-> data/extra.target",
+        "data/label": "dropped: not numeric (dtype <U1)",
+        "meta/operator": "-> meta/extra.operator",
+        "meta/bounds": "dropped: not one value per episode (shape (2, 2), 2 episodes)",
+    }
+    store = EpisodeStore(tmp_path / "out.zarr")
+    raw = zarr.open_group(str(src), mode="r", zarr_format=2)
+    for key in ("keypoint", "n_contacts", "target"):
+        np.testing.assert_array_equal(store.data(f"extra.{key}"), np.asarray(raw[f"data/{key}"][:], np.float32))
+    np.testing.assert_array_equal(store.data("image.wrist_camera"), raw["data/wrist_camera"][:])
+    assert store.meta("extra.operator").tolist() == [7, 9]
+    assert [k for k, _ in store.attrs["generator"]["source_info"]["keys"]] == list(fates)
+    text = "\n".join(summary.lines())
+    assert all(key in text for key in fates)
+
+
+def _pusht_zip(path: Path) -> Path:
+    """diffusion_policy's pusht.zip: a zip of the folder pusht/pusht_cchi_v7_replay.zarr; PushT units are
+    pixels of a 512 x 512 window, `img` is float32 holding 0..255, state = agent x, y, block x, y, angle."""
+    folder = path.parent / "pusht_src" / "pusht" / "pusht_cchi_v7_replay.zarr"
+    rng = np.random.default_rng(1)
+    n = 12
+    state = np.column_stack([rng.uniform(0, 512, (n, 4)), rng.uniform(-np.pi, np.pi, n)]).astype(np.float32)
+    arrays = {"state": state, "action": rng.uniform(0, 512, (n, 2)).astype(np.float32),
+              "keypoint": rng.uniform(0, 512, (n, 9, 2)).astype(np.float32),
+              "n_contacts": rng.integers(0, 3, (n, 1)).astype(np.float32),
+              "img": rng.integers(0, 256, (n, 6, 6, 3)).astype(np.float32)}
+    root = zarr.open_group(str(folder), mode="w", zarr_format=2)
+    for key, value in arrays.items():
+        root.require_group("data").create_array(key, shape=value.shape, dtype=value.dtype)[...] = value
+    root.require_group("meta").create_array("episode_ends", shape=(2,), dtype="int64")[...] = [5, 12]
+    with zipfile.ZipFile(path, "w") as zf:
+        base = path.parent / "pusht_src"
+        for f in sorted(base.rglob("*")):
+            zf.write(f, f.relative_to(base).as_posix() + ("/" if f.is_dir() else ""))
+    return path, arrays
+
+
+PUSHT_MAP = """\
+# PushT: pixels (512 px = 0.8 m here) -> metres, centred on the workspace
+agent_pos:   {key: state, columns: [0, 1], scale: 0.0015625, offset: [0.2, -0.4]}
+slider_pose: {key: state, columns: [2, 3, 4], scale: [0.0015625, 0.0015625, 1.0], offset: [0.2, -0.4, 0.0]}
+action:      {key: action, scale: 0.0015625, offset: [0.2, -0.4]}
+image:       img
+"""
+
+
+def test_pusht_zip_of_a_folder_with_scale_and_offset(tmp_path):
+    """pusht.zip (a zip of a folder) was refused as "not a zarr v2 store"; with no scale the pixels import
+    next to metres without a word."""
+    src, arrays = _pusht_zip(tmp_path / "pusht.zip")
+    mapping = tmp_path / "pusht.yaml"
+    mapping.write_text("agent_pos: {key: state, columns: [0, 1]}\nslider_pose: {key: state, columns: [2, 3, 4]}\n"
+                       "image: img\n")
+    summary = import_logs(src, "diffusion-policy", tmp_path / "raw.zarr", mapping_path=mapping)
+    assert any("pixels?" in w and "agent_pos" in w for w in summary.warnings)
+    mapping.write_text(PUSHT_MAP)
+    summary = import_logs(src, "diffusion-policy", tmp_path / "out.zarr", mapping_path=mapping)
+    assert summary.warnings == []
+    store = EpisodeStore(tmp_path / "out.zarr")
+    s = 0.0015625
+    np.testing.assert_allclose(store.data("agent_pos"), arrays["state"][:, :2] * s + [0.2, -0.4], rtol=1e-6)
+    np.testing.assert_allclose(store.data("slider_pose"), arrays["state"][:, 2:] * [s, s, 1] + [0.2, -0.4, 0],
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(store.data("image"), arrays["img"].astype(np.uint8))
+    np.testing.assert_array_equal(store.data("extra.keypoint"), arrays["keypoint"])   # kept in source units
+    fates = dict(summary.fates)
+    assert fates["data/state"] == ("-> data/agent_pos (columns 0, 1; scale 0.0015625; offset [0.2, -0.4]), "
+                                   "data/slider_pose (columns 2, 3, 4; scale [0.0015625, 0.0015625, 1.0]; "
+                                   "offset [0.2, -0.4, 0.0])")
+    assert store.attrs["generator"]["source_info"]["zip_folder"] == "pusht/pusht_cchi_v7_replay.zarr"
+
+
+def test_lerobot_keeps_every_key_and_finds_a_differently_named_camera(tmp_path):
+    """A camera named observation.images.top (LeRobot's common name) was skipped with no warning; extra
+    features, task strings, feature names, robot type and episode metadata were dropped."""
+    from tests.lerobot_fixtures import write_dataset
+    lengths = (6, 4)
+    episodes = [{**_pusher_episode(n, i), "observation.images.top": _numbered_frames(n, i),
+                 "next.reward": np.linspace(0, 1, n), "observation.velocity": np.ones((n, 2)) * i,
+                 "task_index": np.full(n, i, np.int64)} for i, n in enumerate(lengths)]
+    features = {**PUSHER_FEATURES,
+                "observation.images.top": {"dtype": "image", "shape": [4, 4, 3], "names": ["height", "width", "channels"]},
+                "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+                "observation.velocity": {"dtype": "float32", "shape": [2], "names": ["vx", "vy"]},
+                "language": {"dtype": "string", "shape": [1], "names": None}}
+    src = write_dataset(tmp_path / "src", episodes, features, tasks=["push the T", "push it again"],
+                        episode_meta=[{"success": True, "operator": "ann"}, {"success": False, "operator": "bob"}])
+    summary = import_logs(src, "lerobot", tmp_path / "out.zarr")
+    fates = dict(summary.fates)
+    assert fates["observation.images.top"].startswith("-> data/image (the only camera")
+    assert any("observation.images.top" in w and "only camera" in w for w in summary.warnings)
+    assert fates["next.reward"] == "-> data/extra.next.reward"
+    assert fates["observation.velocity"] == "-> data/extra.observation.velocity"
+    assert fates["language"] == "dropped: dtype 'string' is not numeric"
+    assert fates["task_index"].startswith("-> data/extra.task_index")
+    assert fates["meta/episodes: success"] == "-> meta/extra.success"
+    assert fates["meta/episodes: operator"] == "dropped: not one number per episode"
+    assert fates["meta/tasks.parquet"].startswith("kept in attrs")
+    assert set(fates) >= set(features) | {"timestamp", "frame_index", "episode_index", "index", "task_index"}
+    store = EpisodeStore(tmp_path / "out.zarr")
+    np.testing.assert_array_equal(store.episode(1)["image"], episodes[1]["observation.images.top"])
+    np.testing.assert_allclose(store.episode(0)["extra.next.reward"], np.linspace(0, 1, 6), atol=1e-7)
+    assert store.data("extra.task_index").tolist() == [0] * 6 + [1] * 4
+    assert store.meta("extra.success").tolist() == [True, False]
+    info = store.attrs["generator"]["source_info"]
+    assert info["robot_type"] == "so100" and info["tasks"] == {"0": "push the T", "1": "push it again"}
+    assert info["features"]["observation.velocity"]["names"] == ["vx", "vy"]
+
+
+def test_lerobot_several_cameras_none_named(tmp_path):
+    from tests.lerobot_fixtures import write_dataset
+    cam = {"dtype": "image", "shape": [4, 4, 3], "names": ["height", "width", "channels"]}
+    episodes = [{**_pusher_episode(5, 0), "observation.images.top": _numbered_frames(5, 0),
+                 "observation.images.wrist": _numbered_frames(5, 9)}]
+    src = write_dataset(tmp_path / "src", episodes, {**PUSHER_FEATURES, "observation.images.top": cam,
+                                                     "observation.images.wrist": cam}, version="v2.1")
+    summary = import_logs(src, "lerobot", tmp_path / "out.zarr")
+    assert any("no data/image" in w and "observation.images.wrist" in w for w in summary.warnings)
+    store = EpisodeStore(tmp_path / "out.zarr")
+    assert "image" not in store.data_keys
+    np.testing.assert_array_equal(store.data("image.observation.images.wrist"), episodes[0]["observation.images.wrist"])
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("image: observation.images.wrist\ndrop: [observation.images.top]\n")
+    summary = import_logs(src, "lerobot", tmp_path / "out2.zarr", mapping_path=mapping)
+    store = EpisodeStore(tmp_path / "out2.zarr")
+    assert sorted(store.data_keys) == ["action", "agent_pos", "extra.task_index", "image", "slider_pose"]
+    assert dict(summary.fates)["observation.images.top"] == "dropped: listed in the mapping's drop"
+
+
+def test_mapping_scale_and_offset_are_checked(tmp_path):
+    from harness.data.errors import ConfigError
+    src = write_replay_buffer(tmp_path / "src.zarr")
+    for text, match in [("action: {key: action, scale: [1, 2, 3]}\n", "action.scale: must be one number or 2"),
+                        ("agent_pos: {key: state, columns: [0, 1], offset: [0, .nan]}\n", "agent_pos.offset"),
+                        ("slider_pose: {key: slider_state, scale: 0}\n", "slider_pose.scale: must not be 0"),
+                        ("extras: maybe\n", "extras")]:
+        (tmp_path / "m.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            import_logs(src, "diffusion-policy", tmp_path / "out.zarr", mapping_path=tmp_path / "m.yaml")
+    assert not (tmp_path / "out.zarr").exists()

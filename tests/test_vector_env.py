@@ -1,7 +1,6 @@
 """VectorEnv: lockstep stepping matches single envs, finished envs freeze, workers>1 matches workers=1."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest

@@ -1,6 +1,7 @@
 """`cotrain eval CHECKPOINT --env target --trials 200 --seed 0`: closed-loop success rate in Drake."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -34,22 +35,41 @@ def run(args) -> int:
             raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.record < 0:
         raise UserError(f"--record must be >= 0, got {args.record}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise UserError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
     _check_env(args.env)
+    device = _check_device(args.device)     # before anything is written: a bad device must not claim --out
     checkpoint = args.checkpoint if args.checkpoint == "scripted" else str(Path(args.checkpoint))
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise UserError(f"--time-limit must be > 0, got {args.time_limit}")
     spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
                     time_limit=args.time_limit)
     out = Path(args.out) if args.out else (Path("runs/scripted/eval") / f"{args.env}-s{args.seed}-n{args.trials}"
                                            if checkpoint == "scripted" else default_out_dir(checkpoint, spec))
-    summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=args.device,
+    summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=device,
                        record=args.record, progress=not args.no_progress)
     print("\n".join(summary.lines()))
     print(f"written    {out}/summary.json, trials.csv")
     return 0
 
 
+def _check_device(name: str) -> str:
+    """--device -> a device torch can use here ("auto": cuda when present, else cpu); refused if it cannot."""
+    if name == "cpu":
+        return name                 # (no torch import: the scripted policy does not need it)
+    from harness.data.errors import ConfigError, UserError
+    from harness.device import resolve_device
+    try:
+        return str(resolve_device(name))
+    except ConfigError as exc:
+        raise UserError(f"--device {name}: {exc.problem}") from None
+
+
 def _check_env(name: str) -> None:
-    """Fail early (before spawning workers) on an unknown preset; load_preset raises a UserError."""
+    """Fail early (before spawning workers) on an unknown preset, naming the flag."""
+    from harness.data.errors import UserError
     from sim_envs.config import load_preset
-    load_preset(name)
+    try:
+        load_preset(name)
+    except UserError as exc:
+        raise UserError(f"--env: {exc}") from None

@@ -24,8 +24,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from gcs_planner.generate import GenSimConfig, check_out_path, run_generation
     from harness.data.configs import load_config
-    from sim_envs.config import preset_path
+    from sim_envs.config import load_preset
 
+    from harness.data.errors import UserError
+    for flag, low in (("num", 1), ("workers", 1), ("seed", 0)):
+        value = getattr(args, flag)
+        if value is not None and value < low:
+            raise UserError(f"--{flag} must be >= {low}, got {value}")
     flags = {"num": args.num, "env": args.env, "replay": args.replay, "workers": args.workers,
              "seed": args.seed}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
@@ -34,7 +39,10 @@ def run(args) -> int:
     if args.keep_failed_replays:
         overrides.append("keep_failed_replays=true")
     cfg = load_config(GenSimConfig, args.config, [*args.overrides, *overrides])
-    preset_path(cfg.env)                    # unknown preset -> one-line error before any work
+    try:
+        load_preset(cfg.env)                # unknown or bad preset -> one-line error before any work
+    except UserError as exc:
+        raise UserError(f"env (--env): {exc}") from None
     out = check_out_path(args.out)
     logging.getLogger("drake").setLevel(logging.WARNING)
     try:

@@ -1,6 +1,8 @@
 """`cotrain gen-teleop --num 50 --env target --out data/target.zarr`: scripted human-like teleop demos."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.data.configs import load_config
 from harness.data.errors import UserError
 
@@ -26,16 +28,27 @@ def run(args) -> int:
     from real_data.teleop.generate import generate
     from real_data.teleop.scripted import TeleopConfig
 
-    if args.num < 1 or args.workers < 1:
-        raise UserError("--num and --workers must be at least 1")
+    if args.num < 1:
+        raise UserError(f"--num must be >= 1, got {args.num}")
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     overrides = list(args.overrides)
     if args.env is not None:
         overrides.append(f"env={args.env}")
     if args.image_size is not None:
+        if not all(8 <= s <= 2048 for s in args.image_size):
+            raise UserError(f"--image-size: each side must be 8..2048 pixels, got {args.image_size[0]} {args.image_size[1]}")
         overrides.append(f"image_size=[{args.image_size[0]}, {args.image_size[1]}]")
     config = load_config(TeleopConfig, args.config, overrides)
+    from sim_envs.config import load_preset
+    try:
+        load_preset(config.env)            # unknown preset: one line, before the store is made
+    except UserError as exc:
+        raise UserError(f"env (--env): {exc}") from None
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: exists and is not a dataset store folder")
     summary = generate(args.out, args.num, config, seed=args.seed, workers=args.workers)
     print("\n".join(summary.lines()))
     return 0

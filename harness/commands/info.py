@@ -17,7 +17,9 @@ def episode_stats(store: EpisodeStore) -> list[dict]:
     """Per-episode length, duration, pusher path length, action speed and final pose error."""
     dt = TASK.control_dt
     rows = []
-    meta = {k: store.meta(k) for k in store.meta_keys}
+    # Episodes appended by another tool may lack a value (summary.partial_meta): shown as "-".
+    has = {k: _with_values(store, k) for k in store.meta_keys}
+    meta = {k: store.meta(k, missing=0) for k in store.meta_keys}
     for i, ep in enumerate(store.episodes(["agent_pos", "slider_pose", "action"])):
         err = pose_error(ep["slider_pose"][-1])
         steps = np.linalg.norm(np.diff(ep["action"], axis=0), axis=1)
@@ -30,12 +32,20 @@ def episode_stats(store: EpisodeStore) -> list[dict]:
             "final_xy_err_mm": float(np.hypot(err[0], err[1]) * 1000),
             "final_theta_err_deg": float(np.degrees(abs(err[2]))),
         }
-        row.update({k: v[i].item() for k, v in meta.items()})
+        row.update({k: v[i].item() if i < has[k] else "-" for k, v in meta.items()})
         rows.append(row)
     return rows
 
 
+def _with_values(store: EpisodeStore, key: str) -> int:
+    """How many (leading) episodes have a value of meta/key."""
+    return store.summary.partial_meta.get(key, store.n_episodes)
+
+
 def run(args) -> int:
+    from harness.data.errors import UserError
+    if args.max_rows < 0:
+        raise UserError(f"--max-rows must be >= 0 (0 = all), got {args.max_rows}")
     store = EpisodeStore(args.path)
     print("\n".join(store.summary.lines()))
     if store.n_episodes == 0:
@@ -45,7 +55,8 @@ def run(args) -> int:
     print(f"length     mean {lengths.mean():.1f}  min {lengths.min()}  max {lengths.max()} steps "
           f"({lengths.mean() * TASK.control_dt:.1f} s mean)")
     if "success" in store.meta_keys:
-        print(f"success    {np.mean(store.meta('success')):.1%} of episodes")
+        known = store.meta("success", missing=0)[: _with_values(store, "success")]
+        print(f"success    {np.mean(known):.1%} of {len(known)} episodes with a value")
     shown = rows if args.max_rows == 0 else rows[: args.max_rows]
     columns = list(shown[0])
     print()

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from harness.data.errors import UserError
+from harness.data.locks import check_output_file
 
 
 
@@ -35,6 +37,11 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise UserError(f"--out {out}: plan files end in .npz")
+    check_output_file(out, "--out")
+    if args.show:
+        check_output_file(Path(args.show), "--show")
+    if args.start is not None:
+        _check_start(args.start)
     cfg = load_config(PlannerConfig, args.config, args.overrides)
     logging.getLogger("drake").setLevel(logging.WARNING)
     start = sample_initial_pose(args.seed) if args.seed is not None else np.array(args.start)
@@ -55,3 +62,16 @@ def run(args) -> int:
         plot_plan(plan, png, title=f"seed {args.seed}" if args.seed is not None else "")
         print(f"figure -> {png}")
     return 0
+
+
+def _check_start(start) -> None:
+    """--start must be finite and put the whole T inside the workspace (what the planner plans in)."""
+    from sim_envs.geometry import T_SLIDER, TASK, in_workspace, to_world
+    if not all(math.isfinite(v) for v in start):
+        raise UserError(f"--start: X Y THETA must be finite numbers, got {' '.join(str(v) for v in start)}")
+    corners = to_world(np.asarray(start, float), T_SLIDER.outline())
+    if not all(in_workspace((cx, cy, 0.0)) for cx, cy in corners):
+        x0, x1, y0, y1 = TASK.workspace
+        raise UserError(f"--start {start[0]:g} {start[1]:g} {start[2]:g}: the T must lie inside the workspace "
+                        f"x {x0:g}..{x1:g}, y {y0:g}..{y1:g} m")
+

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from harness.data.errors import UserError
+from harness.data.locks import check_output_file
 
 
 
@@ -26,8 +28,13 @@ def run(args) -> int:
     config = load_preset(args.env, args.set)
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps: must be >= 1, got {args.steps}")
+    if args.seed < 0:
+        raise UserError(f"--seed: must be >= 0, got {args.seed}")
     if args.video:
         check_video_path(args.video)
+        check_output_file(Path(args.video), "--video")
+    if args.html:
+        check_output_file(Path(args.html), "--html")
     image_size = _parse_size(args.image_size) if args.video else None
 
     from sim_envs.env import PushTEnv
@@ -58,6 +65,7 @@ def run(args) -> int:
         input("recording published in Meshcat (use its Animation controls); press Enter to exit ")
     env.close()
     return 0
+
 
 
 def _parse_size(text: str) -> tuple[int, int]:

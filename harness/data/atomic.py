@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from harness.data.errors import UserError
+
 
 def temporary_sibling(path: Path) -> Path:
     """A path beside `path` (same filesystem, so rename is atomic) that no other process uses."""
@@ -21,7 +23,10 @@ def atomic_path(path):
     folder is replaced only after the new one is complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:   # a read-only or missing place: the user's input, one line
+        raise UserError(f"{path}: cannot write there ({exc.strerror})") from None
     tmp = temporary_sibling(path)
     _remove(tmp)
     try:

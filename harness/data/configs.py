@@ -113,7 +113,9 @@ def from_dict(cls: type[T], data: Mapping, source: str = "config", prefix: str =
     try:
         obj = cls(**kwargs)
     except (ValueError, TypeError) as exc:  # __post_init__ checks
-        raise ConfigError(source, prefix or None, str(exc)) from None
+        message = str(exc)
+        named = prefix and message.split(" ", 1)[0].rstrip(":").startswith(prefix)  # it names its key already
+        raise ConfigError(source, None if named else prefix or None, message) from None
     return obj
 
 

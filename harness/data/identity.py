@@ -9,19 +9,24 @@ and worker counts, progress bars, how many items to make in total): its *free ke
 everything below it too ("run.progress" frees only that key, "run" the whole section).
 
 A folder that exists, is not empty and holds no identity record was not made by us: it is refused too,
-so no command writes into (or replaces) an output it did not make.
+so no command writes into (or replaces) an output it did not make. `hold_output` adds the lock: one
+command at a time per output.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
 from harness.data.atomic import atomic_write_text
 from harness.data.errors import ConfigError, UserError
+from harness.data.locks import check_writable, hold_lock
+
+LOCK_FILE = ".lock"   # inside an output folder while a command writes it (harness/data/locks.py)
 
 _MISSING = "<absent>"
 
@@ -57,12 +62,32 @@ def claim_output(folder, record_name: str, identity: Mapping, free_keys: Iterabl
     if record.is_file():
         check_same_identity(read_identity(record), identity, free_keys, record)
         return False
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise UserError(f"{folder}: exists and holds no {record_name}, so it is not a {kind} made by cotrain; "
-                        "choose another output")
+    _refuse_foreign(folder, record_name, kind)
+    check_writable(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_identity(record, identity)
     return True
+
+
+@contextlib.contextmanager
+def hold_output(folder, record_name: str, identity: Mapping, free_keys: Iterable[str] = (),
+                kind: str = "output") -> Iterator[bool]:
+    """`claim_output`, then hold the output's lock (LOCK_FILE inside it) until the block ends, so a second
+    command on the same output is refused instead of interleaving its work. Yields claim_output's answer."""
+    folder = Path(folder)
+    if not (folder / record_name).is_file():
+        _refuse_foreign(folder, record_name, kind)
+        check_writable(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    with hold_lock(folder / LOCK_FILE, f"{folder}: another process is using this {kind}; wait for it to finish"):
+        yield claim_output(folder, record_name, identity, free_keys, kind)
+
+
+def _refuse_foreign(folder: Path, record_name: str, kind: str) -> None:
+    """A folder holding anything but our lock file, and no identity record, was not made by us."""
+    if folder.exists() and (not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())):
+        raise UserError(f"{folder}: exists and holds no {record_name}, so it is not a {kind} made by cotrain; "
+                        "choose another output")
 
 
 def read_identity(record) -> dict:

@@ -6,6 +6,9 @@
                          action (T, 2), optional image (T, H, W, 3) uint8, any extra keys
       meta/episode_ends  int64 (E,), cumulative: episode i is data[ends[i-1]:ends[i]]
       meta/<key>         one value per episode (seed, success, ...)
+      data/image.<name>, data/extra.<name>, meta/extra.<name>
+                         the extras namespace: more cameras, and arrays / per-episode values an importer
+                         kept from its source under their source key (see is_image_key, EXTRA_PREFIX)
 
 `meta/episode_ends` is the commit record: the writer appends data and per-episode metadata first and the
 new end last, so steps after `episode_ends[-1]` (left by a killed writer) belong to no episode. Readers
@@ -29,6 +32,12 @@ REQUIRED_ATTRS = ("schema_version", "domain", "source", "env", "env_params", "ge
 # key -> per-step shape; all are floating point.
 REQUIRED_DATA = {"agent_pos": (2,), "slider_pose": (3,), "action": (2,)}
 IMAGE_KEY = "image"
+EXTRA_PREFIX = "extra."   # data/extra.<source key>, meta/extra.<source key>: kept from an imported source
+
+
+def is_image_key(key: str) -> bool:
+    """`image` (what policies see) or `image.<camera>` (any further camera): (T, H, W, 3) uint8."""
+    return key == IMAGE_KEY or key.startswith(IMAGE_KEY + ".")
 # Rows scanned at a time for the finite-value check, so a large store is checked in bounded memory.
 _SCAN_ROWS = 200_000
 
@@ -45,6 +54,9 @@ class StoreSummary:
     data_dtypes: dict[str, str]
     meta_keys: list[str]
     uncommitted_steps: int            # steps after the last committed episode (interrupted write)
+    # meta key -> values present, for per-episode metadata that stops short of n_episodes (episodes
+    # appended by another tool, e.g. diffusion_policy's ReplayBuffer.add_episode, which writes no meta)
+    partial_meta: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [
@@ -58,7 +70,11 @@ class StoreSummary:
         out.append("meta       " + ", ".join(self.meta_keys))
         if self.uncommitted_steps:
             out.append(f"note       {self.uncommitted_steps} steps after the last episode belong to no "
-                       "episode (an interrupted write); readers ignore them")
+                       "episode (an interrupted write); readers ignore them, diffusion_policy's ReplayBuffer "
+                       "refuses them: `cotrain validate --repair` cuts them off")
+        for key, n in self.partial_meta.items():
+            out.append(f"note       meta/{key} has values for the first {n} of {self.n_episodes} episodes "
+                       "(later ones were appended by another tool); those episodes have no value")
         return out
 
 
@@ -90,12 +106,56 @@ def committed_ends(ends: np.ndarray) -> np.ndarray:
 
 
 def validate(path) -> StoreSummary:
-    """Check a store against the format; raise DatasetError naming the first problem found."""
+    """Check a store against the format; raise DatasetError naming the first problem found.
+
+    Unlike a reader's check, this also decodes every chunk of every array (images and metadata too) and
+    names every unreadable one (a corrupt or truncated chunk file, an unknown codec) in the one line.
+    """
     root = open_group(path)
+    unreadable = unreadable_chunks(root, Path(path))
+    if unreadable:
+        shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
+        raise DatasetError(path, None, f"unreadable chunks: {shown}")
     return _validate_group(root, Path(path))
 
 
+def unreadable_chunks(root: zarr.Group, path: Path) -> list[str]:
+    """'key[start:stop] (error)' for every chunk of every data/ and meta/ array that cannot be decoded."""
+    bad = []
+    for group in ("data", "meta"):
+        try:
+            names = sorted(root[group].array_keys()) if group in root else []
+        except Exception:  # noqa: BLE001 - one array's broken metadata breaks the listing: list the folder
+            folder = path / group
+            names = sorted(d.name for d in folder.iterdir() if (d / ".zarray").exists()) if folder.is_dir() else []
+        for name in names:
+            key = f"{group}/{name}"
+            try:
+                arr = root[group][name]
+            except Exception as exc:  # noqa: BLE001 - unreadable array metadata (.zarray)
+                bad.append(f"{key} metadata ({type(exc).__name__})")
+                continue
+            step = arr.chunks[0] if arr.ndim else 1
+            for start in range(0, arr.shape[0] if arr.ndim else 1, max(step, 1)):
+                try:
+                    arr[start:start + step] if arr.ndim else arr[...]
+                except Exception as exc:  # noqa: BLE001 - any decode error of this chunk
+                    bad.append(f"{key}[{start}:{min(start + step, arr.shape[0])}] ({type(exc).__name__})")
+    return bad
+
+
 def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
+    """The format check every reader makes; a chunk or array that cannot be decoded is a DatasetError."""
+    try:
+        return _check_group(root, path)
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt chunk or metadata: one line, `cotrain validate` lists all
+        raise DatasetError(path, None, f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:100]}); "
+                           "run `cotrain validate` to list every unreadable chunk") from None
+
+
+def _check_group(root: zarr.Group, path: Path) -> StoreSummary:
     attrs = dict(root.attrs)
     for key in REQUIRED_ATTRS:
         if key not in attrs:
@@ -154,7 +214,7 @@ def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
                 raise DatasetError(path, name, f"per-step shape must be {REQUIRED_DATA[key]}, got {step_shape}")
             if not np.issubdtype(arr.dtype, np.floating):
                 raise DatasetError(path, name, f"must be floating point, got {arr.dtype}")
-        if key == IMAGE_KEY:
+        if is_image_key(key):
             if len(step_shape) != 3 or step_shape[2] != 3:
                 raise DatasetError(path, name, f"per-step shape must be (H, W, 3), got {step_shape}")
             if arr.dtype != np.uint8:
@@ -170,15 +230,20 @@ def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
         shapes[key], dtypes[key] = step_shape, str(arr.dtype)
 
     meta_keys = sorted(root["meta"].array_keys())
+    partial = {}
     for key in meta_keys:
         arr = root["meta"][key]
-        if arr.shape[0] < n_episodes:
-            raise DatasetError(path, f"meta/{key}", f"has {arr.shape[0]} values for {n_episodes} episodes")
+        if arr.ndim < 1:
+            raise DatasetError(path, f"meta/{key}", "must have one value per episode, got a scalar")
+        if arr.shape[0] < n_episodes and key != "episode_ends":
+            # Optional metadata that episodes appended by another tool (diffusion_policy's add_episode
+            # writes data and episode_ends only) do not have: reported, readers ask for it with `missing`.
+            partial[key] = int(arr.shape[0])
 
     return StoreSummary(
         path=str(path), domain=attrs["domain"], source=attrs["source"], env=attrs["env"],
         n_episodes=n_episodes, n_steps=n_steps, data_shapes=shapes, data_dtypes=dtypes,
-        meta_keys=meta_keys, uncommitted_steps=uncommitted,
+        meta_keys=meta_keys, uncommitted_steps=uncommitted, partial_meta=partial,
     )
 
 
@@ -230,7 +295,7 @@ class EpisodeStore:
     def episode(self, i: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """All steps of episode i: {key: (T, ...)}."""
         sl = self.episode_slice(i)
-        return {k: np.asarray(self._data[k][sl]) for k in (keys or self.data_keys)}
+        return {k: self._read(k, sl) for k in (keys or self.data_keys)}
 
     def episodes(self, keys: Iterable[str] | None = None):
         for i in range(self.n_episodes):
@@ -239,13 +304,31 @@ class EpisodeStore:
     def data(self, key: str, stop: int | None = None) -> np.ndarray:
         """Committed steps [0, stop) of one key (default: all), (N, ...), loaded into memory."""
         stop = self.n_steps if stop is None else min(stop, self.n_steps)
-        return np.asarray(self._data[key][:stop])
+        return self._read(key, slice(0, stop))
 
-    def meta(self, key: str) -> np.ndarray:
-        """One value per episode, (E,)."""
+    def _read(self, key: str, steps: slice) -> np.ndarray:
+        try:
+            return np.asarray(self._data[key][steps])
+        except Exception as exc:  # noqa: BLE001 - e.g. a corrupt image chunk (images are not scanned on open)
+            raise DatasetError(self.path, f"data/{key}", f"unreadable ({type(exc).__name__}); run `cotrain "
+                               "validate` to list every unreadable chunk") from None
+
+    def meta(self, key: str, missing=None) -> np.ndarray:
+        """One value per episode, (E,).
+
+        Episodes appended by another tool may have no value (summary.partial_meta): they get `missing` if
+        given, else a DatasetError names the key, so no reader pairs values with the wrong episodes.
+        """
         if key not in self._root["meta"]:
             raise KeyError(f"{self.path}: meta/{key} not present")
-        return np.asarray(self._root["meta"][key][: self.n_episodes])
+        values = np.asarray(self._root["meta"][key][: self.n_episodes])
+        if len(values) < self.n_episodes:
+            if missing is None:
+                raise DatasetError(self.path, f"meta/{key}", f"has values for {len(values)} of {self.n_episodes} "
+                                   "episodes (later ones were appended by another tool)")
+            fill = np.full((self.n_episodes - len(values), *values.shape[1:]), missing, dtype=values.dtype)
+            values = np.concatenate([values, fill])
+        return values
 
     @property
     def meta_keys(self) -> list[str]:

@@ -13,7 +13,6 @@ first differing key, before anything in the store is touched.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -28,13 +27,15 @@ from harness.data.atomic import temporary_sibling
 from harness.data.configs import _plain
 from harness.data.errors import DatasetError
 from harness.data.identity import check_same_identity
+from harness.data.locks import acquire_lock, check_writable
 from harness.data.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
-    committed_ends, open_group
+    committed_ends, is_image_key, open_group
 
 LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
 # Steps per chunk along time: low-dim arrays are tiny per step; images are ~100 KB per step raw.
 LOWDIM_CHUNK = 4096
 IMAGE_CHUNK = 16
+_CHUNK_BYTES = 4 << 20
 
 
 class EpisodeWriter:
@@ -68,6 +69,7 @@ class EpisodeWriter:
             self._lock = _lock_store(self.path)
             self._root = self._reopen()
         else:
+            check_writable(self.path)   # a read-only place: one line now, not a traceback mid-creation
             self._root = self._create(attrs)
             self._lock = _lock_store(self.path)
         self._ends = self._root["meta/episode_ends"]
@@ -91,7 +93,11 @@ class EpisodeWriter:
         if not self.path.is_dir():
             raise DatasetError(self.path, None, "not a store folder")
         root = open_group(self.path, mode="r")
-        _validate_group(root, self.path)   # tolerates a torn last commit and uncommitted steps
+        summary = _validate_group(root, self.path)   # tolerates a torn last commit and uncommitted steps
+        if summary.partial_meta:   # appending would pair our values with the other tool's episodes
+            key, n = next(iter(summary.partial_meta.items()))
+            raise DatasetError(self.path, f"meta/{key}", f"has values for {n} of {summary.n_episodes} episodes "
+                               "(episodes appended by another tool); write new episodes to another store")
         if free_keys is not None:   # first: it names the setting the user changed (e.g. `replay`, not `source`)
             check_same_identity(dict(root.attrs["generator"]), attrs["generator"], free_keys,
                                 where=f"{self.path}: attrs.generator")
@@ -102,15 +108,7 @@ class EpisodeWriter:
 
     def _reopen(self) -> zarr.Group:
         root = zarr.open_group(str(self.path), mode="r+")
-        _repair_torn_commit(root)
-        # Cut off steps and metadata left by an interrupted append.
-        n_steps, n_eps = self._committed(root)
-        for arr in _arrays(root["data"]):
-            if arr.shape[0] != n_steps:
-                arr.resize((n_steps, *arr.shape[1:]))
-        for name, arr in root["meta"].arrays():
-            if name != "episode_ends" and arr.shape[0] != n_eps:
-                arr.resize((n_eps, *arr.shape[1:]))
+        trim_uncommitted(root)
         return root
 
     @staticmethod
@@ -186,7 +184,8 @@ class EpisodeWriter:
         if key in group:
             return group[key]
         dtype = np.float32 if np.issubdtype(value.dtype, np.floating) and key != IMAGE_KEY else value.dtype
-        chunk = IMAGE_CHUNK if key == IMAGE_KEY else LOWDIM_CHUNK
+        # Images 16 steps a chunk; other arrays up to 4096 steps, fewer when a step is big (a kept extra).
+        chunk = IMAGE_CHUNK if is_image_key(key) else max(1, min(LOWDIM_CHUNK, _CHUNK_BYTES // max(1, value[0].nbytes)))
         return group.create_array(key, shape=(0, *value.shape[1:]), chunks=(chunk, *value.shape[1:]), dtype=dtype)
 
     def _meta_array(self, key: str, value):
@@ -215,17 +214,41 @@ def _lock_store(path: Path):
     """Hold an exclusive lock on the store until close() or process exit (the OS releases it then)."""
     if not path.is_dir():
         raise DatasetError(path, None, "not a store folder")
-    handle = open(path / LOCK_FILE, "a")
+    return acquire_lock(path / LOCK_FILE,
+                        DatasetError(path, None, "another writer has this store open; wait for it to finish"))
+
+
+def trim_uncommitted(root) -> dict[str, int]:
+    """Cut off what an interrupted append left: a torn episode_ends entry, data steps after the last end,
+    metadata values after the last episode. Returns {array: values removed}. Short metadata (episodes
+    appended by another tool) is left as it is."""
+    removed = {}
+    before = root["meta/episode_ends"].shape[0]
+    _repair_torn_commit(root)
+    if root["meta/episode_ends"].shape[0] != before:
+        removed["meta/episode_ends"] = before - root["meta/episode_ends"].shape[0]
+    n_steps, n_eps = EpisodeWriter._committed(root)
+    for name, arr in root["data"].arrays():
+        if arr.shape[0] > n_steps:
+            removed[f"data/{name}"] = arr.shape[0] - n_steps
+            arr.resize((n_steps, *arr.shape[1:]))
+    for name, arr in root["meta"].arrays():
+        if name != "episode_ends" and arr.shape[0] > n_eps:
+            removed[f"meta/{name}"] = arr.shape[0] - n_eps
+            arr.resize((n_eps, *arr.shape[1:]))
+    return removed
+
+
+def repair(path) -> dict[str, int]:
+    """`cotrain validate --repair`: trim an uncommitted tail so that every reader (diffusion_policy's
+    ReplayBuffer too) accepts the store. Takes the writer lock: a store being written is refused."""
+    path = Path(path)
+    _validate_group(open_group(path, mode="r"), path)
+    lock = _lock_store(path)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise DatasetError(path, None, "another writer has this store open; wait for it to finish") from None
-    return handle
-
-
-def _arrays(group):
-    return [arr for _, arr in group.arrays()]
+        return trim_uncommitted(zarr.open_group(str(path), mode="r+"))
+    finally:
+        lock.close()
 
 
 def _repair_torn_commit(root) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from harness.data.configs import load_config
+from harness.data.errors import UserError
 from harness.methods import METHODS, Cotrain, method_class
 
 
@@ -19,6 +20,16 @@ class GenerateSpec:
     config: dict[str, Any] = dataclasses.field(default_factory=dict)  # generator config keys (GenSimConfig
                                      # or TeleopConfig), e.g. {replay: physics}
 
+    def __post_init__(self):
+        if self.num is not None and self.num < 1:
+            raise ValueError(f"num must be >= 1 (or null), got {self.num}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.env is not None:
+            _check_preset(self.env, "env")
+
 
 @dataclasses.dataclass
 class StudyDataset:
@@ -27,6 +38,10 @@ class StudyDataset:
     role: Literal["clean", "corrupt"]  # clean: target/real demos; corrupt: sim (GCS) demos
     episodes: int | None = None      # use the first N episodes (null = all)
     generate: GenerateSpec | None = None  # how to make it if it is missing or short
+
+    def __post_init__(self):
+        if self.episodes is not None and self.episodes < 1:
+            raise ValueError(f"dataset {self.name!r}: episodes must be >= 1 (or null = all), got {self.episodes}")
 
 
 @dataclasses.dataclass
@@ -83,6 +98,18 @@ class EvalSettings:
 
     IDENTITY: ClassVar[tuple[str, ...]] = ("env", "trials", "seed", "time_limit")  # what changes results
 
+    def __post_init__(self):
+        for key in ("trials", "n_envs", "workers"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"eval.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("seed", "record"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"eval.{key} must be >= 0, got {getattr(self, key)}")
+        if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
+            raise ValueError(f"eval.time_limit must be > 0 seconds (or null), got {self.time_limit}")
+        _check_preset(self.env, "eval.env")
+        _check_device(self.device, "eval.device")
+
 
 @dataclasses.dataclass
 class ExecutorSettings:
@@ -90,6 +117,12 @@ class ExecutorSettings:
     max_parallel: int = 1            # jobs at once (generation and evaluation already use `workers` processes)
     threads: int = 1                 # torch threads per training / classifier job; on a small CPU more threads
                                      # than free cores slow training down several times (measured 8x on 2 cores)
+
+    def __post_init__(self):
+        if self.max_parallel < 1:
+            raise ValueError(f"executor.max_parallel must be >= 1, got {self.max_parallel}")
+        if self.threads < 0:
+            raise ValueError(f"executor.threads must be >= 0 (0 = torch's default), got {self.threads}")
 
 
 @dataclasses.dataclass
@@ -121,6 +154,8 @@ class StudyConfig:
             raise ValueError("seeds: list distinct training seeds")
         if self.eval.trials < 1:
             raise ValueError("eval.trials must be >= 1")
+        if self.spectra_window < 2:
+            raise ValueError(f"spectra_window must be >= 2 control steps, got {self.spectra_window}")
 
     @property
     def out(self) -> Path:
@@ -133,6 +168,27 @@ class StudyConfig:
             return None
         needed = any(m.uses_classifier for m in self.methods) or self.annotate.enabled
         return self.out / "annotations.zarr" if needed else None
+
+
+def _check_preset(name: str, key: str) -> None:
+    """An unknown physics preset is refused when the study is loaded, not when its first job runs."""
+    from sim_envs.config import load_preset
+    try:
+        load_preset(name)
+    except UserError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
+def _check_device(name: str, key: str) -> None:
+    """A device this machine does not have is refused at load (cpu needs no torch import)."""
+    if name == "cpu":
+        return
+    from harness.data.errors import ConfigError
+    from harness.device import resolve_device
+    try:
+        resolve_device(name)
+    except ConfigError as exc:
+        raise ValueError(f"{key}: {exc.problem}") from None
 
 
 def load_study(path, overrides=()) -> StudyConfig:

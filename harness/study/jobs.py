@@ -14,20 +14,31 @@ from harness.data.atomic import atomic_write_text
 from harness.data.configs import from_dict, merge
 
 
+def generator_config(path: str, kind: str, num: int, env: str | None, seed: int, workers: int, config: dict):
+    """The resolved, checked generator config of a dataset (GenSimConfig or TeleopConfig)."""
+    from sim_envs.config import load_preset
+    if kind == "gcs":
+        from gcs_planner.generate import GenSimConfig
+        cfg = from_dict(GenSimConfig, merge(config, {"num": num, "seed": seed, "env": env or "sim",
+                                                     "workers": workers}), f"generate {path}")
+    else:
+        from real_data.teleop.scripted import TeleopConfig
+        cfg = from_dict(TeleopConfig, merge(config, {"env": env or "target"}), f"generate {path}")
+    load_preset(cfg.env)   # an unknown physics preset: one line now, not after other datasets were made
+    return cfg
+
+
 def generate_dataset(path: str, kind: str, num: int, env: str | None, seed: int, workers: int,
                      config: dict, progress: bool = True) -> dict:
     """Fill the store at `path` up to `num` episodes from seeds seed, seed + 1, ... (what gen-sim /
     gen-teleop run; both resume and refuse a store made by another generator config)."""
+    cfg = generator_config(path, kind, num, env, seed, workers, config)
     if kind == "gcs":
-        from gcs_planner.generate import GenSimConfig, run_generation
-        cfg = from_dict(GenSimConfig, merge(config, {"num": num, "seed": seed, "env": env or "sim",
-                                                     "workers": workers}), f"generate {path}")
+        from gcs_planner.generate import run_generation
         summary = run_generation(path, cfg, progress=progress)
-        return {"path": path, "summary": summary.lines()}
-    from real_data.teleop.generate import generate
-    from real_data.teleop.scripted import TeleopConfig
-    cfg = from_dict(TeleopConfig, merge(config, {"env": env or "target"}), f"generate {path}")
-    summary = generate(path, num, cfg, seed=seed, workers=workers, progress=progress)
+    else:
+        from real_data.teleop.generate import generate
+        summary = generate(path, num, cfg, seed=seed, workers=workers, progress=progress)
     return {"path": path, "summary": summary.lines()}
 
 
@@ -66,8 +77,9 @@ def train_and_evaluate(run_dir: str, train_config: dict, eval: dict, threads: in
     trained = time.perf_counter()
     spec = EvalSpec(checkpoint=str(checkpoint), env=eval["env"], trials=eval["trials"], seed=eval["seed"],
                     time_limit=eval["time_limit"])
+    from harness.device import resolve_device
     summary = run_eval(spec, run_dir / "eval", n_envs=eval["n_envs"], workers=eval["workers"],
-                       device=eval["device"], record=eval["record"], progress=progress)
+                       device=str(resolve_device(eval["device"])), record=eval["record"], progress=progress)
     result = {"checkpoint": str(checkpoint), "success": summary.to_dict()["success"],
               "train_seconds_last_session": round(trained - started, 1),
               "eval_seconds_last_session": round(time.perf_counter() - trained, 1)}

@@ -5,9 +5,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-from harness.data.configs import from_dict, load_config, load_yaml, merge, save_config, to_dict
+from harness.data.configs import from_dict, load_yaml, merge, save_config, to_dict
 from harness.data.errors import ConfigError, DatasetError, UserError
-from harness.data.identity import claim_output
+from harness.data.identity import LOCK_FILE, claim_output
+from harness.data.locks import check_writable, hold_lock
 from harness.study.config import StudyConfig
 from harness.study.executor import Job, JobResult, make_executor
 from harness.study.plan import RunPlan, plan_runs
@@ -27,19 +28,31 @@ class StudyResult:
 
 
 def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print) -> StudyResult:
-    """Run (or resume) the whole study and write its report; see harness/study/__init__.py."""
+    """Run (or resume) the whole study and write its report; see harness/study/__init__.py.
+
+    Every config of every job (generation, annotation, training, evaluation) is resolved and checked
+    before anything is written; the study folder is locked while the study runs.
+    """
     out = cfg.out
     _check_study_folder(out)
+    annotations = cfg.annotations_path
+    plans = plan_runs(cfg, annotations, dry=True)       # every TrainConfig, with stand-ins for data numbers
+    _check_devices(cfg, plans)
+    if annotations is not None:
+        annotate_job(cfg)                                # the AnnotateConfig
+    generation_jobs(cfg, progress, dry=True)             # every generator config
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "experiment.yaml")
+    with hold_lock(out / LOCK_FILE, f"{out}: another `cotrain compare` is running this study; wait for it"):
+        if not (out / "experiment.yaml").is_file():
+            save_config(cfg, out / "experiment.yaml")
+        return _run_stages(cfg, annotations, executor, progress, log)
+
+
+def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: bool, log) -> StudyResult:
+    out = cfg.out
     executor = executor or make_executor(cfg.executor.kind, cfg.executor.max_parallel)
     t0 = time.perf_counter()
-    annotations = cfg.annotations_path
-
-    # Config errors now, not after an hour of data generation.
-    plan_runs(cfg, annotations, dry=True)
-    if annotations is not None:
-        annotate_job(cfg)
 
     # 1. datasets
     failed = _run_stage(executor, generation_jobs(cfg, progress), "datasets", log)
@@ -53,10 +66,11 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
         if failed:
             return StudyResult(out, "", failed, [])
 
-    # 3. runs
+    # 3. runs: every folder claimed (or refused) before any is trained; then the study records its config
     plans = plan_runs(cfg, annotations)
     for plan in plans:
         claim_run(plan, cfg)
+    save_config(cfg, out / "experiment.yaml")
     todo = [p for p in plans if not (p.dir / "done").exists()]
     log(f"runs       {len(plans)} in total, {len(plans) - len(todo)} finished, {len(todo)} to run")
     eval_kwargs = dataclasses.asdict(cfg.eval)
@@ -90,9 +104,13 @@ def claim_run(plan: RunPlan, cfg: StudyConfig) -> None:
     claim_output(plan.dir, "run.json", identity, RUN_FREE_KEYS, kind="study run folder")
 
 
-def generation_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
-    """One job per dataset that must be generated or extended to the episodes the study uses."""
+def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) -> list[Job]:
+    """One job per dataset that must be generated or extended to the episodes the study uses.
+
+    dry: only resolve and check every generator config (and that a missing store's place is writable).
+    """
     from harness.data.store import EpisodeStore
+    from harness.study.jobs import generator_config
     jobs = []
     for d in cfg.datasets:
         if d.generate is None:
@@ -100,12 +118,17 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
         num = d.generate.num or d.episodes
         if num is None:
             raise ConfigError("experiment", f"datasets.{d.name}.generate.num", "say how many episodes to generate")
+        g = d.generate
+        kwargs = {"path": d.path, "kind": g.kind, "num": num, "env": g.env, "seed": g.seed, "workers": g.workers,
+                  "config": dict(g.config)}
+        if dry:
+            generator_config(**kwargs)
+            if not Path(d.path).exists():
+                check_writable(d.path)
+            continue
         if Path(d.path).exists() and EpisodeStore(d.path).n_episodes >= num:
             continue
-        g = d.generate
-        jobs.append(Job(f"generate {d.name}", "harness.study.jobs:generate_dataset",
-                        {"path": d.path, "kind": g.kind, "num": num, "env": g.env, "seed": g.seed,
-                         "workers": g.workers, "config": dict(g.config), "progress": progress}))
+        jobs.append(Job(f"generate {d.name}", "harness.study.jobs:generate_dataset", {**kwargs, "progress": progress}))
     return jobs
 
 
@@ -116,8 +139,9 @@ def annotate_job(cfg: StudyConfig) -> Job:
 
     base = merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train)
     data = from_dict(TrainConfig, base, "experiment: train").data
-    acfg = load_config(AnnotateConfig, cfg.annotate.config, base={
-        **cfg.annotate.overrides, "n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action})
+    windows = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action}
+    settings = merge(load_yaml(cfg.annotate.config) if cfg.annotate.config else {}, cfg.annotate.overrides)
+    acfg = from_dict(AnnotateConfig, merge(settings, windows), "experiment: annotate")
     return Job("annotate", "harness.study.jobs:annotate", {
         # the classifier sees the same first-N episodes that the runs train on
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
@@ -146,7 +170,20 @@ def _check_datasets(cfg: StudyConfig) -> None:
             raise DatasetError(d.path, None, f"dataset {d.name!r} has {n} episodes, the study uses {d.episodes}")
 
 
+def _check_devices(cfg: StudyConfig, plans: list[RunPlan]) -> None:
+    """A training device this machine does not have fails now, not when the first run starts training
+    (eval.device is checked when the config loads)."""
+    from harness.device import resolve_device
+    for name in {p.train_config["device"] for p in plans}:
+        try:
+            resolve_device(name)
+        except ConfigError as exc:
+            raise ConfigError("experiment", "train.device", exc.problem) from None
+
+
 def _check_study_folder(out: Path) -> None:
     """A study writes only into a folder it made (one holding experiment.yaml) or a new one."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "experiment.yaml").is_file())):
+    foreign = out.exists() and (not out.is_dir() or (any(p.name != LOCK_FILE for p in out.iterdir())
+                                                     and not (out / "experiment.yaml").is_file()))
+    if foreign:
         raise UserError(f"{out}: exists and is not a study folder (no experiment.yaml); choose another out_dir")

@@ -4,6 +4,8 @@
 
 The source is read and validated completely before anything is written; the output is written under a
 temporary name and renamed into place, so a bad source or an interruption leaves `out` untouched.
+The summary names every source key and what became of it (imported as, kept as an extra, used for
+bookkeeping, or dropped and why); the same list is kept in the output's attrs (generator.source_info.keys).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from harness.data.atomic import atomic_path
 from harness.data.errors import UserError
+from harness.data.store import is_image_key
 from harness.data.writer import EpisodeWriter
 from real_data.importers import resample
 from real_data.importers.diffusion_policy import read_diffusion_policy
@@ -33,11 +36,17 @@ class ImportSummary:
     n_steps_out: int
     rate_in_hz: float
     images: bool
+    fates: list[tuple[str, str]] = dataclasses.field(default_factory=list)   # (source key, what became of it)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [f"imported {self.n_episodes} episodes ({self.n_steps_in} source steps at {self.rate_in_hz:g} Hz "
-                f"-> {self.n_steps_out} steps at {OUTPUT_HZ:g} Hz{', with images' if self.images else ''}) "
-                f"into {self.out}"]
+        out = [f"imported {self.n_episodes} episodes ({self.n_steps_in} source steps at {self.rate_in_hz:g} Hz "
+               f"-> {self.n_steps_out} steps at {OUTPUT_HZ:g} Hz{', with images' if self.images else ''}) "
+               f"into {self.out}"]
+        width = max([len(k) for k, _ in self.fates] + [10])
+        out += [f"  {key:<{width}}  {fate}" for key, fate in self.fates]
+        out += [f"warning: {w}" for w in self.warnings]
+        return out
 
 
 def read_source(src, fmt: str, mapping: ImportMapping) -> Source:
@@ -53,6 +62,7 @@ def resample_episode(source: Source, index: int, out_hz: float = OUTPUT_HZ) -> d
         data = {k: v.copy() for k, v in ep.lowdim.items()}
         if ep.load_image is not None:
             data["image"] = ep.load_image()
+        data.update({k: s.load() for k, s in ep.streams.items()})
         return data
     grid = resample.output_times(ep.times, out_hz)
     data = {
@@ -62,6 +72,10 @@ def resample_episode(source: Source, index: int, out_hz: float = OUTPUT_HZ) -> d
     }
     if ep.load_image is not None:
         data["image"] = ep.load_image()[resample.hold_indices(ep.times, grid)]
+    for key, stream in ep.streams.items():
+        values = stream.load()
+        data[key] = values[resample.hold_indices(ep.times, grid)] if is_image_key(key) else \
+            resample.resample_any(ep.times, values, grid)
     return data
 
 
@@ -71,30 +85,45 @@ def import_logs(src, fmt: str, out, mapping_path=None, overwrite: bool = False, 
     mapping = load_mapping(fmt, mapping_path)
     if out.exists() and not overwrite:
         raise UserError(f"{out}: output exists (pass --overwrite to replace it)")
+    if out.exists() and not _is_imported_store(out):   # --overwrite replaces only an earlier import
+        raise UserError(f"{out}: exists and is not a store made by `cotrain import`; --overwrite will not "
+                        "replace it")
     if Path(src).resolve() == out.resolve():
         raise UserError(f"{out}: output would replace the source")
     source = read_source(src, fmt, mapping)
     generator = {
         "importer": "real_data.importers", "format": fmt, "src": str(Path(src).resolve()),
         "mapping": mapping_dict(mapping), "rate_in_hz": source.rate_hz, "rate_out_hz": OUTPUT_HZ,
-        "resample_method": resample.METHOD, "source_info": source.info,
+        "resample_method": resample.METHOD,
+        "source_info": {**source.info, "keys": [list(f) for f in source.fates]},
     }
     n_out = 0
     bar = progress(total=len(source.episodes), desc="import", unit="ep") if progress else None
-    with atomic_path(out) as tmp:
-        with EpisodeWriter(tmp, domain="real", source="imported", env="real", env_params={},
-                           generator=generator) as writer:
-            for i, ep in enumerate(source.episodes):
-                data = resample_episode(source, i)
-                n_out += len(data["action"])
-                writer.add_episode(data, {"source_episode": ep.index, "source_length": ep.length})
-                if bar:
-                    bar.update(1)
-    if bar:
-        bar.close()
+    try:
+        with atomic_path(out) as tmp:
+            with EpisodeWriter(tmp, domain="real", source="imported", env="real", env_params={},
+                               generator=generator) as writer:
+                for i, ep in enumerate(source.episodes):
+                    data = resample_episode(source, i)
+                    n_out += len(data["action"])
+                    writer.add_episode(data, {"source_episode": ep.index, "source_length": ep.length, **ep.meta})
+                    if bar:
+                        bar.update(1)
+    finally:
+        if bar:
+            bar.close()
     return ImportSummary(out=out, n_episodes=len(source.episodes),
                          n_steps_in=sum(e.length for e in source.episodes), n_steps_out=n_out,
-                         rate_in_hz=source.rate_hz, images=source.image_shape is not None)
+                         rate_in_hz=source.rate_hz, images=source.image_shape is not None,
+                         fates=list(source.fates), warnings=list(source.warnings))
+
+
+def _is_imported_store(path: Path) -> bool:
+    from harness.data.store import open_group
+    try:
+        return open_group(path).attrs.get("source") == "imported"
+    except UserError:
+        return False
 
 
 __all__ = ["FORMATS", "ImportSummary", "import_logs", "read_source", "resample_episode", "load_mapping"]

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from harness.data.errors import DatasetError
 from real_data.importers.mapping import ImportMapping
-from real_data.importers.source import Source, SourceEpisode, check_image_shape, check_times, select_columns
+from real_data.importers.source import Source, SourceEpisode, Stream, check_extra, check_image_shape, check_times, \
+    choose_primary_camera, lowdim_fates, select_columns, store_name, unit_warnings
 
 VERSIONS = ("v2.0", "v2.1", "v3.0")
 
@@ -73,22 +74,34 @@ def _read_frames(path: Path, columns: list[str], optional: tuple[str, ...] = ())
         raise DatasetError(path, "data", f"frame files disagree on column types ({exc})".splitlines()[0]) from None
 
 
+def _is_list(t) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
 def _column_array(path, key: str, column: pa.ChunkedArray) -> np.ndarray:
-    """A feature column (list<number> or number per row) -> (N, D) array; ragged rows are an error."""
+    """A feature column -> array: numbers per row (N,), lists (N, D), lists of lists (N, D1, D2), ...;
+    ragged rows and missing values are errors."""
     col = column.combine_chunks()
-    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type):
+    if isinstance(col, pa.ChunkedArray):   # pyarrow keeps huge columns chunked
+        col = pa.concat_arrays(col.chunks)
+    dims = []
+    while _is_list(col.type):
         if col.null_count:
             raise DatasetError(path, key, f"{col.null_count} missing values")
         lengths = np.asarray(pc.list_value_length(col))
         if len(lengths) and (lengths != lengths[0]).any():
             i = int(np.flatnonzero(lengths != lengths[0])[0])
-            raise DatasetError(path, key, f"unequal lengths: row {i} has {lengths[i]} values, row 0 has {lengths[0]}")
-        width = int(lengths[0]) if len(lengths) else 0
-        flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False))
-        return flat.reshape(len(col), width)
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        return np.asarray(col.to_numpy(zero_copy_only=False))[:, None]
-    raise DatasetError(path, key, f"expected numbers or lists of numbers, got {col.type}")
+            what = "row" if not dims else "element"
+            raise DatasetError(path, key, f"unequal lengths: {what} {i} has {lengths[i]} values, {what} 0 has {lengths[0]}")
+        dims.append(int(lengths[0]) if len(lengths) else 0)
+        col = col.flatten()
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
+        raise DatasetError(path, key, f"expected numbers or lists of numbers, got {column.type}")
+    if col.null_count:
+        raise DatasetError(path, key, f"{col.null_count} missing values")
+    flat = np.asarray(col.to_numpy(zero_copy_only=False))
+    n = len(column)
+    return flat.reshape(n, *dims)
 
 
 def _episode_meta(path: Path, version: str) -> dict[int, dict]:
@@ -162,29 +175,70 @@ class _VideoCache:
         return self._frames
 
 
+# Frame columns every LeRobot dataset has, and what the import does with them.
+BOOKKEEPING = {
+    "timestamp": "used: frame times (resampled to the 10 Hz grid when off it)",
+    "frame_index": "used: frame order within an episode",
+    "episode_index": "used: episode boundaries",
+    "index": "dropped: the global frame number (the store's meta/episode_ends replaces it)",
+}
+# Episode-metadata columns LeRobot itself writes (v3.0 prefixes: data/, videos/, meta/episodes/, stats/).
+EPISODE_STANDARD = ("episode_index", "length", "tasks", "dataset_from_index", "dataset_to_index")
+EPISODE_PREFIXES = {
+    "data/": "used: where the episode's frames are",
+    "videos/": "used: where the episode's video frames are",
+    "meta/episodes/": "dropped: where this metadata row is (LeRobot bookkeeping)",
+    "stats/": "dropped: per-episode statistics (`cotrain export` computes its own)",
+}
+NUMERIC_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                  "uint32", "uint64", "bool")
+
+
 def read_lerobot(path, mapping: ImportMapping) -> Source:
     path = Path(path)
     info = read_info(path)
     version, fps, features = info["codebase_version"], float(info["fps"]), info["features"]
+    fates: list[tuple[str, str]] = []
 
     for target, field in mapping.lowdim().items():
         if field.key not in features:
             raise DatasetError(path, f"meta/info.json: features.{field.key}",
                                f"missing feature (needed for {target}; present: {', '.join(sorted(features))})")
-    image = None
-    if mapping.image is not None:
-        if mapping.image.key in features:
-            image = mapping.image.key
-        elif not mapping.image.optional:
-            raise DatasetError(path, f"meta/info.json: features.{mapping.image.key}", "missing feature")
-    image_kind = features[image].get("dtype") if image else None
-    if image and image_kind not in ("video", "image"):
-        raise DatasetError(path, f"meta/info.json: features.{image}", f"dtype must be video or image, got {image_kind!r}")
+    mapped = {f.key for f in mapping.lowdim().values()}
+    cameras = [k for k, f in features.items() if f.get("dtype") in ("video", "image") and k not in mapped
+               and k not in mapping.drop]
+    image, image_note, warnings = choose_primary_camera(mapping, cameras, list(features))
+    if image is not None and image not in features:
+        raise DatasetError(path, f"meta/info.json: features.{image}", "missing feature")
+    if image and features[image].get("dtype") not in ("video", "image"):
+        raise DatasetError(path, f"meta/info.json: features.{image}",
+                           f"dtype must be video or image, got {features[image].get('dtype')!r}")
     image_shape = _image_hw(path, image, features[image]) if image else None
 
+    # Every other feature: a further camera, an extra column, or dropped with the reason.
+    more_cameras, extra_columns = [], []
+    for key, feature in features.items():
+        if key in mapped or key == image or key in BOOKKEEPING or key == "task_index":
+            continue
+        why = _drop_reason(mapping, key)
+        dtype = feature.get("dtype")
+        if why is None and dtype in ("video", "image"):
+            _image_hw(path, key, feature)
+            more_cameras.append(key)
+            continue
+        if why is None and dtype not in NUMERIC_DTYPES:
+            why = f"dtype {dtype!r} is not numeric"
+        if why is None:
+            extra_columns.append(key)
+        else:
+            fates.append((key, f"dropped: {why}"))
+
+    image_columns = [k for k in [image, *more_cameras] if k and features[k]["dtype"] == "image"]
     lowdim_keys = list(dict.fromkeys(f.key for f in mapping.lowdim().values()))
-    columns = ["episode_index", *lowdim_keys, *([image] if image_kind == "image" else [])]
-    frames = _read_frames(path, list(dict.fromkeys(columns)), optional=("frame_index", "timestamp"))
+    keep_tasks = _drop_reason(mapping, "task_index") is None
+    frames = _read_frames(path, list(dict.fromkeys(["episode_index", *lowdim_keys, *image_columns])),
+                          optional=("frame_index", "timestamp", *extra_columns,
+                                    *(("task_index",) if keep_tasks else ())))
     if len(frames) == 0:
         raise DatasetError(path, "data", "no frames")
 
@@ -193,15 +247,57 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
                    if "frame_index" in frames.column_names else None)
     timestamp = (np.asarray(frames.column("timestamp").to_numpy(zero_copy_only=False), dtype=np.float64)
                  if "timestamp" in frames.column_names else None)
-    lowdim_all = {t: select_columns(path, f.key, _column_array(path, f.key, frames.column(f.key)), f, t)
-                  for t, f in mapping.lowdim().items()}
+    raw = {k: _column_array(path, k, frames.column(k)) for k in lowdim_keys}
+    lowdim_all = {t: select_columns(path, f.key, raw[f.key], f, t) for t, f in mapping.lowdim().items()}
+    widths = {k: (a.shape[1] if a.ndim > 1 else 1) for k, a in raw.items()}
+    fates += list(lowdim_fates(mapping, widths).items())
+    if image:
+        fates.append((image, f"-> data/image{image_note}"))
+    for key in BOOKKEEPING:
+        if key in features or key in frames.column_names:
+            fates.append((key, BOOKKEEPING[key] if key in frames.column_names or key == "index"
+                          else "dropped: in info.json but no data column"))
+
+    extras: dict[str, np.ndarray] = {}
+    for key in extra_columns:
+        if key not in frames.column_names:
+            fates.append((key, "dropped: in info.json but no data column"))
+            continue
+        try:
+            values = _column_array(path, key, frames.column(key))
+            why = check_extra(path, key, values)
+        except DatasetError as exc:
+            why = exc.problem
+        if why is None:
+            extras[f"extra.{store_name(key)}"] = values
+            fates.append((key, f"-> data/extra.{store_name(key)}"))
+        else:
+            fates.append((key, f"dropped: {why}"))
+    tasks = _read_tasks(path, version)
+    if "task_index" in frames.column_names:
+        extras["extra.task_index"] = _column_array(path, "task_index", frames.column("task_index"))
+        fates.append(("task_index", "-> data/extra.task_index (task texts in attrs generator.source_info.tasks)"))
+    elif "task_index" in features:
+        fates.append(("task_index", "dropped: " + (_drop_reason(mapping, "task_index") or "no data column")))
+    if tasks is not None:
+        fates.append((tasks[0], "kept in attrs generator.source_info.tasks (task_index -> text)"))
+    for key in more_cameras:
+        fates.append((key, f"-> data/image.{store_name(key)} (camera, {features[key]['dtype']})"))
 
     meta = _episode_meta(path, version)
+    meta_file = "meta/episodes.jsonl" if version.startswith("v2") else "meta/episodes"
     present = sorted(set(episode_index.tolist()))
+    episode_values, meta_fates = _episode_values(path, meta, mapping, meta_file, present)
+    fates += meta_fates
+    if version.startswith("v2") and (path / "meta" / "episodes_stats.jsonl").is_file():
+        fates.append(("meta/episodes_stats.jsonl", "dropped: per-episode statistics (`cotrain export` computes its own)"))
+    if (path / "meta" / "stats.json").is_file():
+        fates.append(("meta/stats.json", "dropped: statistics (`cotrain export` computes its own)"))
+
     for ep, row in meta.items():
         if row["length"] == 0 or ep not in present:
             raise DatasetError(path, "meta/episodes", f"episode {ep} is empty")
-    video = _VideoCache()
+    caches = {k: _VideoCache() for k in [image, *more_cameras] if k}
     episodes = []
     # Rows grouped by episode, in frame order within each (files may list frames in any order).
     order = np.lexsort((frame_index if frame_index is not None else np.arange(len(episode_index)), episode_index))
@@ -223,22 +319,117 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
         else:
             times = (fi - fi[0]) / fps if frame_index is not None else np.arange(len(rows)) / fps
             raw_t = times
-        loader = None
-        if image_kind == "image":
-            loader = (lambda rows=rows: _decode_images(path, image, frames.column(image).take(pa.array(rows)),
-                                                       image_shape))
-        elif image_kind == "video":
-            file, offset = _video_location(path, info, meta, image, ep)
-            loader = (lambda file=file, offset=offset, t=raw_t: _video_frames(path, video, file, offset + t,
-                                                                            fps, image_shape))
+        loaders = {k: _camera_loader(path, info, meta, frames, features, k, ep, rows, raw_t, fps, caches[k])
+                   for k in caches}
+        streams = {f"image.{store_name(k)}": Stream(load=loaders[k]) for k in more_cameras}
+        streams.update({k: Stream(load=lambda v=v, rows=rows: v[rows]) for k, v in extras.items()})
         episodes.append(SourceEpisode(index=int(ep), times=times,
-                                      lowdim={t: v[rows] for t, v in lowdim_all.items()}, load_image=loader))
+                                      lowdim={t: v[rows] for t, v in lowdim_all.items()},
+                                      load_image=loaders.get(image), streams=streams,
+                                      meta={k: v[ep] for k, v in episode_values.items()}))
     rate = mapping.rate_hz or fps
     if mapping.rate_hz is not None:  # the mapping's rate wins over the recorded timestamps
         for e in episodes:
             e.times = np.arange(e.length) / rate
+    warnings += unit_warnings(lowdim_all)
+    source_info = {"codebase_version": version, "fps": fps, "robot_type": info.get("robot_type"),
+                   "features": {k: {n: f.get(n) for n in ("dtype", "shape", "names")} for k, f in features.items()}}
+    if tasks is not None:
+        source_info["tasks"] = tasks[1]
+    episode_tasks = {str(ep): row["tasks"] for ep, row in meta.items() if isinstance(row.get("tasks"), list)}
+    if episode_tasks:
+        source_info["episode_tasks"] = episode_tasks
     return Source(path=path, format="lerobot", rate_hz=rate, episodes=episodes, image_shape=image_shape,
-                  info={"codebase_version": version, "fps": fps})
+                  info=source_info, fates=fates, warnings=warnings)
+
+
+def _drop_reason(mapping: ImportMapping, key: str) -> str | None:
+    if key in mapping.drop:
+        return "listed in the mapping's drop"
+    if not mapping.extras:
+        return "extras: false in the mapping"
+    return None
+
+
+def _camera_loader(path, info, meta, frames, features, key, ep, rows, raw_t, fps, cache):
+    shape = _image_hw(path, key, features[key])
+    if features[key]["dtype"] == "image":
+        return lambda: _decode_images(path, key, frames.column(key).take(pa.array(rows)), shape)
+    file, offset = _video_location(path, info, meta, key, ep)
+    return lambda: _video_frames(path, cache, file, offset + raw_t, fps, shape)
+
+
+def _read_tasks(path: Path, version: str) -> tuple[str, dict[str, str]] | None:
+    """(file, {task_index: text}) from meta/tasks.jsonl (v2.x) or meta/tasks.parquet (v3.0), if present."""
+    if version.startswith("v2"):
+        file = path / "meta" / "tasks.jsonl"
+        if not file.is_file():
+            return None
+        rows = []
+        for n, line in enumerate(file.read_text().splitlines()):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise DatasetError(path, "meta/tasks.jsonl", f"line {n + 1}: invalid JSON") from None
+    else:
+        file = path / "meta" / "tasks.parquet"
+        if not file.is_file():
+            return None
+        try:
+            table = pq.read_table(file)
+        except Exception as exc:  # noqa: BLE001 - any unreadable parquet
+            raise DatasetError(path, "meta/tasks.parquet", f"not a parquet file ({type(exc).__name__})") from None
+        text = next((c for c in ("task", "__index_level_0__") if c in table.column_names), None)
+        if text is None or "task_index" not in table.column_names:
+            raise DatasetError(path, "meta/tasks.parquet", f"needs task_index and task columns, has "
+                                                           f"{', '.join(table.column_names)}")
+        rows = [{"task_index": r["task_index"], "task": r[text]} for r in table.to_pylist()]
+    try:
+        tasks = {str(int(r["task_index"])): str(r["task"]) for r in rows}
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(path, str(file.relative_to(path)), "rows need task_index and task") from None
+    return str(file.relative_to(path)), tasks
+
+
+def _episode_values(path: Path, meta: dict[int, dict], mapping: ImportMapping, meta_file: str,
+                    present: list[int]) -> tuple[dict[str, dict[int, object]], list[tuple[str, str]]]:
+    """Per-episode columns LeRobot does not define -> {meta/extra.<name>: {episode: value}}, and fates."""
+    columns = list(dict.fromkeys(c for row in meta.values() for c in row))
+    uncovered = [ep for ep in present if ep not in meta]
+    values: dict[str, dict[int, object]] = {}
+    fates: list[tuple[str, str]] = []
+    grouped = set()
+    for col in columns:
+        prefix = next((p for p in EPISODE_PREFIXES if col.startswith(p)), None)
+        if prefix is not None:
+            if prefix not in grouped:
+                grouped.add(prefix)
+                fates.append((f"{meta_file}: {prefix}*", EPISODE_PREFIXES[prefix]))
+            continue
+        if col in ("episode_index", "length", "dataset_from_index", "dataset_to_index"):
+            fates.append((f"{meta_file}: {col}", "used: checked against the frames"))
+            continue
+        if col == "tasks":
+            fates.append((f"{meta_file}: {col}", "kept in attrs generator.source_info.episode_tasks"))
+            continue
+        why = _drop_reason(mapping, col)
+        if why is None and uncovered:
+            why = f"episode {uncovered[0]} has no metadata row"
+        column = [meta[ep].get(col) for ep in present] if why is None else []
+        if why is None and any(v is None for v in column):
+            why = "missing for some episodes"
+        if why is None and not all(isinstance(v, (bool, int, float)) for v in column):
+            why = "not one number per episode"
+        if why is None and not all(np.isfinite(float(v)) for v in column):
+            why = "NaN or inf"
+        if why is None:
+            name = f"extra.{store_name(col)}"
+            values[name] = dict(zip(present, column))
+            fates.append((f"{meta_file}: {col}", f"-> meta/{name}"))
+        else:
+            fates.append((f"{meta_file}: {col}", f"dropped: {why}"))
+    return values, fates
 
 
 def _video_location(path: Path, info: dict, meta: dict, key: str, ep: int) -> tuple[Path, float]:

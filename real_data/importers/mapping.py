@@ -7,13 +7,24 @@ A mapping file (YAML) is optional; the defaults cover the published layouts:
     action:      {key: action}                       # commanded pusher x, y
     image:       {key: overhead_camera, optional: true}
     rate_hz: null                                    # null: the source's own rate (LeRobot fps; 10 for zarr)
+    extras: true                                     # keep every other array / episode value (see below)
+    drop: []                                         # source keys not to import
 
-Any field may be overridden; the rest keep the defaults of the chosen format. `image: null` drops images.
+Any field may be overridden; the rest keep the defaults of the chosen format. `image: null` drops the
+primary camera. A low-dim field may also take `scale` and `offset` (a number, or one per column):
+value = source[:, columns] * scale + offset, e.g. PushT's pixels to metres.
+
+Everything else in the source is kept under the store's extras namespace (harness.data.store): other
+cameras as data/image.<source key>, other per-step arrays as data/extra.<source key>, per-episode values
+as meta/extra.<source key>; `extras: false` or `drop: [key, ...]` leave them out (and the import summary
+says so).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Union
+
+import numpy as np
 
 from harness.data.configs import from_dict, load_yaml, merge, to_dict
 from harness.data.errors import ConfigError
@@ -27,7 +38,28 @@ OUTPUT_HZ = 10.0   # every imported stream is resampled to the dataset's control
 class FieldMap:
     key: str                                  # source key (zarr: name under data/; LeRobot: feature name)
     columns: Optional[list[int]] = None       # which columns of the source key to take; null = all
-    optional: bool = False                    # true: silently skipped when the source lacks the key
+    optional: bool = False                    # true: skipped (with a note) when the source lacks the key
+    scale: Optional[Union[float, list[float]]] = None    # per column, or one number for all; null = 1
+    offset: Optional[Union[float, list[float]]] = None   # added after scaling; null = 0
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """(N, width) selected columns -> scaled and offset (float64)."""
+        out = np.asarray(values, dtype=np.float64)
+        if self.scale is not None:
+            out = out * np.asarray(self.scale, dtype=np.float64)
+        if self.offset is not None:
+            out = out + np.asarray(self.offset, dtype=np.float64)
+        return out
+
+    def describe(self) -> str:
+        parts = []
+        if self.columns is not None:
+            parts.append(f"columns {', '.join(map(str, self.columns))}")
+        if self.scale is not None:
+            parts.append(f"scale {self.scale}")
+        if self.offset is not None:
+            parts.append(f"offset {self.offset}")
+        return f" ({'; '.join(parts)})" if parts else ""
 
 
 @dataclasses.dataclass
@@ -37,6 +69,8 @@ class ImportMapping:
     action: FieldMap                          # -> data/action (T, 2)
     image: Optional[FieldMap] = None          # -> data/image (T, H, W, 3) uint8; null = no images
     rate_hz: Optional[float] = None           # source control rate; null = from the source's metadata
+    extras: bool = True                       # keep unmapped cameras, arrays and per-episode values
+    drop: list[str] = dataclasses.field(default_factory=list)   # source keys not to import
 
     def __post_init__(self):
         if self.rate_hz is not None and not self.rate_hz > 0:
@@ -53,7 +87,7 @@ DEFAULTS: dict[str, dict] = {
         "slider_pose": {"key": "slider_state", "columns": [0, 1, 2]},
         "action": {"key": "action", "columns": [0, 1]},
         "image": {"key": "overhead_camera", "optional": True},
-        "rate_hz": None,
+        "rate_hz": None, "extras": True, "drop": [],
     },
     # LeRobot naming conventions: the pusher in observation.state, the object in environment_state.
     "lerobot": {
@@ -61,7 +95,7 @@ DEFAULTS: dict[str, dict] = {
         "slider_pose": {"key": "observation.environment_state", "columns": [0, 1, 2]},
         "action": {"key": "action", "columns": [0, 1]},
         "image": {"key": "observation.image", "optional": True},
-        "rate_hz": None,
+        "rate_hz": None, "extras": True, "drop": [],
     },
 }
 
@@ -77,7 +111,7 @@ def load_mapping(fmt: str, path=None) -> ImportMapping:
             if isinstance(update.get(name), str):
                 update[name] = {"key": update[name]}
             if name in update and isinstance(update[name], dict):
-                update[name] = {"columns": None, "optional": False, **update[name]}
+                update[name] = {"columns": None, "optional": False, "scale": None, "offset": None, **update[name]}
         data = merge(data, update)
         source = str(path)
     mapping = from_dict(ImportMapping, data, source)
@@ -85,6 +119,15 @@ def load_mapping(fmt: str, path=None) -> ImportMapping:
         if field.columns is not None and len(field.columns) != TARGET_WIDTH[name]:
             raise ConfigError(source, f"{name}.columns",
                               f"must pick {TARGET_WIDTH[name]} columns, got {len(field.columns)}")
+        for what in ("scale", "offset"):
+            value = getattr(field, what)
+            if isinstance(value, list) and len(value) not in (1, TARGET_WIDTH[name]):
+                raise ConfigError(source, f"{name}.{what}", f"must be one number or {TARGET_WIDTH[name]} "
+                                                            f"(one per column), got {len(value)}")
+            if value is not None and not np.all(np.isfinite(value)):
+                raise ConfigError(source, f"{name}.{what}", "must be finite")
+        if field.scale is not None and np.any(np.asarray(field.scale) == 0):
+            raise ConfigError(source, f"{name}.scale", "must not be 0")
     return mapping
 
 

@@ -32,6 +32,24 @@ class HumanTraits:
     pause_steps: tuple[int, int] = (3, 12)         # pause length in steps, drawn from [lo, hi]
     lead_limit: float = 0.02                       # m: the still command never leads the pusher by more
 
+    def __post_init__(self):
+        def require(ok, key, what):
+            if not ok:
+                raise ValueError(f"{key} must be {what}, got {getattr(self, key)!r}")
+        inf = float("inf")
+        lo, hi = self.reaction_delay_steps
+        require(0 <= lo <= hi <= 50, "reaction_delay_steps", "[lo, hi] with 0 <= lo <= hi <= 50 steps")
+        lo, hi = self.speed_factor_range
+        require(0 < lo <= hi < inf, "speed_factor_range", "[lo, hi] with 0 < lo <= hi")
+        lo, hi = self.pause_steps
+        require(1 <= lo <= hi, "pause_steps", "[lo, hi] with 1 <= lo <= hi")
+        for key in ("max_accel", "max_speed"):
+            require(0 < getattr(self, key) < inf, key, "> 0")
+        for key in ("speed_drift", "tremor_std", "lead_limit"):
+            require(0 <= getattr(self, key) < inf, key, ">= 0")
+        require(0 <= self.tremor_smoothing < 1, "tremor_smoothing", "in [0, 1)")
+        require(0 <= self.pause_prob <= 1, "pause_prob", "a probability in [0, 1]")
+
 
 class Hand:
     """Integrates stick velocity into the commanded position, with the traits above."""

@@ -24,6 +24,12 @@ class TeleopConfig:
     strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
     human: HumanTraits = dataclasses.field(default_factory=HumanTraits)
 
+    def __post_init__(self):
+        if not self.env:
+            raise ValueError("env must name a physics preset")
+        if self.image_size is not None and not all(8 <= s <= 2048 for s in self.image_size):
+            raise ValueError(f"image_size must be [H, W] with each side 8..2048 pixels, got {list(self.image_size)}")
+
 
 class ScriptedTeleoperator:
     def __init__(self, config: TeleopConfig = TeleopConfig()):

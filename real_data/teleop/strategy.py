@@ -44,6 +44,22 @@ class StrategyConfig:
     lost_contact: float = 0.02        # m gap between pusher and T that counts as lost contact
     retreat_distance: float = 0.025   # m to back off along the face normal before choosing again
 
+    def __post_init__(self):
+        def require(ok, key, what):
+            if not ok:
+                raise ValueError(f"{key} must be {what}, got {getattr(self, key)!r}")
+        inf = float("inf")
+        for key in ("rot_weight", "limit_surface_c", "candidate_spacing", "approach_speed", "push_speed_max",
+                    "push_speed_min", "wrong_way_deg", "lost_contact"):
+            require(0 < getattr(self, key) < inf, key, "> 0")
+        for key in ("approach_gap", "clearance_margin", "push_speed_gain", "retreat_distance"):
+            require(0 <= getattr(self, key) < inf, key, ">= 0")
+        require(self.push_speed_min <= self.push_speed_max, "push_speed_min",
+                f"<= push_speed_max ({self.push_speed_max})")
+        # scores are cosines in [-1, 1]
+        require(-1 <= self.keep_score <= 1, "keep_score", "in [-1, 1] (scores are cosines)")
+        require(0 <= self.switch_margin <= 2, "switch_margin", "in [0, 2] (scores are cosines)")
+
 
 def _face_candidates(spacing: float):
     """Reachable push points in the slider frame: points (K, 2), outward normals (K, 2)."""

@@ -1,0 +1,346 @@
+"""Every bad user input through the real CLI: exit status 2, one line naming the key or flag, no traceback,
+and nothing created or changed on disk.
+
+Each case builds the tiny real inputs it needs (stores, a train config, an experiment) in its own tmp
+folder, lists every file and folder there (with a sha256 of each file), runs `cotrain ...` in that folder
+(so default output paths land there too), and lists again. The bad value must be refused before any heavy
+work, so every case runs in well under a second once torch and Drake are imported.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from tests.synthetic_stores import write_store
+
+
+class Inputs:
+    """Tiny real inputs, made on demand inside the case's tmp folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def clean(self) -> str:
+        path = self.root / "clean.zarr"
+        if not path.exists():
+            write_store(path, "target", n_episodes=4, seed=1)
+        return str(path)
+
+    def corrupt(self) -> str:
+        path = self.root / "corrupt.zarr"
+        if not path.exists():
+            write_store(path, "sim", n_episodes=4, wiggle=0.01, seed=2)
+        return str(path)
+
+    def train_yaml(self) -> str:
+        """A tiny training config like tests/test_training.py's tiny_cfg."""
+        raw = {
+            "out_dir": str(self.root / "run"), "seed": 3, "device": "cpu",
+            "data": {"datasets": [{"path": self.clean()}, {"path": self.corrupt()}], "val_fraction": 0.25},
+            "policy": {"down_dims": [16, 32], "noise_dim": 16},
+            "objective": {"method": "cotrain"},
+            "optim": {"batch_size": 32, "warmup_steps": 10, "lr": 2e-3},
+            "run": {"steps": 40, "log_every": 5, "val_every": 20, "val_windows": 16, "checkpoint_every": 1000,
+                    "progress": False},
+        }
+        path = self.root / "train.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return str(path)
+
+    def experiment(self, **changes) -> str:
+        """A tiny study (as tests/test_compare.py's) with `changes` merged in ("eval.workers": 0, ...)."""
+        raw = {
+            "name": "tiny",
+            "datasets": [{"name": "teleop", "path": self.clean(), "role": "clean", "episodes": 3},
+                         {"name": "gcs", "path": self.corrupt(), "role": "corrupt"}],
+            "methods": [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]}],
+            "seeds": [0],
+            "train": {"policy": {"down_dims": [8, 16], "noise_dim": 8, "n_groups": 4},
+                      "diffusion": {"num_steps": 2}, "optim": {"batch_size": 8, "warmup_steps": 1},
+                      "run": {"steps": 3, "log_every": 1, "val_every": 3, "checkpoint_every": 3, "progress": False},
+                      "data": {"val_fraction": 0.0}, "device": "cpu"},
+            "annotate": {"overrides": {"steps": 5, "batch_size": 16, "grid_size": 4, "k_draws": 1,
+                                       "val_windows": 20, "progress": False, "device": "cpu"}},
+            "eval": {"trials": 2, "time_limit": 0.5, "n_envs": 2, "workers": 1},
+            "spectra_window": 16,
+        }
+        for key, value in changes.items():
+            *parents, last = key.split(".")
+            node = raw
+            for part in parents:
+                node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+            node[last] = value
+        path = self.root / "experiment.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return str(path)
+
+    def blocked(self, name: str) -> str:
+        """An output path whose folder cannot exist: its parent is a file (root may write anywhere else)."""
+        blocker = self.root / "blocker"
+        blocker.write_text("a file, not a folder\n")
+        return str(blocker / name)
+
+    def folder(self, name: str) -> str:
+        (self.root / name).mkdir()
+        return str(self.root / name)
+
+    def bad_preset(self) -> str:
+        path = self.root / "bad_preset.yaml"
+        path.write_text("inherit: target\nslider_mass: -0.1\n")
+        return str(path)
+
+
+def _listing(root: Path) -> dict[str, str]:
+    """Every file and folder under root: a file's sha256, or "dir" (so an empty new folder shows too)."""
+    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))}
+
+
+def _train(override):
+    return lambda i: ["train", i.train_yaml(), override]
+
+
+def _annotate(override):
+    return lambda i: ["annotate", "--clean", i.clean(), "--corrupt", i.corrupt(), "--out", "ann.zarr", override]
+
+
+def _gen_teleop(*extra):
+    return lambda i: ["gen-teleop", "--num", "1", "--out", "teleop.zarr", *extra]
+
+
+def _gen_sim(*extra):
+    return lambda i: ["gen-sim", "--num", "1", "--out", "sim.zarr", *extra]
+
+
+def _eval(*extra):
+    return lambda i: ["eval", "scripted", "--out", "ev", "--trials", "1", *extra]
+
+
+def _plan(*extra):
+    return lambda i: ["plan", "--out", "plan.npz", *extra]
+
+
+def _teleop(*extra):
+    return lambda i: ["teleop", "--out", "teleop.zarr", *extra]
+
+
+def _compare(**changes):
+    return lambda i: ["compare", i.experiment(**changes), "--no-progress"]
+
+
+# (case id, argv builder, text the one line must contain)
+CASES = [
+    # ---- train (TrainConfig)
+    ("train-batch_size", _train("optim.batch_size=-4"), "optim.batch_size"),
+    ("train-lr", _train("optim.lr=-0.01"), "optim.lr"),
+    ("train-horizon-short", _train("data.horizon=4"), "data.horizon"),
+    ("train-horizon-unet", _train("data.horizon=11"), "data.horizon"),
+    ("train-n_obs", _train("data.n_obs=0"), "data.n_obs"),
+    ("train-n_action", _train("data.n_action=0"), "data.n_action"),
+    ("train-val_fraction", _train("data.val_fraction=1.0"), "data.val_fraction"),
+    ("train-checkpoint_every", _train("run.checkpoint_every=0"), "run.checkpoint_every"),
+    ("train-log_every", _train("run.log_every=0"), "run.log_every"),
+    ("train-val_every", _train("run.val_every=-5"), "run.val_every"),
+    ("train-val_windows", _train("run.val_windows=0"), "run.val_windows"),
+    ("train-steps", _train("run.steps=0"), "run.steps"),
+    ("train-threads", _train("run.threads=-1"), "run.threads"),
+    ("train-num_steps", _train("diffusion.num_steps=0"), "diffusion.num_steps"),
+    ("train-sigma_data", _train("diffusion.sigma_data=0"), "diffusion.sigma_data"),
+    ("train-P_std", _train("diffusion.P_std=0"), "diffusion.P_std"),
+    ("train-rho", _train("diffusion.rho=-1"), "diffusion.rho"),
+    ("train-sampler_sigma", _train("diffusion.sampler_sigma_min=20"), "sampler_sigma_min"),
+    ("train-weight_decay", _train("optim.weight_decay=-1e-6"), "optim.weight_decay"),
+    ("train-betas", _train("optim.betas=[0.9, 1.0]"), "optim.betas"),
+    ("train-warmup", _train("optim.warmup_steps=-1"), "optim.warmup_steps"),
+    ("train-grad_clip", _train("optim.grad_clip=-1"), "optim.grad_clip"),
+    ("train-ema_decay", _train("optim.ema_decay=1.0"), "optim.ema_decay"),
+    ("train-down_dims", _train("policy.down_dims=[0, 16]"), "policy.down_dims"),
+    ("train-n_groups", _train("policy.n_groups=0"), "policy.n_groups"),
+    ("train-kernel_size", _train("policy.kernel_size=4"), "policy.kernel_size"),
+    ("train-noise_dim", _train("policy.noise_dim=7"), "policy.noise_dim"),
+    ("train-image-feature_dim", _train("policy.image.feature_dim=0"), "policy.image.feature_dim"),
+    ("train-image-widths", _train("policy.image.widths=[]"), "policy.image.widths"),
+    ("train-seed", _train("seed=-1"), "seed"),
+    ("train-alpha", _train("objective.alpha=1.5"), "objective.alpha"),
+    # ---- annotate (AnnotateConfig)
+    ("annotate-batch_size", _annotate("batch_size=-32"), "batch_size"),
+    ("annotate-grid_size", _annotate("grid_size=0"), "grid_size"),
+    ("annotate-steps", _annotate("steps=-10"), "steps"),
+    ("annotate-k_draws", _annotate("k_draws=0"), "k_draws"),
+    ("annotate-lr", _annotate("lr=0"), "lr"),
+    ("annotate-weight_decay", _annotate("weight_decay=-1"), "weight_decay"),
+    ("annotate-val_windows", _annotate("val_windows=0"), "val_windows"),
+    ("annotate-p_zero", _annotate("p_zero=1.0"), "p_zero"),
+    ("annotate-annotate_batch", _annotate("annotate_batch=0"), "annotate_batch"),
+    ("annotate-widths", _annotate("widths=[]"), "widths"),
+    ("annotate-noise_dim", _annotate("noise_dim=0"), "noise_dim"),
+    ("annotate-seed", _annotate("seed=-1"), "seed"),
+    ("annotate-device", _annotate("device=tpu"), "device"),
+    ("annotate-horizon", _annotate("horizon=4"), "horizon"),
+    # ---- gen-teleop (TeleopConfig, HumanTraits, StrategyConfig)
+    ("gen-teleop-seed", _gen_teleop("--seed", "-4"), "--seed"),
+    ("gen-teleop-image-size", _gen_teleop("--image-size", "-5", "96"), "--image-size"),
+    ("gen-teleop-num", lambda i: ["gen-teleop", "--num", "0", "--out", "teleop.zarr"], "--num"),
+    ("gen-teleop-workers", _gen_teleop("--workers", "0"), "--workers"),
+    ("gen-teleop-env", _gen_teleop("--env", "nonexistent"), "env (--env)"),
+    ("gen-teleop-image_size-key", _gen_teleop("image_size=[4, 4]"), "image_size"),
+    ("gen-teleop-pause_prob", _gen_teleop("human.pause_prob=-0.5"), "pause_prob"),
+    ("gen-teleop-pause_prob-high", _gen_teleop("human.pause_prob=1.5"), "pause_prob"),
+    ("gen-teleop-pause_steps", _gen_teleop("human.pause_steps=[5, 2]"), "pause_steps"),
+    ("gen-teleop-reaction_delay", _gen_teleop("human.reaction_delay_steps=[-1, 2]"), "reaction_delay_steps"),
+    ("gen-teleop-speed_factor", _gen_teleop("human.speed_factor_range=[0, 1]"), "speed_factor_range"),
+    ("gen-teleop-speed_drift", _gen_teleop("human.speed_drift=-0.1"), "speed_drift"),
+    ("gen-teleop-max_accel", _gen_teleop("human.max_accel=0"), "max_accel"),
+    ("gen-teleop-max_speed", _gen_teleop("human.max_speed=-1"), "max_speed"),
+    ("gen-teleop-tremor_std", _gen_teleop("human.tremor_std=-0.001"), "tremor_std"),
+    ("gen-teleop-tremor_smoothing", _gen_teleop("human.tremor_smoothing=1.0"), "tremor_smoothing"),
+    ("gen-teleop-lead_limit", _gen_teleop("human.lead_limit=-0.01"), "lead_limit"),
+    ("gen-teleop-push_speed", _gen_teleop("strategy.push_speed_min=0.1"), "push_speed_min"),
+    ("gen-teleop-approach_speed", _gen_teleop("strategy.approach_speed=0"), "approach_speed"),
+    ("gen-teleop-candidate_spacing", _gen_teleop("strategy.candidate_spacing=0"), "candidate_spacing"),
+    ("gen-teleop-limit_surface_c", _gen_teleop("strategy.limit_surface_c=-0.06"), "limit_surface_c"),
+    ("gen-teleop-keep_score", _gen_teleop("strategy.keep_score=2"), "keep_score"),
+    ("gen-teleop-switch_margin", _gen_teleop("strategy.switch_margin=-0.1"), "switch_margin"),
+    ("gen-teleop-retreat", _gen_teleop("strategy.retreat_distance=-0.01"), "retreat_distance"),
+    ("gen-teleop-lost_contact", _gen_teleop("strategy.lost_contact=0"), "lost_contact"),
+    # ---- gen-sim (GenSimConfig, PlannerConfig)
+    ("gen-sim-seed", _gen_sim("--seed", "-4"), "--seed"),
+    ("gen-sim-num", lambda i: ["gen-sim", "--num", "0", "--out", "sim.zarr"], "--num"),
+    ("gen-sim-workers", _gen_sim("--workers", "0"), "--workers"),
+    ("gen-sim-env", _gen_sim("--env", "nonexistent"), "env (--env)"),
+    ("gen-sim-image_size", _gen_sim("image_size=[4, 4]"), "image_size"),
+    ("gen-sim-push_depth", _gen_sim("push_depth=-0.01"), "push_depth"),
+    ("gen-sim-settle_steps", _gen_sim("settle_steps=-1"), "settle_steps"),
+    ("gen-sim-max_replans", _gen_sim("max_replans=-1"), "max_replans"),
+    ("gen-sim-max_seeds", _gen_sim("max_seeds=-1"), "max_seeds"),
+    ("gen-sim-max_seeds-short", lambda i: ["gen-sim", "--num", "5", "--out", "sim.zarr", "max_seeds=2"],
+     "max_seeds"),
+    ("gen-sim-planner-mu", _gen_sim("planner.mu=0"), "mu"),
+    ("gen-sim-planner-robust_fraction", _gen_sim("planner.robust_fraction=2"), "robust_fraction"),
+    ("gen-sim-planner-w_goal", _gen_sim("planner.w_goal=-1"), "w_goal"),
+    ("gen-sim-planner-polish_iterations", _gen_sim("planner.polish_iterations=-1"), "polish_iterations"),
+    ("gen-sim-planner-tol", _gen_sim("planner.tol_penetration=-0.001"), "tol_penetration"),
+    ("gen-sim-planner-interval_deg", _gen_sim("planner.interval_deg=400"), "interval_deg"),
+    ("gen-sim-bad-preset-file", lambda i: ["gen-sim", "--num", "1", "--out", "sim.zarr", "--env", i.bad_preset()],
+     "slider_mass"),
+    # ---- eval
+    ("eval-seed", _eval("--seed", "-5"), "--seed"),
+    ("eval-device-tpu", _eval("--device", "tpu"), "--device"),
+    ("eval-device-cuda", _eval("--device", "cuda"), "--device"),
+    ("eval-trials", lambda i: ["eval", "scripted", "--out", "ev", "--trials", "0"], "--trials"),
+    ("eval-n-envs", _eval("--n-envs", "0"), "--n-envs"),
+    ("eval-workers", _eval("--workers", "0"), "--workers"),
+    ("eval-time-limit", _eval("--time-limit", "0"), "--time-limit"),
+    ("eval-time-limit-nan", _eval("--time-limit", "nan"), "--time-limit"),
+    ("eval-record", _eval("--record", "-1"), "--record"),
+    ("eval-env", _eval("--env", "nonexistent"), "--env"),
+    ("eval-default-out-seed", lambda i: ["eval", "scripted", "--trials", "1", "--seed", "-5"], "--seed"),
+    # ---- info
+    ("info-max-rows", lambda i: ["info", i.clean(), "--max-rows", "-1"], "--max-rows"),
+    # ---- rollout (and physics presets, PhysicsConfig)
+    ("rollout-video-unwritable", lambda i: ["rollout", "--video", i.blocked("out.mp4")], "--video"),
+    ("rollout-video-folder", lambda i: ["rollout", "--video", i.folder("clip.mp4")], "--video"),
+    ("rollout-html-unwritable", lambda i: ["rollout", "--html", i.blocked("out.html")], "--html"),
+    ("rollout-seed", lambda i: ["rollout", "--seed", "-1"], "--seed"),
+    ("rollout-steps", lambda i: ["rollout", "--steps", "0"], "--steps"),
+    ("rollout-image-size", lambda i: ["rollout", "--video", "out.mp4", "--image-size", "4x4"], "--image-size"),
+    ("physics-slider_mass", lambda i: ["rollout", "--set", "slider_mass=-1"], "slider_mass"),
+    ("physics-pusher_mass", lambda i: ["rollout", "--set", "pusher_mass=0"], "pusher_mass"),
+    ("physics-mu", lambda i: ["rollout", "--set", "mu_slider_table=-0.1"], "mu_slider_table"),
+    ("physics-time_step", lambda i: ["rollout", "--set", "time_step=0"], "time_step"),
+    ("physics-time_step-inf", lambda i: ["rollout", "--set", "time_step=.inf"], "time_step"),
+    ("physics-latency", lambda i: ["rollout", "--set", "action_latency=-1"], "action_latency"),
+    ("physics-obs_noise", lambda i: ["rollout", "--set", "obs_noise_xy=-0.01"], "obs_noise_xy"),
+    ("physics-preset-file", lambda i: ["rollout", "--env", i.bad_preset()], "slider_mass"),
+    ("physics-eval-preset-file", lambda i: ["eval", "scripted", "--out", "ev", "--env", i.bad_preset()],
+     "slider_mass"),
+    # ---- plan (PlannerConfig)
+    ("plan-start-nan", _plan("--start", "nan", "0.05", "1.2"), "--start"),
+    ("plan-start-outside", _plan("--start", "2.0", "0.0", "0.0"), "--start"),
+    ("plan-seed", _plan("--seed", "-1"), "--seed"),
+    ("plan-out-unwritable", lambda i: ["plan", "--seed", "0", "--out", i.blocked("p.npz")], "--out"),
+    ("plan-show-unwritable", lambda i: ["plan", "--seed", "0", "--out", "plan.npz", "--show", i.blocked("p.png")], "--show"),
+    ("plan-mu", _plan("--seed", "0", "mu=0"), "mu"),
+    ("plan-sample_dt", _plan("--seed", "0", "sample_dt=-0.01"), "sample_dt"),
+    ("plan-clearance", _plan("--seed", "0", "clearance=-0.01"), "clearance"),
+    # ---- teleop (browser)
+    ("teleop-seed", _teleop("--seed", "-1"), "--seed"),
+    ("teleop-port", _teleop("--port", "70000"), "--port"),
+    ("teleop-image-size", _teleop("--image-size", "0", "0"), "--image-size"),
+    ("teleop-max-speed", _teleop("--max-speed", "nan"), "--max-speed"),
+    ("teleop-env", _teleop("--env", "nonexistent"), "--env"),
+    # ---- compare (StudyConfig and its parts)
+    ("compare-eval-env", _compare(**{"eval.env": "nonexistent"}), "eval.env"),
+    ("compare-eval-workers", _compare(**{"eval.workers": 0}), "eval.workers"),
+    ("compare-eval-n_envs", _compare(**{"eval.n_envs": 0}), "eval.n_envs"),
+    ("compare-eval-time_limit", _compare(**{"eval.time_limit": 0}), "eval.time_limit"),
+    ("compare-eval-seed", _compare(**{"eval.seed": -1}), "eval.seed"),
+    ("compare-eval-device", _compare(**{"eval.device": "tpu"}), "eval.device"),
+    ("compare-executor-max_parallel", _compare(**{"executor.max_parallel": 0}), "executor.max_parallel"),
+    ("compare-executor-threads", _compare(**{"executor.threads": -1}), "executor.threads"),
+    ("compare-spectra_window", _compare(spectra_window=1), "spectra_window"),
+    ("compare-dataset-episodes", _compare(**{"datasets.0.episodes": 0}), "episodes"),
+    ("compare-generate-num", _compare(**{"datasets.1.generate": {"kind": "gcs", "num": 0}}), "num"),
+    ("compare-generate-workers", _compare(**{"datasets.1.generate": {"kind": "gcs", "workers": 0}}), "workers"),
+    ("compare-generate-seed", _compare(**{"datasets.1.generate": {"kind": "gcs", "seed": -1}}), "seed"),
+    ("compare-generate-env", _compare(**{"datasets.1.generate": {"kind": "gcs", "env": "nonexistent"}}), "env"),
+    # (refused by harness/study/runner.py, which checks every job's config before it creates results/<study>)
+    ("compare-train-batch_size", _compare(**{"train.optim.batch_size": -32}), "optim.batch_size"),
+    ("compare-annotate-grid_size", _compare(**{"annotate.overrides.grid_size": 0}), "grid_size"),
+]
+
+
+@pytest.mark.parametrize("case, argv, needle", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, argv, needle, tmp_path, monkeypatch, capsys):
+    if case == "eval-device-cuda":
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("torch sees a CUDA device here")
+    inputs = Inputs(tmp_path)
+    args = argv(inputs)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+    before = _listing(tmp_path)
+    capsys.readouterr()
+    code = main(args)
+    err = capsys.readouterr().err
+    after = _listing(tmp_path)
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert needle in lines[0], lines[0]
+    assert after == before, sorted(set(after.items()) ^ set(before.items()))
+    if case.startswith("compare"):
+        assert not (tmp_path / "results").exists()
+
+
+def test_output_in_a_missing_folder_is_still_accepted(tmp_path):
+    """The writers make missing folders, so the early check refuses only what could never be written."""
+    from harness.data.locks import check_output_file
+    check_output_file(tmp_path / "new" / "clip.mp4", "--video")
+    check_output_file(tmp_path / "new" / "deeper" / "plan.npz", "--out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shipped_configs_pass_the_range_checks():
+    """The checks refuse nonsense only: every config, experiment and preset in the repository loads."""
+    from harness.classifier import AnnotateConfig
+    from harness.data.configs import load_config
+    from harness.study import load_study
+    from harness.train_config import TrainConfig
+    from sim_envs.config import load_preset, preset_names
+
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "configs").glob("train_*.yaml")):
+        load_config(TrainConfig, path)
+    load_config(AnnotateConfig, root / "configs" / "annotate.yaml")
+    for path in sorted((root / "experiments").glob("*.yaml")):
+        load_study(path)
+    for name in preset_names():
+        load_preset(name)

@@ -1,0 +1,207 @@
+"""Outputs are never silently replaced, mixed or half written: locks, identities, unwritable and corrupt inputs.
+
+Every case runs the real CLI and asserts exit status 2, one line on stderr naming the problem, no
+traceback, and (where something existed before) nothing changed on disk.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.data.configs import from_dict, to_dict
+from harness.data.identity import hold_output
+from harness.train_config import TrainConfig
+from harness.training import IDENTITY_FILE, RESUME_FREE_KEYS, train
+from tests.helpers import tree_digest
+from tests.test_import import write_replay_buffer
+from tests.synthetic_stores import write_store
+
+READ_ONLY = Path("/sys/cotrain-test")   # creating anything here fails, even as root (permission bits do not)
+
+
+def _one_line_error(capsys, *needles) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stores")
+    return {"clean": write_store(d / "clean.zarr", "target", 4, seed=1),
+            "corrupt": write_store(d / "corrupt.zarr", "sim", 6, wiggle=0.01, seed=2)}
+
+
+def _train_yaml(stores, folder: Path, out_dir: Path, **extra) -> Path:
+    cfg = {"out_dir": str(out_dir), "device": "cpu", "seed": 0,
+           "data": {"datasets": [{"path": str(stores["clean"])}, {"path": str(stores["corrupt"])}],
+                    "val_fraction": 0.0},
+           "policy": {"down_dims": [8, 16], "noise_dim": 8, "n_groups": 4}, "diffusion": {"num_steps": 2},
+           "optim": {"batch_size": 8, "warmup_steps": 1},
+           "run": {"steps": 2, "log_every": 1, "val_every": 2, "checkpoint_every": 2, "progress": False}, **extra}
+    path = folder / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(stores, tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    assert main(["train", str(_train_yaml(stores, d, d / "run"))]) == 0
+    return d / "run" / "checkpoints" / "final.pt"
+
+
+def test_a_second_trainer_on_a_held_run_folder_is_refused(stores, tmp_path, capsys):
+    cfg = from_dict(TrainConfig, yaml.safe_load(_train_yaml(stores, tmp_path, tmp_path / "run").read_text()))
+    with hold_output(cfg.out_dir, IDENTITY_FILE, to_dict(cfg), RESUME_FREE_KEYS, kind="training run folder"):
+        before = tree_digest(tmp_path / "run")
+        assert main(["train", str(tmp_path / "train.yaml")]) == 2
+        _one_line_error(capsys, "another process is using this training run folder")
+        assert tree_digest(tmp_path / "run") == before
+    assert Path(train(cfg)).is_file()          # released: the same command now runs
+
+
+def test_two_evaluations_of_one_folder_never_interleave(checkpoint, tmp_path, capsys):
+    out = tmp_path / "ev"
+    args = ["eval", str(checkpoint), "--trials", "1", "--time-limit", "0.3", "--n-envs", "1", "--workers", "1",
+            "--out", str(out), "--no-progress"]
+    from harness.data.locks import hold_lock
+    from harness.data.identity import LOCK_FILE
+    out.mkdir()
+    with hold_lock(out / LOCK_FILE, "held by the test"):
+        assert main(args) == 2
+        _one_line_error(capsys, "another process is using this evaluation folder")
+    assert main(args) == 0
+
+
+def test_eval_identifies_the_checkpoint_by_its_content(checkpoint, tmp_path, capsys):
+    """Replacing the checkpoint file under the same path must not resume (and mix) the old evaluation."""
+    ckpt = tmp_path / "final.pt"
+    ckpt.write_bytes(checkpoint.read_bytes())
+    out = tmp_path / "ev"
+    args = ["eval", str(ckpt), "--trials", "1", "--time-limit", "0.3", "--n-envs", "1", "--workers", "1",
+            "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    import torch
+    state = torch.load(ckpt, weights_only=False)
+    state["step"] = state["step"] + 1             # another policy file, same path
+    torch.save(state, ckpt)
+    before = tree_digest(out)
+    assert main(args) == 2
+    _one_line_error(capsys, "checkpoint_sha256")
+    assert tree_digest(out) == before
+
+
+@pytest.fixture()
+def read_only():
+    try:
+        (READ_ONLY / "probe").mkdir(parents=True)
+    except OSError:
+        return READ_ONLY / "out"
+    pytest.skip("/sys is writable here: no read-only place to test with")
+
+
+def test_unwritable_outputs_are_refused_before_any_work(stores, checkpoint, read_only, tmp_path, capsys):
+    cases = [
+        ["gen-teleop", "--num", "1", "--out", str(read_only / "t.zarr")],
+        ["gen-sim", "--num", "1", "--out", str(read_only / "s.zarr"), "--workers", "1", "--no-progress"],
+        ["train", str(_train_yaml(stores, tmp_path, read_only / "run"))],
+        ["eval", str(checkpoint), "--trials", "1", "--out", str(read_only / "ev"), "--no-progress"],
+        ["annotate", "--clean", str(stores["clean"]), "--corrupt", str(stores["corrupt"]),
+         "--out", str(read_only / "a.zarr"), "steps=5", "progress=false"],
+        ["plan", "--seed", "3", "--out", str(read_only / "p.npz")],
+        ["import", str(write_replay_buffer(tmp_path / "dp.zarr", images=False)), "--format", "diffusion-policy",
+         "--out", str(read_only / "r.zarr")],
+    ]
+    for args in cases:
+        started = time.perf_counter()
+        assert main(args) == 2, args
+        _one_line_error(capsys, str(READ_ONLY))
+        assert time.perf_counter() - started < 60, args   # refused before planning / training (generous bound)
+
+
+def _corrupt(store: Path) -> None:
+    chunk = sorted((store / "data" / "action").glob("0*"))[0]
+    chunk.write_bytes(os.urandom(64))
+    (store / "data" / "agent_pos" / ".zarray").write_text("{not json")
+
+
+def test_a_corrupt_store_is_reported_in_one_line_by_every_reader(stores, tmp_path, capsys):
+    store = write_store(tmp_path / "broken.zarr", "target", 3, seed=4)
+    _corrupt(store)
+    before = tree_digest(tmp_path)
+    assert main(["validate", str(store)]) == 2
+    err = _one_line_error(capsys, "unreadable chunks")
+    assert "data/action[0:" in err and "data/agent_pos metadata" in err   # every unreadable chunk, named
+    assert main(["info", str(store)]) == 2
+    _one_line_error(capsys, str(store), "unreadable")
+    cfg = _train_yaml({"clean": store, "corrupt": stores["corrupt"]}, tmp_path, tmp_path / "run")
+    assert main(["train", str(cfg)]) == 2
+    _one_line_error(capsys, str(store), "unreadable")
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "train.yaml").unlink()
+    assert tree_digest(tmp_path) == before
+
+
+def test_a_closed_pipe_is_not_an_error(stores):
+    proc = subprocess.run(f"{Path(sys.executable).parent / 'cotrain'} info {stores['corrupt']} | head -n 1",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("store") and proc.stderr == ""
+
+
+def test_sigterm_stops_gen_sim_cleanly_and_the_rerun_resumes(tmp_path):
+    """SIGTERM to gen-sim's main process: finished episodes kept, workers stopped quietly, no leaks."""
+    out = tmp_path / "s.zarr"
+    cmd = [str(Path(sys.executable).parent / "cotrain"), "gen-sim", "--num", "40", "--out", str(out),
+           "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ends = out / "meta" / "episode_ends" / "0"
+    deadline = time.time() + 120
+    while not ends.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "leaked" not in err, err
+    assert main(["validate", str(out)]) == 0
+
+
+def test_a_refused_compare_leaves_the_study_config_alone(tmp_path, monkeypatch, capsys):
+    """A compare refused for changed settings must not overwrite results/<study>/experiment.yaml."""
+    import harness.study.jobs as jobs
+    from harness.study import StudyConfig, run_study
+
+    def fake_job(run_dir, train_config, eval, **kw):
+        from eval.metrics import TrialRecord
+        from eval.report import trials_csv
+        run_dir = Path(run_dir)
+        (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+        (run_dir / "eval" / "trials.csv").write_text(trials_csv([TrialRecord(eval["seed"], "timeout", 3,
+                                                                             float("nan"), 0.1, 0.1)]))
+        (run_dir / "result.json").write_text("{}")
+        (run_dir / "done").write_text("")
+        return {}
+
+    monkeypatch.setattr(jobs, "train_and_evaluate", fake_job)
+    clean = write_store(tmp_path / "c.zarr", "target", 3, seed=1)
+    raw = {"name": "s", "out_dir": str(tmp_path / "results"), "annotate": {"enabled": False},
+           "datasets": [{"name": "c", "path": str(clean), "role": "clean"}],
+           "methods": [{"method": "target_only"}], "train": {"device": "cpu", "run": {"steps": 2}},
+           "eval": {"trials": 1}}
+    assert not run_study(from_dict(StudyConfig, raw), progress=False, log=lambda *_: None).failed
+    recorded = (tmp_path / "results" / "experiment.yaml").read_text()
+    changed = from_dict(StudyConfig, {**raw, "eval": {"trials": 2}})
+    from harness.data.errors import UserError
+    with pytest.raises(UserError, match="eval.trials"):
+        run_study(changed, progress=False, log=lambda *_: None)
+    assert (tmp_path / "results" / "experiment.yaml").read_text() == recorded

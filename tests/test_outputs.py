@@ -110,23 +110,58 @@ def read_only():
     pytest.skip("/sys is writable here: no read-only place to test with")
 
 
-def test_unwritable_outputs_are_refused_before_any_work(stores, checkpoint, read_only, tmp_path, capsys):
-    cases = [
-        ["gen-teleop", "--num", "1", "--out", str(read_only / "t.zarr")],
-        ["gen-sim", "--num", "1", "--out", str(read_only / "s.zarr"), "--workers", "1", "--no-progress"],
-        ["train", str(_train_yaml(stores, tmp_path, read_only / "run"))],
-        ["eval", str(checkpoint), "--trials", "1", "--out", str(read_only / "ev"), "--no-progress"],
-        ["annotate", "--clean", str(stores["clean"]), "--corrupt", str(stores["corrupt"]),
-         "--out", str(read_only / "a.zarr"), "steps=5", "progress=false"],
-        ["plan", "--seed", "3", "--out", str(read_only / "p.npz")],
-        ["import", str(write_replay_buffer(tmp_path / "dp.zarr", images=False)), "--format", "diffusion-policy",
-         "--out", str(read_only / "r.zarr")],
-    ]
-    for args in cases:
-        started = time.perf_counter()
-        assert main(args) == 2, args
-        _one_line_error(capsys, str(READ_ONLY))
-        assert time.perf_counter() - started < 60, args   # refused before planning / training (generous bound)
+UNWRITABLE_CASES = {
+    "gen-teleop": lambda ro, st, ck, tmp: ["gen-teleop", "--num", "1", "--out", str(ro / "t.zarr")],
+    "gen-sim": lambda ro, st, ck, tmp: ["gen-sim", "--num", "1", "--out", str(ro / "s.zarr"), "--workers", "1",
+                                        "--no-progress"],
+    "train": lambda ro, st, ck, tmp: ["train", str(_train_yaml(st, tmp, ro / "run"))],
+    "eval": lambda ro, st, ck, tmp: ["eval", str(ck), "--trials", "1", "--out", str(ro / "ev"), "--no-progress"],
+    "annotate": lambda ro, st, ck, tmp: ["annotate", "--clean", str(st["clean"]), "--corrupt", str(st["corrupt"]),
+                                         "--out", str(ro / "a.zarr"), "steps=5", "progress=false"],
+    "plan": lambda ro, st, ck, tmp: ["plan", "--seed", "3", "--out", str(ro / "p.npz")],
+    "import": lambda ro, st, ck, tmp: ["import", str(write_replay_buffer(tmp / "dp.zarr", images=False)),
+                                       "--format", "diffusion-policy", "--out", str(ro / "r.zarr")],
+    "export": lambda ro, st, ck, tmp: ["export", str(st["clean"]), "--format", "lerobot", "--out", str(ro / "le")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNWRITABLE_CASES))
+def test_unwritable_outputs_are_refused_before_any_work(case, stores, checkpoint, read_only, tmp_path, capsys):
+    args = UNWRITABLE_CASES[case](read_only, stores, checkpoint, tmp_path)
+    before = tree_digest(tmp_path)
+    assert main(args) == 2, args
+    _one_line_error(capsys, str(READ_ONLY))
+    assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["no normalizer", "weights of another size", "truncated"])
+def test_a_broken_checkpoint_is_one_line_and_creates_no_evaluation(damage, checkpoint, tmp_path, capsys):
+    import torch
+    state = torch.load(checkpoint, weights_only=False)
+    broken = tmp_path / "broken.pt"
+    if damage == "no normalizer":
+        del state["normalizer"]
+    elif damage == "weights of another size":
+        state["config"]["policy"]["down_dims"] = [16, 32]
+    torch.save(state, broken)
+    if damage == "truncated":
+        broken.write_bytes(checkpoint.read_bytes()[:1000])
+    assert main(["eval", str(broken), "--trials", "1", "--out", str(tmp_path / "ev"), "--no-progress"]) == 2
+    _one_line_error(capsys, str(broken))
+    assert not (tmp_path / "ev").exists()
+
+
+def test_a_truncated_latest_checkpoint_stops_the_resume_in_one_line(stores, tmp_path, capsys):
+    cfg_path = _train_yaml(stores, tmp_path, tmp_path / "run", run={"steps": 4, "checkpoint_every": 2,
+                                                                    "log_every": 1, "val_every": 2,
+                                                                    "progress": False})
+    train(from_dict(TrainConfig, yaml.safe_load(cfg_path.read_text())), stop_after=2)
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:500])
+    before = tree_digest(tmp_path / "run")
+    assert main(["train", str(cfg_path)]) == 2
+    _one_line_error(capsys, "latest.pt", "not a readable checkpoint")
+    assert tree_digest(tmp_path / "run") == before
 
 
 def _corrupt(store: Path) -> None:

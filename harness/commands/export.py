@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from harness.data.locks import check_writable
+
+    check_writable(args.out)   # before encoding anything
     summary = export_lerobot(args.store, args.out, images=args.images, task=args.task, progress=tqdm)
     print("\n".join(summary.lines()))
     return 0

@@ -39,6 +39,7 @@ class GenSimConfig:
     env: str = "sim"                      # physics preset the demonstrations are observed (and replayed) in
     replay: Literal["kinematic", "physics"] = "kinematic"  # slider follows the plan / moves by physics
     workers: int = 2                      # processes (1 = run in this process)
+    executor: Literal["local", "ray"] = "local"  # ray: seeds run as Ray tasks (2 * workers in flight)
     images: bool = False                  # also record camera images
     image_size: tuple[int, int] = (96, 96)  # (H, W) of recorded images
     keep_failed_replays: bool = False     # keep physics replays that miss the goal (marked success=False)
@@ -82,7 +83,7 @@ class GenSimConfig:
 
 # Settings that may differ between a run and its resumption without changing any episode (`num` only says
 # how far to fill the store: the store holds the first `num` kept seeds from `seed` on, whatever the runs).
-RESUME_FREE_KEYS = ("num", "workers", "max_seeds")
+RESUME_FREE_KEYS = ("num", "workers", "max_seeds", "executor")
 
 
 @dataclasses.dataclass
@@ -188,7 +189,7 @@ def _append_episodes(writer: EpisodeWriter, path: Path, cfg: GenSimConfig, progr
                desc=f"gen-sim {cfg.replay}")
     t0 = time.perf_counter()
     try:
-        with map_seeds(_Worker(cfg), todo, cfg.workers) as results:
+        with map_seeds(_Worker(cfg), todo, cfg.workers, engine=cfg.executor) as results:
             for res in results:
                 summary.tried += 1
                 summary.plan_times.append(res.solve_time)

@@ -1,4 +1,5 @@
-"""The executor interface: JSON-able jobs, results per job, failures reported without stopping the rest."""
+"""The executor interface: JSON-able jobs, results per job, failures reported without stopping the rest;
+stopping (signals to workers, then killing their process groups) and the status view of parallel jobs."""
 import json
 
 import pytest
@@ -24,3 +25,115 @@ def test_jobs_are_plain_json_for_other_engines():
     assert again == job and run_job(again) == "[1, 2]"
     with pytest.raises(ValueError, match="unknown executor"):
         make_executor("slurm")
+
+
+# ---------------------------------------------------------------- stopping and the status view
+def counting_job(n: int, fail: bool = False) -> int:
+    """A fake job with a progress bar, as training has."""
+    from tqdm import tqdm
+    bar = tqdm(total=n, desc="count")
+    for _ in range(n):
+        bar.update(1)
+    bar.close()
+    if fail:
+        raise RuntimeError("boom")
+    return n
+
+
+def stubborn_job(folder: str, ignore_sigterm: bool) -> None:
+    """Starts a child that ignores SIGTERM, records both pids, then waits (for ever)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Path(folder, f"{os.getpid()}.pids").write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(600)
+
+
+def test_status_view_lists_each_jobs_state():
+    from harness.study.progress import StatusView
+    jobs = [Job("a", "tests.test_compare_executor:counting_job", {"n": 3}),
+            Job("b", "tests.test_compare_executor:counting_job", {"n": 2, "fail": True}),
+            Job("c", "tests.test_compare_executor:counting_job", {"n": 4})]
+    logged, snapshots, details = [], [], {}
+    view = StatusView("runs", [j.key for j in jobs], log=logged.append, live=False)
+    assert view.lines() == ["runs: 3 queued", "  queued   a", "  queued   b", "  queued   c"]
+
+    def on_status(key, state, detail):
+        view.update(key, state, detail)
+        snapshots.append(view.text())
+        details.setdefault(key, []).append(detail)
+
+    for result in LocalExecutor(2).run(jobs, on_status=on_status):
+        view.update(result.key, "done" if result.ok else "failed")
+    # The first job started while the others waited; two at most ran at once.
+    assert snapshots[0].splitlines() == ["runs: 1 running, 2 queued", "  running  a", "  queued   b", "  queued   c"]
+    assert all(s.count("running ") <= 2 for s in snapshots)
+    # Progress bars in the workers became "desc n/total" details (the last one the bar's end).
+    assert details["a"][-1] == "count 3/3" and details["c"][-1] == "count 4/4"
+    assert view.lines() == ["runs: 2 done, 1 failed", "  failed   b", "  done     a", "  done     c"]
+    assert [line for line in logged if "start" in line] == [f"runs       start  {k}" for k in "abc"]
+    view.update("a", "running", "train 5/10")   # a detail is shown while running
+    assert "  running  a  train 5/10" in view.lines()
+
+
+def test_live_status_view_redraws_in_place_and_logs_above():
+    import io
+    from harness.study.progress import StatusView
+    stream, logged = io.StringIO(), []
+    view = StatusView("runs", ["a", "b"], log=logged.append, stream=stream, live=True, min_interval=0)
+    view.update("a", "running", "train 1/9")
+    view.write("runs       done   x")
+    view.update("a", "done")
+    view.close()
+    text = stream.getvalue()
+    assert "  running  a  train 1/9\n" in text and "\x1b[3F\x1b[J" in text   # 3 lines redrawn in place
+    assert logged == ["runs       done   x"]
+    assert text.endswith("\x1b[3F\x1b[J")                                   # closing clears the view
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_stop_signals_workers_then_kills_what_is_left(tmp_path, sig):
+    """A signal to this process stops the engine: workers get SIGTERM, and after the grace period every
+    process of theirs is killed, one that ignores SIGTERM included; the interrupt goes on."""
+    import os
+    import signal
+    import threading
+    import time
+    jobs = [Job("obeys", "tests.test_compare_executor:stubborn_job", {"folder": str(tmp_path), "ignore_sigterm": False}),
+            Job("ignores", "tests.test_compare_executor:stubborn_job", {"folder": str(tmp_path), "ignore_sigterm": True})]
+    sent = []
+
+    def signal_when_started():
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("*.pids"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), getattr(signal, sig))
+
+    previous = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=signal_when_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        list(LocalExecutor(2, grace=2).run(jobs))
+    took = time.monotonic() - sent[0]
+    pids = [int(p) for f in tmp_path.glob("*.pids") for p in f.read_text().split()]
+    assert len(pids) == 4
+    time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)]
+    assert 2 <= took < 10        # the one that ignores SIGTERM was waited for, then killed
+    assert signal.getsignal(signal.SIGTERM) == previous     # the engine's SIGTERM handler is gone again
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"

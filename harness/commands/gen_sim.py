@@ -12,6 +12,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--replay", choices=["kinematic", "physics"], default=None,
                         help="kinematic: slider follows the plan; physics: slider moves by simulation")
     parser.add_argument("--workers", type=int, default=None, help="processes (default 2)")
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
+                        help="ray: seeds run as Ray tasks (on RAY_ADDRESS's cluster, else a local Ray); "
+                             "the store is the same as a local run's")
     parser.add_argument("--seed", type=int, default=None, help="first seed (default 0); seeds seed, seed+1, ...")
     parser.add_argument("--images", action="store_true", help="also record camera images")
     parser.add_argument("--keep-failed-replays", action="store_true",
@@ -32,7 +35,7 @@ def run(args) -> int:
         if value is not None and value < low:
             raise UserError(f"--{flag} must be >= {low}, got {value}")
     flags = {"num": args.num, "env": args.env, "replay": args.replay, "workers": args.workers,
-             "seed": args.seed}
+             "seed": args.seed, "executor": args.executor}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.images:
         overrides.append("images=true")

@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
                              "with other settings (except --num, --workers) is refused")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0); seeds seed, seed+1, ...")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="ray: seeds run as Ray tasks (on RAY_ADDRESS's cluster, else a local Ray); "
+                             "the store is the same as a local run's")
     parser.add_argument("--config", default=None, help="YAML teleoperator config (strategy, human traits)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="also record top-down camera images of this size")
@@ -49,6 +52,6 @@ def run(args) -> int:
         raise UserError(f"env (--env): {exc}") from None
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: exists and is not a dataset store folder")
-    summary = generate(args.out, args.num, config, seed=args.seed, workers=args.workers)
+    summary = generate(args.out, args.num, config, seed=args.seed, workers=args.workers, executor=args.executor)
     print("\n".join(summary.lines()))
     return 0

@@ -113,16 +113,22 @@ class EvalSettings:
 
 @dataclasses.dataclass
 class ExecutorSettings:
-    kind: Literal["local"] = "local"  # the engine that runs jobs (local processes for now)
+    kind: Literal["local", "ray"] = "local"  # the engine that runs jobs: local processes, or Ray tasks
+    address: str | None = None       # ray: null starts a local Ray, "auto" joins a running cluster, or "host:port"
     max_parallel: int = 1            # jobs at once (generation and evaluation already use `workers` processes)
     threads: int = 1                 # torch threads per training / classifier job; on a small CPU more threads
                                      # than free cores slow training down several times (measured 8x on 2 cores)
+    train_num_gpus: float = 0        # ray: GPUs per train+eval job; a fraction (0.25) lets runs share one GPU
+    train_num_cpus: float = 1        # ray: CPUs per train+eval job (eval jobs also ask for eval.workers CPUs)
 
     def __post_init__(self):
         if self.max_parallel < 1:
             raise ValueError(f"executor.max_parallel must be >= 1, got {self.max_parallel}")
         if self.threads < 0:
             raise ValueError(f"executor.threads must be >= 0 (0 = torch's default), got {self.threads}")
+        if self.train_num_gpus < 0 or self.train_num_cpus < 0:
+            raise ValueError(f"executor.train_num_gpus and train_num_cpus must be >= 0, got "
+                             f"{self.train_num_gpus} and {self.train_num_cpus}")
 
 
 @dataclasses.dataclass

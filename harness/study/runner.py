@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from pathlib import Path
 
@@ -51,18 +52,19 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
 
 def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: bool, log) -> StudyResult:
     out = cfg.out
-    executor = executor or make_executor(cfg.executor.kind, cfg.executor.max_parallel)
+    executor = executor or make_executor(cfg.executor.kind, cfg.executor.max_parallel, cfg.executor.address,
+                                         shared_dir=out)
     t0 = time.perf_counter()
 
     # 1. datasets
-    failed = _run_stage(executor, generation_jobs(cfg, progress), "datasets", log)
+    failed = _run_stage(executor, generation_jobs(cfg, progress), "datasets", log, progress)
     if failed:
         return StudyResult(out, "", failed, [])
     _check_datasets(cfg)
 
     # 2. the shared classifier
     if annotations is not None:
-        failed = _run_stage(executor, [annotate_job(cfg)], "annotate", log)
+        failed = _run_stage(executor, [annotate_job(cfg)], "annotate", log, progress)
         if failed:
             return StudyResult(out, "", failed, [])
 
@@ -76,8 +78,10 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     eval_kwargs = dataclasses.asdict(cfg.eval)
     jobs = [Job(f"train+eval {p.key}", "harness.study.jobs:train_and_evaluate",
                 {"run_dir": str(p.dir), "train_config": p.train_config, "eval": eval_kwargs,
-                 "threads": cfg.executor.threads, "progress": progress}) for p in todo]
-    failed = _run_stage(executor, jobs, "runs", log)
+                 "threads": cfg.executor.threads, "progress": progress},
+                resources={"num_cpus": max(cfg.executor.train_num_cpus, cfg.eval.workers),
+                           "num_gpus": cfg.executor.train_num_gpus}) for p in todo]
+    failed = _run_stage(executor, jobs, "runs", log, progress)
 
     # 4. report
     table, files = write_report(cfg, plans, annotations)
@@ -128,7 +132,8 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
             continue
         if Path(d.path).exists() and EpisodeStore(d.path).n_episodes >= num:
             continue
-        jobs.append(Job(f"generate {d.name}", "harness.study.jobs:generate_dataset", {**kwargs, "progress": progress}))
+        jobs.append(Job(f"generate {d.name}", "harness.study.jobs:generate_dataset", {**kwargs, "progress": progress},
+                        resources={"num_cpus": g.workers}))
     return jobs
 
 
@@ -146,17 +151,38 @@ def annotate_job(cfg: StudyConfig) -> Job:
         # the classifier sees the same first-N episodes that the runs train on
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
         "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "corrupt"],
-        "out": str(cfg.annotations_path), "config": to_dict(acfg), "threads": cfg.executor.threads})
+        "out": str(cfg.annotations_path), "config": to_dict(acfg), "threads": cfg.executor.threads},
+        resources={"num_cpus": cfg.executor.train_num_cpus,
+                   "num_gpus": 0 if acfg.device == "cpu" else cfg.executor.train_num_gpus})
 
 
-def _run_stage(executor, jobs: list[Job], stage: str, log) -> list[JobResult]:
+def _run_stage(executor, jobs: list[Job], stage: str, log, progress: bool = False) -> list[JobResult]:
+    """Run one stage's jobs; failures are returned, Ctrl-C / SIGTERM propagate once the executor has
+    stopped every job (closing the iterator is what stops them, also when the loop body raises).
+
+    progress and parallel jobs: one status view (harness/study/progress.py) instead of a bar per job, for
+    an engine whose `run` takes `on_status`; one job at a time keeps the jobs' own bars."""
     failed = []
-    for result in executor.run(jobs):
-        if result.ok:
-            log(f"{stage:<10} done   {result.key} ({result.seconds:.0f} s)")
-        else:
-            log(f"{stage:<10} FAILED {result.key}: {result.error.splitlines()[0]}")
-            failed.append(result)
+    view = None
+    if progress and len(jobs) > 1 and getattr(executor, "max_parallel", 2) > 1 \
+            and "on_status" in inspect.signature(executor.run).parameters:
+        from harness.study.progress import StatusView
+        view = StatusView(stage, [job.key for job in jobs], log=log)
+    say = view.write if view is not None else log
+    results = executor.run(jobs, on_status=view.update) if view is not None else executor.run(jobs)
+    try:
+        for result in results:
+            if view is not None:
+                view.update(result.key, "done" if result.ok else "failed")
+            if result.ok:
+                say(f"{stage:<10} done   {result.key} ({result.seconds:.0f} s)")
+            else:
+                say(f"{stage:<10} FAILED {result.key}: {result.error.splitlines()[0]}")
+                failed.append(result)
+    finally:
+        getattr(results, "close", lambda: None)()
+        if view is not None:
+            view.close()
     return failed
 
 

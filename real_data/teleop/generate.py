@@ -26,7 +26,7 @@ from harness.data.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
 
 # Settings that may differ between a run and its resumption without changing any episode.
-RESUME_FREE_KEYS = ("num", "workers")
+RESUME_FREE_KEYS = ("num", "workers", "executor")
 
 
 @dataclasses.dataclass
@@ -53,13 +53,14 @@ class GenerateSummary:
 
 
 def generate(out, num: int, config: TeleopConfig, seed: int = 0, workers: int = 1,
-             progress: bool = True) -> GenerateSummary:
+             progress: bool = True, executor: str = "local") -> GenerateSummary:
     """Fill the store at `out` up to `num` episodes from seeds seed, seed + 1, ... (resuming)."""
     from sim_envs.config import load_preset
     from tqdm import tqdm
 
     env_config = load_preset(config.env)
     generator = {"generator": "real_data.teleop.scripted", "seed": seed, "num": num, "workers": workers,
+                 "executor": executor,
                  "teleop": to_dict(config)}
     writer = EpisodeWriter(out, domain="target", source="teleop_scripted", env=env_config.name,
                            env_params=dataclasses.asdict(env_config), generator=generator,
@@ -71,7 +72,7 @@ def generate(out, num: int, config: TeleopConfig, seed: int = 0, workers: int = 
     successes = []
     try:
         if todo:   # (no worker processes to start for a store that is already full)
-            with map_seeds(_Episode(config), todo, workers) as results:
+            with map_seeds(_Episode(config), todo, workers, engine=executor) as results:
                 _write_all(writer, results, bar, successes)
     finally:
         bar.close()

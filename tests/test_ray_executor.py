@@ -80,8 +80,7 @@ def test_an_infeasible_job_fails_at_once_on_a_local_ray(tmp_path):
     assert not result.ok and "CPU 64" in result.error and "CPU 2" in result.error
 
 
-@pytest.mark.slow
-def test_a_tiny_study_on_ray_gives_the_local_table(tmp_path):
+def test_a_tiny_study_on_ray_gives_the_local_table(tmp_path):   # in `make test`: CI runs a study on Ray
     from harness.study import run_study
     from tests.test_compare import _study
 

@@ -1,8 +1,9 @@
-"""Where the study's jobs run: a small interface, with local processes as the one engine for now.
+"""Where the study's jobs run: a small interface with two engines, local processes (here) and Ray
+(harness/study/ray_executor.py).
 
 A `Job` is a plain, JSON-able description: a function named "module:function" and its keyword arguments.
-Nothing else crosses the boundary, so a cluster engine (Slurm, Ray, ...) can run the same jobs later by
-shipping that JSON to a node and calling `run_job` there, without touching the study code. Jobs must be
+Nothing else crosses the boundary, so a cluster engine runs the same jobs by shipping that JSON to a node
+and calling `run_job` there, without touching the study code. Jobs must be
 idempotent: a finished job returns its stored result at once, a half-finished one resumes. That is what
 makes a study resumable whatever engine runs it.
 

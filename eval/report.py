@@ -20,6 +20,8 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from eval.metrics import PairedTest, Summary, TrialRecord, mcnemar_exact, summarize, wilson_interval
 from harness.data.atomic import atomic_write_text
 
@@ -70,6 +72,7 @@ class RunResult:
     records: list[TrialRecord]
     alpha: float | None = None     # the mixing ratio P(clean), for the success-versus-alpha plot
     name: str | None = None        # row name chosen by the study (default: "method (setting)")
+    training: dict | None = None   # the run's train_summary.json: realised clean fraction, clipped steps
 
     @property
     def label(self) -> str:
@@ -92,6 +95,8 @@ class TableRow:
     ci_low: float
     ci_high: float
     vs_baseline: PairedTest | None  # None for the baseline itself
+    clean_fraction: float | None = None    # realised P(clean sample) in training, mean over seeds
+    clipped_fraction: float | None = None  # fraction of optimizer steps with a clipped gradient, mean over seeds
 
     def ci_text(self) -> str:
         return wilson_interval(self.successes, self.trials).fmt()
@@ -121,8 +126,15 @@ def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[Table
             seeds=[r.seed for r in runs],
             per_seed_rate=[summarize(r.records).success.rate for r in runs],
             trials=n, successes=k, rate=ci.rate, ci_low=ci.low, ci_high=ci.high, vs_baseline=test,
+            clean_fraction=_mean_training(runs, "clean_fraction"),
+            clipped_fraction=_mean_training(runs, "clipped_fraction"),
         ))
     return rows, base_label
+
+
+def _mean_training(runs: Sequence[RunResult], key: str) -> float | None:
+    values = [r.training[key] for r in runs if r.training and r.training.get(key) is not None]
+    return float(np.mean(values)) if values and len(values) == len(runs) else None
 
 
 def _paired(runs: Sequence[RunResult], base_runs: Sequence[RunResult]) -> PairedTest:
@@ -136,8 +148,9 @@ def _paired(runs: Sequence[RunResult], base_runs: Sequence[RunResult]) -> Paired
 def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
     base = base_label or "baseline"
     lines = [
-        f"| method | seeds | trials | success [95% Wilson CI] | per seed | vs {base}: wins / losses | p (McNemar exact) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| method | seeds | trials | success [95% Wilson CI] | per seed | vs {base}: wins / losses | p (McNemar exact) "
+        "| clean fraction | clipped steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         per_seed = ", ".join(f"{100 * x:.0f}%" for x in r.per_seed_rate)
@@ -145,14 +158,16 @@ def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
             versus, p = "(baseline)" if r.label == base_label else "", ""
         else:
             versus, p = f"{r.vs_baseline.a_only} / {r.vs_baseline.b_only}", _fmt_p(r.vs_baseline.p_value)
-        lines.append(f"| {r.label} | {len(r.seeds)} | {r.trials} | {r.ci_text()} | {per_seed} | {versus} | {p} |")
+        lines.append(f"| {r.label} | {len(r.seeds)} | {r.trials} | {r.ci_text()} | {per_seed} | {versus} | {p} "
+                     f"| {_percent(r.clean_fraction)} | {_percent(r.clipped_fraction)} |")
     return "\n".join(lines) + "\n"
 
 
 def table_csv(rows: Sequence[TableRow]) -> str:
     buf = io.StringIO()
     fields = ["label", "method", "setting", "alpha", "n_seeds", "trials", "successes", "rate", "ci_low",
-              "ci_high", "per_seed_rate", "pairs", "wins_vs_baseline", "losses_vs_baseline", "p_mcnemar"]
+              "ci_high", "per_seed_rate", "pairs", "wins_vs_baseline", "losses_vs_baseline", "p_mcnemar",
+              "clean_fraction", "clipped_fraction"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
@@ -165,8 +180,14 @@ def table_csv(rows: Sequence[TableRow]) -> str:
             "pairs": "" if t is None else t.n_pairs, "wins_vs_baseline": "" if t is None else t.a_only,
             "losses_vs_baseline": "" if t is None else t.b_only,
             "p_mcnemar": "" if t is None else f"{t.p_value:.6g}",
+            "clean_fraction": "" if r.clean_fraction is None else f"{r.clean_fraction:.6f}",
+            "clipped_fraction": "" if r.clipped_fraction is None else f"{r.clipped_fraction:.6f}",
         })
     return buf.getvalue()
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
 
 
 def _fmt_p(p: float) -> str:

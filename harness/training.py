@@ -4,7 +4,8 @@ Per step: the source sampler draws sigma, then a valid source per sample (source
 from the in-memory pools (training_data.py); the method gives per-sample losses (methods.py); AdamW with
 warm-up + cosine schedule, gradient clipping, EMA weights.
 
-Run folder (cfg.out_dir): config.yaml (resolved: the run's identity), metrics.csv, tensorboard/,
+Run folder (cfg.out_dir): config.yaml (resolved: the run's identity), metrics.csv, train_summary.json (the
+realised clean fraction overall and per sigma band, the fraction of clipped steps), tensorboard/,
 checkpoints/latest.pt (every run.checkpoint_every steps, on Ctrl-C, at the end), checkpoints/final.pt, and
 `done` when finished. A checkpoint holds model, EMA, optimizer, scheduler, the sampler's numpy Generator
 state and the torch noise Generator state of every rank, so a resumed run draws exactly the batches and
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import json
 import math
 import os
 import signal
@@ -45,11 +47,47 @@ from harness.training_data import TrainingData, build
 # Config keys that may change between sessions of one run without changing its result.
 RESUME_FREE_KEYS = ("out_dir", "run.progress", "run.compile", "run.checkpoint_every", "run.threads")
 IDENTITY_FILE = "config.yaml"
+SUMMARY_FILE = "train_summary.json"   # realised clean fraction (overall, per sigma band), clipped steps
 # Validation noise levels: 8 quantiles of the training log-normal.
 _VAL_QUANTILES = (np.arange(8) + 0.5) / 8
 
 
 # ---------------------------------------------------------------- small pieces
+class RunTotals:
+    """What a run really trained on, summed over every step (and rank) for its train_summary.json.
+
+    Methods differ in how much clean data they see: sigma-first sampling with truncation fills every sigma
+    where no corrupt window is valid with clean samples. So each run reports its realised clean fraction,
+    overall and per sigma band, and the fraction of steps whose gradient norm was clipped (a rescaled
+    ambient loss can hand single samples huge weights, and clipping then shrinks every other sample's
+    gradient). Counting changes nothing in training: no random draw, no arithmetic of the step.
+    """
+    BANDS = (0.0, 0.05, 0.2, 0.8, 3.2, float("inf"))   # sigma bands, normalized action units
+
+    def __init__(self, counts=None):
+        # rows: clean samples per band, all samples per band; then [clipped steps, steps]
+        self.counts = np.zeros(2 * (len(self.BANDS) - 1) + 2, np.int64) if counts is None \
+            else np.asarray(counts, np.int64)
+
+    def add(self, sigma: np.ndarray, corrupt: np.ndarray, clipped: bool) -> None:
+        n_bands = len(self.BANDS) - 1
+        band = np.clip(np.searchsorted(self.BANDS, sigma, side="right") - 1, 0, n_bands - 1)   # (B,)
+        self.counts[:n_bands] += np.bincount(band[~corrupt], minlength=n_bands)
+        self.counts[n_bands: 2 * n_bands] += np.bincount(band, minlength=n_bands)
+        self.counts[-2] += int(clipped)
+        self.counts[-1] += 1
+
+    def summary(self) -> dict:
+        n_bands = len(self.BANDS) - 1
+        clean, total = self.counts[:n_bands], self.counts[n_bands: 2 * n_bands]
+        bands = {f"{lo:g}-{hi:g}": (round(float(c / t), 6) if t else None)
+                 for lo, hi, c, t in zip(self.BANDS[:-1], self.BANDS[1:], clean, total)}
+        return {"clean_fraction": round(float(clean.sum() / max(total.sum(), 1)), 6),
+                "clean_fraction_by_sigma": bands, "samples_by_sigma": dict(zip(bands, total.tolist())),
+                "clipped_fraction": round(float(self.counts[-2] / max(self.counts[-1], 1)), 6),
+                "steps": int(self.counts[-1])}
+
+
 def warmup_cosine(warmup: int, total: int):
     """lr factor: linear from 0 to 1 over `warmup` steps, then cosine down to 0 at `total`."""
     def factor(step: int) -> float:
@@ -152,6 +190,7 @@ class Trainer:
         self.rng = np.random.default_rng([cfg.seed, self.rank, 0x5A])
         self.gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
         self.step = 0
+        self.totals = RunTotals()
         self.accum = {"loss": 0.0, "loss_clean": 0.0, "n_clean": 0, "loss_corrupt": 0.0, "n_corrupt": 0,
                       "n_ambient": 0, "n": 0, "steps": 0}
 
@@ -190,6 +229,7 @@ class Trainer:
         loss.backward()
         clip = self.cfg.optim.grad_clip
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
+        self.totals.add(draw.sigma, draw.corrupt, clipped=clip > 0 and float(grad_norm) > clip)
         self.opt.step()
         self.sched.step()
         ema_update(self.ema, self.model, self.step, self.cfg.optim.ema_decay)
@@ -243,6 +283,7 @@ class Trainer:
             "rng_numpy": np_states,
             "rng_torch": torch_states,
             "accum": dict(self.accum),
+            "totals": self.totals.counts.tolist(),     # this rank's (summed over ranks for the summary)
         }
 
     def save(self, path: Path) -> None:
@@ -265,7 +306,15 @@ class Trainer:
         self.rng = SourceSampler.restore_rng(ckpt["rng_numpy"][self.rank])
         self.gen.set_state(ckpt["rng_torch"][self.rank].cpu())
         self.accum = dict(ckpt["accum"])
+        self.totals = RunTotals(ckpt["totals"]) if "totals" in ckpt else RunTotals()
         self.step = int(ckpt["step"])
+
+    def _summed_totals(self) -> RunTotals:
+        if self.world == 1:
+            return self.totals
+        t = torch.tensor(self.totals.counts, dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return RunTotals(t.round().long().numpy())
 
     # ---- logs
     def _columns(self) -> list[str]:
@@ -337,8 +386,10 @@ class Trainer:
                     if stopping:
                         return self.latest
             self.save(self.latest)
+            summary = self._summed_totals().summary()
             if self.is_main:
                 write_checkpoint(self.final, self.state_for_policy())
+                atomic_write_text(self.out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
                 atomic_write_text(self.out / "done", f"{self.final}\n")
             return self.final
         finally:

@@ -108,6 +108,8 @@ def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
     for label in ("target_only", "cotrain (alpha=0.5)", "truncated (per-datapoint)"):
         assert f"| {label} | 1 | 2 |" in table
     assert "(baseline)" in table
+    target_row = next(line for line in table.splitlines() if line.startswith("| target_only |"))
+    assert target_row.endswith("| 100.0% | 0.0% |") or target_row.split("|")[-3].strip() == "100.0%"
     for name in ("success", "success_vs_alpha", "classifier_accuracy", "sigma_n_hist", "action_spectra"):
         assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     _assert_success_csv_matches_table(out)

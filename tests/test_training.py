@@ -1,5 +1,6 @@
 """The trainer end to end at tiny size: learning, exact resume, run folder, CLI errors, policy API."""
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,38 @@ def test_resume_continues_the_same_loss_curve(stores, tmp_path):
     ema_a = torch.load(full, weights_only=False)["ema"]
     ema_b = torch.load(resumed, weights_only=False)["ema"]
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    # what the run trained on is counted across the interruption exactly as without it
+    summary = (tmp_path / "full" / "train_summary.json").read_text()
+    assert summary == (tmp_path / "cut" / "train_summary.json").read_text()
+    assert json.loads(summary)["steps"] == 40
+
+
+def test_train_summary_reports_the_realised_clean_fraction_and_clipped_steps(stores, tmp_path):
+    """target_only trains on clean data only; truncation at a high sigma_n fills low sigmas with clean
+    samples, so truncated sees more clean data than cotrain; a tiny clip threshold clips every step."""
+    def summary(out, method, **kw):
+        train(tiny_cfg(stores, tmp_path / out, method=method, steps=30, **kw))
+        return json.loads((tmp_path / out / "train_summary.json").read_text())
+
+    only = summary("t", "target_only")
+    assert only["clean_fraction"] == 1.0 and set(only["clean_fraction_by_sigma"].values()) <= {1.0, None}
+    co = summary("c", "cotrain", **{"optim.grad_clip": 1e-6})
+    tr = summary("tr", "truncated", **{"objective.sigma_n": 0.5})
+    assert tr["clean_fraction"] > co["clean_fraction"] + 0.1
+    assert tr["clean_fraction_by_sigma"]["0-0.05"] == 1.0           # no corrupt window is valid below 0.5
+    assert co["clipped_fraction"] == 1.0 and sum(co["samples_by_sigma"].values()) == 30 * 32
+
+
+def test_run_totals_count_by_sigma_band():
+    from harness.training import RunTotals
+    t = RunTotals()
+    t.add(np.array([0.01, 0.01, 0.1, 5.0]), np.array([False, True, True, False]), clipped=True)
+    t.add(np.array([0.03]), np.array([False]), clipped=False)
+    s = t.summary()
+    assert s["clean_fraction"] == 0.6 and s["clipped_fraction"] == 0.5 and s["steps"] == 2
+    assert s["clean_fraction_by_sigma"]["0-0.05"] == pytest.approx(2 / 3)
+    assert s["clean_fraction_by_sigma"]["0.05-0.2"] == 0.0 and s["clean_fraction_by_sigma"]["3.2-inf"] == 1.0
+    assert s["clean_fraction_by_sigma"]["0.8-3.2"] is None
 
 
 def test_run_folder_contents_and_done_marker(stores, tmp_path):

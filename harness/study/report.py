@@ -5,6 +5,7 @@ everything it reads is on disk (each run's eval/trials.csv, the dataset stores, 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +15,7 @@ from eval import plots
 from eval.report import RunResult, read_trials_csv, study_table, table_csv, table_markdown
 from eval.spectra import dataset_spectrum
 from harness.data.atomic import atomic_write_text
+from harness.training import SUMMARY_FILE
 from harness.study.config import StudyConfig, StudyDataset
 from harness.study.plan import RunPlan
 
@@ -33,7 +35,10 @@ def collect_results(plans: Sequence[RunPlan]) -> tuple[list[RunResult], list[str
         if not (Path(p.dir) / "done").exists() or not trials.is_file():
             missing.append(f"{p.label} seed {p.seed}")
             continue
-        results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(trials), p.alpha, name=p.label))
+        summary = Path(p.dir) / "train" / SUMMARY_FILE
+        training = json.loads(summary.read_text()) if summary.is_file() else None
+        results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(trials), p.alpha, name=p.label,
+                                 training=training))
     return results, missing
 
 
@@ -56,7 +61,11 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
     legend = ("\nSuccess: pooled over training seeds, each scored on the same start seeds "
               f"({'/'.join(map(str, trials))} trials per seed); interval: Wilson 95%. Paired test: McNemar's "
               f"exact test on (training seed, start seed) pairs against {base_label or 'the baseline'}; wins / "
-              "losses count starts that only this method / only the baseline solved.\n")
+              "losses count starts that only this method / only the baseline solved. Clean fraction: the share "
+              "of training samples that were clean, as realised by the sampler (truncation fills every noise "
+              "level where no corrupt window is valid with clean data); clipped steps: the share of optimizer "
+              "steps whose gradient norm was clipped (both mean over seeds, from each run's "
+              "train/train_summary.json).\n")
     atomic_write_text(out / "table.md", header + md + legend + note)
     atomic_write_text(out / "table.csv", table_csv(rows))
     files += [out / "table.md", out / "table.csv"]

@@ -94,13 +94,15 @@ def plot_success_vs_alpha(rows: Sequence[TableRow], path) -> Path | None:
     with a fixed alpha (target_only: 1) is a marker at it, every other row a horizontal reference line.
 
     CSV: label, method, alpha, rate, ci_low, ci_high, drawn_as (curve | fixed | reference; a reference's
-    alpha is empty). Nothing is written without a point on the alpha axis.
+    alpha is empty). Nothing is written without a point on the alpha axis. Final-checkpoint rows only:
+    the rows of a checkpoint protocol ("· selected") are in the success plot and the table.
     """
     def drawn_as(r: TableRow) -> str:
         if r.alpha is None:
             return "reference"
         return "curve" if method_class(r.method).sweeps_alpha else "fixed"
 
+    rows = [r for r in rows if r.protocol == "final"]   # a selected row would repeat its final row's alpha
     on_axis = sorted((r for r in rows if r.alpha is not None), key=lambda r: r.alpha)
     if not on_axis:
         return None
@@ -134,24 +136,30 @@ def plot_success_vs_alpha(rows: Sequence[TableRow], path) -> Path | None:
 
 def plot_classifier_accuracy(sigmas: Sequence[float], balanced: Sequence[float], path,
                              acc_clean: Sequence[float] | None = None, acc_corrupt: Sequence[float] | None = None,
-                             threshold: float | None = None, chance: float = 0.5) -> Path:
+                             threshold: float | None = None, chance: float = 0.5,
+                             curves: Mapping[str, Sequence[float]] | None = None) -> Path:
     """Held-out accuracy of the clean-versus-corrupt classifier at each noise level (log sigma axis).
 
     Balanced accuracy, and the accuracy on each class when given; sigma = 0 is drawn half a grid step left
-    of the smallest positive sigma. `threshold` (0.5 + eps) is drawn as a line: the level mean P(corrupt)
-    of a window must stay under for its sigma_n.
-    CSV: sigma, balanced_accuracy, accuracy_clean, accuracy_corrupt (the last two empty when not given).
+    of the smallest positive sigma. `threshold` (0.5 + accuracy_tol) is drawn as a line: where a dataset's
+    accuracy falls under it is that dataset's sigma_n (harness/sigma_n_rule.py).
+    `curves` (name -> accuracy per sigma), e.g. each fold's raw held-out accuracy or each dataset's, are
+    drawn as thin lines: folds that disagree, or a raw curve below chance, show at a glance.
+    CSV: sigma, balanced_accuracy, accuracy_clean, accuracy_corrupt (the last two empty when not given),
+    then one column per named curve.
     """
+    curves = {name: np.asarray(v, dtype=float) for name, v in (curves or {}).items()}
     sig = np.asarray(sigmas, dtype=float)
     bal = np.asarray(balanced, dtype=float)
     per_class = acc_clean is not None and acc_corrupt is not None
     clean = np.asarray(acc_clean, dtype=float) if per_class else np.full(len(sig), np.nan)
     corrupt = np.asarray(acc_corrupt, dtype=float) if per_class else np.full(len(sig), np.nan)
-    if not len(sig) == len(bal) == len(clean) == len(corrupt):
+    if not len(sig) == len(bal) == len(clean) == len(corrupt) or any(len(v) != len(sig) for v in curves.values()):
         raise ValueError("sigmas and accuracies must have the same length")
-    _write_csv(path, ["sigma", "balanced_accuracy", "accuracy_clean", "accuracy_corrupt"],
-               [[float(s), float(b), float(c) if per_class else None, float(r) if per_class else None]
-                for s, b, c, r in zip(sig, bal, clean, corrupt)])
+    _write_csv(path, ["sigma", "balanced_accuracy", "accuracy_clean", "accuracy_corrupt", *curves],
+               [[float(s), float(b), float(c) if per_class else None, float(r) if per_class else None,
+                 *(float(v[j]) for v in curves.values())]
+                for j, (s, b, c, r) in enumerate(zip(sig, bal, clean, corrupt))])
     positive = sig[sig > 0]
     x = np.where(sig > 0, sig, positive.min() / 2 if len(positive) else 1.0)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -159,9 +167,11 @@ def plot_classifier_accuracy(sigmas: Sequence[float], balanced: Sequence[float],
     if per_class:
         ax.semilogx(x, clean * 100, ".--", color="C2", label="on clean")
         ax.semilogx(x, corrupt * 100, ".--", color="C1", label="on corrupt")
+    for k, (name, values) in enumerate(curves.items()):
+        ax.semilogx(x, values * 100, "-", lw=0.8, alpha=0.7, color=f"C{4 + k % 6}", label=name)
     ax.axhline(chance * 100, ls="--", color="gray", lw=1, label="chance")
     if threshold is not None:
-        ax.axhline(threshold * 100, ls=":", color="C3", lw=1, label="0.5 + eps (sigma_n threshold)")
+        ax.axhline(threshold * 100, ls=":", color="C3", lw=1, label="0.5 + tol (per-dataset sigma_n)")
     zero = " (leftmost point: sigma = 0)" if np.any(sig <= 0) else ""
     ax.set_xlabel(f"sigma (noise level, normalized action units){zero}")
     ax.set_ylabel("held-out accuracy (%)")
@@ -172,29 +182,50 @@ def plot_classifier_accuracy(sigmas: Sequence[float], balanced: Sequence[float],
 
 
 def plot_sigma_n_hist(sigma_n: Sequence[float], path, grid: Sequence[float] | None = None,
-                        bins: int = 30) -> Path:
+                        bins: int = 30, groups: Sequence[int] | None = None) -> Path:
     """Histogram of per-window sigma_n over the finite positive values; 0 and never (inf) counted apart.
 
     With the classifier's `grid` every grid sigma gets its own bin (edges at the geometric midpoints);
     without it, `bins` log-spaced bins over the range.
     CSV: kind, low, high, count, fraction, one row per bin (kind "bin", edges low..high) plus a "zero" row
     (sigma_n = 0: already indistinguishable) and a "never" row (inf); fraction = count / all windows.
+    `groups` (one id per window, e.g. the cross-fitting fold that scored it) adds a count_<id> column and a
+    step line per group, so one sees whether the folds agree.
     """
     s = np.asarray(sigma_n, dtype=float)
+    group_ids = np.asarray(groups) if groups is not None else np.zeros(len(s), int)
+    names = [int(g) for g in np.unique(group_ids)] if groups is not None else []
     n = len(s)
     n_zero, n_never = int(np.sum(s <= 0)), int(np.sum(np.isinf(s)))
     pos = s[(s > 0) & np.isfinite(s)]
     edges = _hist_edges(pos, grid, bins)
     counts = np.histogram(pos, bins=edges)[0] if len(edges) > 1 else np.zeros(0, int)
     frac = (lambda k: k / n if n else 0.0)
-    _write_csv(path, ["kind", "low", "high", "count", "fraction"],
-               [["zero", 0.0, 0.0, n_zero, frac(n_zero)]]
-               + [["bin", float(lo), float(hi), int(k), frac(int(k))] for lo, hi, k in zip(edges[:-1], edges[1:], counts)]
-               + [["never", math.inf, math.inf, n_never, frac(n_never)]])
+    by_group = {g: s[group_ids == g] for g in names}
+
+    def group_counts(kind: str, lo: float = 0.0, hi: float = 0.0) -> list[int]:
+        def count(v):
+            if kind == "zero":
+                return int(np.sum(v <= 0))
+            if kind == "never":
+                return int(np.sum(np.isinf(v)))
+            return int(np.sum((v >= lo) & (v < hi) & np.isfinite(v)))
+        return [count(by_group[g]) for g in names]
+    _write_csv(path, ["kind", "low", "high", "count", "fraction", *(f"count_{g}" for g in names)],
+               [["zero", 0.0, 0.0, n_zero, frac(n_zero), *group_counts("zero")]]
+               + [["bin", float(lo), float(hi), int(k), frac(int(k)), *group_counts("bin", lo, hi)]
+                  for lo, hi, k in zip(edges[:-1], edges[1:], counts)]
+               + [["never", math.inf, math.inf, n_never, frac(n_never), *group_counts("never")]])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if len(counts):
-        ax.stairs(counts, edges, fill=True, color="C1", edgecolor="black", lw=0.5)
+        ax.stairs(counts, edges, fill=True, color="C1", edgecolor="black", lw=0.5, label="all")
+        for k, g in enumerate(names):
+            v = by_group[g]
+            ax.stairs(np.histogram(v[(v > 0) & np.isfinite(v)], bins=edges)[0], edges, color=f"C{4 + k % 6}",
+                      lw=1.2, label=f"fold {g} (median {np.median(v):.3g}, never {np.mean(np.isinf(v)):.0%})")
         ax.set_xscale("log")
+        if names:
+            ax.legend(fontsize=7)
     ax.set_xlabel("sigma_n per corrupt window (sigma_n = 0 and never: in the title)")
     ax.set_ylabel("windows")
     ax.set_title(f"sigma_n of {n} corrupt windows ({frac(n_zero):.0%} at 0, {frac(n_never):.0%} never)")
@@ -241,10 +272,15 @@ def plot_annotations(annotations, accuracy_path=None, hist_path=None) -> list[Pa
     accuracy_path, hist_path = accuracy_path or default_accuracy, hist_path or default_hist
     ann = read_annotations(annotations)
     acc_clean, acc_corrupt = ann.attrs.get("accuracy_clean"), ann.attrs.get("accuracy_corrupt")
+    curves = {f"fold {f['fold']} raw": f["accuracy_raw"] for f in ann.attrs.get("folds", [])}
+    if len(ann.datasets) > 1:
+        curves.update({f"{Path(d.path).name}": d.accuracy for d in ann.datasets if d.accuracy is not None})
+    folds = [d.fold for d in ann.datasets]
     return [plot_classifier_accuracy(ann.sigma_grid, ann.accuracy, accuracy_path, acc_clean, acc_corrupt,
-                                     threshold=0.5 + float(ann.attrs.get("eps", 0.05))),
+                                     threshold=0.5 + float(ann.attrs.get("accuracy_tol", 0.05)), curves=curves),
             plot_sigma_n_hist(np.concatenate([d.sigma_n for d in ann.datasets]), hist_path,
-                                grid=ann.sigma_grid)]
+                              grid=ann.sigma_grid,
+                              groups=np.concatenate(folds) if all(f is not None for f in folds) else None)]
 
 
 def plot_power_spectra(spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], path,

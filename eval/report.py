@@ -8,7 +8,8 @@ One evaluation folder holds
 
 The study table pools a method's training seeds (all evaluated on the same start seeds) into one success
 rate with a Wilson interval, and tests each method against the baseline (the study names it) with McNemar's exact
-test on pairs (training seed, start seed) that both were scored on.
+test on pairs (training seed, start seed) that both were scored on. A checkpoint protocol
+(eval/selection.py) adds a "· selected" row per method: the chosen checkpoint on the same start seeds.
 """
 from __future__ import annotations
 
@@ -73,12 +74,17 @@ class RunResult:
     alpha: float | None = None     # the mixing ratio P(clean), for the success-versus-alpha plot
     name: str | None = None        # row name chosen by the study (default: "method (setting)")
     training: dict | None = None   # the run's train_summary.json: realised clean fraction, clipped steps
+    protocol: str = "final"        # "final": the final checkpoint; "selected": the checkpoint a protocol chose
+                                   # (eval/selection.py), its records from held-out start seeds
+    n_checkpoints: int | None = None      # selected: how many candidates it was chosen from
+    checkpoint_mean: float | None = None  # selected, select none: mean success over the candidates (selection seeds)
 
     @property
     def label(self) -> str:
-        if self.name:
-            return self.name
-        return f"{self.method} ({self.setting})" if self.setting else self.method
+        base = self.name or (f"{self.method} ({self.setting})" if self.setting else self.method)
+        if self.protocol == "selected":
+            return f"{base} · selected (best of {self.n_checkpoints} ckpts, held-out)"
+        return base
 
 
 @dataclasses.dataclass
@@ -97,6 +103,8 @@ class TableRow:
     vs_baseline: PairedTest | None  # None for the baseline itself
     clean_fraction: float | None = None    # realised P(clean sample) in training, mean over seeds
     clipped_fraction: float | None = None  # fraction of optimizer steps with a clipped gradient, mean over seeds
+    protocol: str = "final"                # "final" or "selected" (RunResult.protocol)
+    checkpoint_mean: float | None = None   # selected rows of select none: mean over candidates and seeds
 
     def ci_text(self) -> str:
         return wilson_interval(self.successes, self.trials).fmt()
@@ -105,13 +113,15 @@ class TableRow:
 def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[TableRow], str | None]:
     """One row per label (method + setting), in first-seen order; returns (rows, baseline label).
 
-    `baseline` is a label or a method name (then the first label of that method is the baseline).
+    `baseline` is a label or a method name (then the first final-checkpoint label of that method is the
+    baseline). Selected rows (RunResult.protocol) are rows of their own, paired with the baseline on the
+    same (training seed, start seed) pairs: their held-out seeds are the study's eval seeds.
     """
     groups: dict[str, list[RunResult]] = {}
     for r in results:
         groups.setdefault(r.label, []).append(r)
     base_label = baseline if baseline in groups else next(
-        (label for label, rs in groups.items() if rs[0].method == baseline), None)
+        (label for label, rs in groups.items() if rs[0].method == baseline and rs[0].protocol == "final"), None)
     rows = []
     for label, runs in groups.items():
         runs = sorted(runs, key=lambda r: r.seed)
@@ -128,8 +138,15 @@ def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[Table
             trials=n, successes=k, rate=ci.rate, ci_low=ci.low, ci_high=ci.high, vs_baseline=test,
             clean_fraction=_mean_training(runs, "clean_fraction"),
             clipped_fraction=_mean_training(runs, "clipped_fraction"),
+            protocol=runs[0].protocol, checkpoint_mean=_mean_of(r.checkpoint_mean for r in runs),
         ))
     return rows, base_label
+
+
+def _mean_of(values) -> float | None:
+    """The mean when every run has the value, else None."""
+    values = list(values)
+    return float(np.mean(values)) if values and all(v is not None for v in values) else None
 
 
 def _mean_training(runs: Sequence[RunResult], key: str) -> float | None:
@@ -152,6 +169,9 @@ def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
         "| clean fraction | clipped steps |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    means = any(r.checkpoint_mean is not None for r in rows)   # a checkpoint protocol with select none
+    if means:
+        lines = [lines[0] + " mean of ckpts (selection seeds) |", lines[1] + " --- |"]
     for r in rows:
         per_seed = ", ".join(f"{100 * x:.0f}%" for x in r.per_seed_rate)
         if r.vs_baseline is None:
@@ -159,7 +179,8 @@ def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
         else:
             versus, p = f"{r.vs_baseline.a_only} / {r.vs_baseline.b_only}", _fmt_p(r.vs_baseline.p_value)
         lines.append(f"| {r.label} | {len(r.seeds)} | {r.trials} | {r.ci_text()} | {per_seed} | {versus} | {p} "
-                     f"| {_percent(r.clean_fraction)} | {_percent(r.clipped_fraction)} |")
+                     f"| {_percent(r.clean_fraction)} | {_percent(r.clipped_fraction)} |"
+                     + (f" {_percent(r.checkpoint_mean)} |" if means else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -167,7 +188,7 @@ def table_csv(rows: Sequence[TableRow]) -> str:
     buf = io.StringIO()
     fields = ["label", "method", "setting", "alpha", "n_seeds", "trials", "successes", "rate", "ci_low",
               "ci_high", "per_seed_rate", "pairs", "wins_vs_baseline", "losses_vs_baseline", "p_mcnemar",
-              "clean_fraction", "clipped_fraction"]
+              "clean_fraction", "clipped_fraction", "protocol", "checkpoint_mean"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
@@ -182,6 +203,8 @@ def table_csv(rows: Sequence[TableRow]) -> str:
             "p_mcnemar": "" if t is None else f"{t.p_value:.6g}",
             "clean_fraction": "" if r.clean_fraction is None else f"{r.clean_fraction:.6f}",
             "clipped_fraction": "" if r.clipped_fraction is None else f"{r.clipped_fraction:.6f}",
+            "protocol": r.protocol,
+            "checkpoint_mean": "" if r.checkpoint_mean is None else f"{r.checkpoint_mean:.6f}",
         })
     return buf.getvalue()
 

@@ -1,14 +1,18 @@
 """The annotations store written by `cotrain annotate` and read by the trainer (numpy + zarr, no torch).
 
     annotations.zarr/
-      .zattrs           format, n_obs, horizon, n_action, eps, k_draws, clean_paths, corrupt_paths,
-                        action_normalizer {offset, scale}, config
+      .zattrs           format, n_obs, horizon, n_action, eps, k_draws, smooth, accuracy_tol, clean_paths,
+                        corrupt_paths, action_normalizer {offset, scale}, config, folds (per cross-fitting
+                        fold: held-out accuracy raw and calibrated, calibration (a, b) per sigma, median /
+                        never / zero of its windows' sigma_n)
       sigma_grid        (G,) increasing noise levels, sigma_grid[0] = 0
-      accuracy          (G,) held-out balanced accuracy of the clean-vs-corrupt classifier at each sigma
-      corrupt/<i>/      one group per corrupt dataset (attrs: path, n_episodes):
+      accuracy          (G,) held-out balanced accuracy of the (calibrated) classifier at each sigma
+      corrupt/<i>/      one group per corrupt dataset (attrs: path, n_episodes, sigma_n_dataset):
         episode, t0     (N,) the window index definition (harness/windows.py)
-        sigma_n         (N,) the window's noise level: the classifier's rule (harness/classifier.py); inf = never
-        p_corrupt       (N, G) float16 mean P(corrupt) over k_draws noise draws
+        fold            (N,) the cross-fitting fold whose classifier scored the window
+        sigma_n         (N,) the window's noise level (harness/sigma_n_rule.py); inf = never
+        accuracy        (G,) held-out balanced accuracy of this dataset against the clean data
+        p_corrupt       (N, G) float16 calibrated mean P(corrupt) over k_draws noise draws
 
 The sigmas are in the normalized action units of `action_normalizer`; the trainer normalizes actions with
 these same statistics when it uses the annotations, so the numbers mean the same noise.
@@ -25,7 +29,8 @@ from harness.data.atomic import atomic_path
 from harness.data.errors import DatasetError
 from harness.windows import WindowSpec
 
-FORMAT = "cotrain-annotations-v2"   # v2: per-window `sigma_n` (v1 called it sigma_min)
+FORMAT = "cotrain-annotations-v3"   # v3: the first-crossing rule on calibrated P, folds, per-dataset sigma_n
+OLDER_FORMATS = ("cotrain-annotations-v1", "cotrain-annotations-v2")
 
 
 @dataclasses.dataclass
@@ -36,6 +41,9 @@ class AnnotatedDataset:
     t0: np.ndarray          # (N,)
     sigma_n: np.ndarray     # (N,) per window; inf = never indistinguishable
     p_corrupt: np.ndarray | None = None  # (N, G)
+    fold: np.ndarray | None = None       # (N,) which cross-fitting fold scored the window
+    accuracy: np.ndarray | None = None   # (G,) held-out balanced accuracy of this dataset vs clean
+    sigma_n_dataset: float | None = None  # the per-dataset rule's sigma_n (inf = never)
 
 
 @dataclasses.dataclass
@@ -69,10 +77,15 @@ def write_annotations(out, ann: Annotations) -> Path:
         group = root.require_group("corrupt")
         for i, ds in enumerate(ann.datasets):
             g = group.require_group(str(i))
-            g.attrs.update({"path": str(ds.path), "n_episodes": int(ds.n_episodes)})
+            g.attrs.update({"path": str(ds.path), "n_episodes": int(ds.n_episodes),
+                            "sigma_n_dataset": None if ds.sigma_n_dataset is None else float(ds.sigma_n_dataset)})
             g.create_array("episode", data=np.asarray(ds.episode, np.int64))
             g.create_array("t0", data=np.asarray(ds.t0, np.int64))
             g.create_array("sigma_n", data=np.asarray(ds.sigma_n, np.float64))
+            if ds.fold is not None:
+                g.create_array("fold", data=np.asarray(ds.fold, np.int64))
+            if ds.accuracy is not None:
+                g.create_array("accuracy", data=np.asarray(ds.accuracy, np.float64))
             if ds.p_corrupt is not None:
                 g.create_array("p_corrupt", data=np.asarray(ds.p_corrupt, np.float16))
     return out
@@ -87,8 +100,9 @@ def read_annotations(path, with_probabilities: bool = False) -> Annotations:
     except Exception as exc:
         raise DatasetError(path, None, f"not a zarr group ({type(exc).__name__})") from None
     attrs = dict(root.attrs)
-    if attrs.get("format") == "cotrain-annotations-v1":
-        raise DatasetError(path, "attrs.format", "made by an older version (v1); re-run `cotrain annotate`")
+    if attrs.get("format") in OLDER_FORMATS:
+        raise DatasetError(path, "attrs.format", f"made by an older version ({attrs['format']}, another sigma_n "
+                           "rule); re-run `cotrain annotate`")
     if attrs.get("format") != FORMAT:
         raise DatasetError(path, "attrs.format", f"not an annotations store (format {attrs.get('format')!r})")
     try:
@@ -99,11 +113,18 @@ def read_annotations(path, with_probabilities: bool = False) -> Annotations:
             datasets.append(AnnotatedDataset(
                 path=g.attrs["path"], n_episodes=int(g.attrs["n_episodes"]), episode=g["episode"][:],
                 t0=g["t0"][:], sigma_n=g["sigma_n"][:],
-                p_corrupt=g["p_corrupt"][:] if with_probabilities and "p_corrupt" in g else None))
+                p_corrupt=g["p_corrupt"][:] if with_probabilities and "p_corrupt" in g else None,
+                fold=g["fold"][:] if "fold" in g else None, accuracy=g["accuracy"][:] if "accuracy" in g else None,
+                sigma_n_dataset=_float_or_none(g.attrs.get("sigma_n_dataset"))))
         return Annotations(spec, root["sigma_grid"][:], root["accuracy"][:], datasets,
                            attrs["action_normalizer"], attrs)
     except KeyError as exc:
         raise DatasetError(path, str(exc).strip("'\""), "missing from annotations store") from None
+
+
+def _float_or_none(value) -> float | None:
+    """JSON attrs hold inf as the string 'Infinity' or a float; None stays None."""
+    return None if value is None else float(value)
 
 
 def sigma_n_for_windows(ds: AnnotatedDataset, episode: np.ndarray, t0: np.ndarray, where: str) -> np.ndarray:

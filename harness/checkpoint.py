@@ -4,6 +4,10 @@ Two kinds share the format tag: a training checkpoint (`latest.pt`: model, EMA, 
 rank's random state, for an exact resume) and a policy checkpoint (`final.pt`: EMA weights only). Both hold
 what loading a policy needs and nothing else: `ema`, `normalizer`, `sigma_data`, `image_shape` and the full
 resolved `config`.
+
+Policy snapshots (`step_0001000.pt`, written every `run.snapshot_every` steps when that is set) are policy
+checkpoints of earlier steps, for the study's checkpoint protocols (eval/selection.py). Their names are
+made and read here only.
 """
 from __future__ import annotations
 
@@ -16,6 +20,24 @@ from harness.data.errors import UserError
 
 FORMAT = "cotrain-policy-v1"
 POLICY_KEYS = ("config", "ema", "normalizer", "sigma_data", "image_shape")
+
+
+SNAPSHOT_PREFIX = "step_"           # checkpoints/step_0001000.pt: the EMA policy after 1000 steps
+
+
+def snapshot_name(step: int) -> str:
+    """File name of the policy snapshot after `step` optimizer steps (zero-padded: names sort by step)."""
+    return f"{SNAPSHOT_PREFIX}{step:07d}.pt"
+
+
+def list_snapshots(checkpoint_dir) -> list[tuple[int, Path]]:
+    """(step, path) of every policy snapshot in a run's checkpoints folder, oldest first."""
+    found = []
+    for path in Path(checkpoint_dir).glob(f"{SNAPSHOT_PREFIX}*.pt"):
+        digits = path.stem[len(SNAPSHOT_PREFIX):]
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return sorted(found)
 
 
 def write_checkpoint(path, state: dict) -> None:

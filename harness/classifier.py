@@ -3,15 +3,19 @@
 A classifier c(x_sigma, sigma, obs) -> P(corrupt) is trained on action chunks of both kinds, noised to
 every level (x_sigma = x + sigma z, sigma = 0 included), with balanced batches. Its held-out balanced
 accuracy against sigma is the "how far apart are the two action distributions at this scale" curve.
-Every corrupt window then gets sigma_n: the smallest sigma on a grid from which on the classifier's mean
-P(corrupt) over K noise draws stays <= 0.5 + eps, i.e. noise at that level has made the window look clean.
-The trainer uses it as the window's sigma_n (`objective.sigma_n: annotations`).
+Every corrupt window then gets sigma_n: the smallest grid sigma where the classifier's mean P(corrupt) over
+K noise draws, calibrated on held-out windows and smoothed along the grid, falls to <= 0.5 + eps, i.e. noise
+at that level has made the window look clean (the rules: harness/sigma_n_rule.py). The trainer uses it as
+the window's sigma_n (`objective.sigma_n: annotations`); each corrupt dataset also gets one sigma_n from its
+held-out accuracy curve (`sigma_n: per_dataset` in a study).
 
 `annotate` writes numbers only (the store); the figures and their CSVs are drawn from the store by
 `eval.plots.plot_annotations` (`cotrain annotate`, the study), the one home of every plot.
 
-Caveat of conditioning on obs (use_obs, on by default as the issue asks): if the observations alone give
-the domain away, P(corrupt) need not fall at any sigma; use_obs=false classifies the action chunk only.
+Conditioning on obs (use_obs: true) is off by default: when the observations alone give the domain away,
+P(corrupt) does not fall at any sigma (on 50 teleop + 500 GCS demos: 50-56% of windows "never", against
+15-18% from the action chunk alone; benchmarks/annotate_k_draws.py), and a cross-fitted classifier that
+can read episodes from their states anti-learns (docs/objectives.md section 6).
 """
 from __future__ import annotations
 
@@ -30,7 +34,9 @@ from harness.data.locks import check_writable
 from harness.device import resolve_device
 from harness.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
-from harness.normalizer import Normalizer
+from harness.normalizer import Normalizer, fit_normalizer, load_normalizer
+from harness.sigma_n_rule import (annotation_warnings, apply_calibration, balanced_accuracy, dataset_sigma_n,
+                                  fit_calibration, identity_calibration, sigma_n_from_p, sigma_n_stats)
 from harness.train_config import DatasetSpec
 from harness.training_data import load_dataset
 
@@ -43,7 +49,7 @@ class AnnotateConfig:
     n_obs: int = 2                  # must match the trainer's data.n_obs
     horizon: int = 16               # ... data.horizon
     n_action: int = 8               # ... data.n_action
-    use_obs: bool = True            # condition the classifier on the observation history
+    use_obs: bool = False           # also condition on the observation history (see the module docstring)
     widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # conv widths
     noise_dim: int = 32             # noise-level embedding width
     steps: int = 3000               # optimizer steps
@@ -56,8 +62,12 @@ class AnnotateConfig:
     sigma_hi: float = 5.0           # largest grid sigma
     grid_size: int = 32             # nonzero grid points (log-spaced); sigma = 0 is added in front
     p_zero: float = 0.1             # fraction of training samples at sigma = 0
-    k_draws: int = 8                # noise draws per window and sigma when annotating
-    eps: float = 0.05               # sigma_n: first sigma where mean P(corrupt) stays <= 0.5 + eps
+    k_draws: int = 16               # noise draws per window (common to all sigmas); benchmarks/annotate_k_draws.py
+    eps: float = 0.05               # sigma_n: first grid sigma where mean P(corrupt) <= 0.5 + eps
+    smooth: int = 3                 # moving average of P(corrupt) over this many neighbouring grid sigmas
+    calibrate: bool = True          # per fold and sigma, calibrate P(corrupt) on held-out windows (b >= 0)
+    accuracy_tol: float = 0.03      # per-dataset sigma_n: first sigma where held-out accuracy <= 0.5 + tol
+    normalizer: str | None = None   # normalizer JSON (a study's shared one); null = fit on these data
     annotate_batch: int = 4096      # windows per forward pass when annotating
     seed: int = 0                   # everything random derives from this
     device: str = "auto"            # auto | cpu | cuda
@@ -86,6 +96,8 @@ class AnnotateConfig:
         require(self.grid_size >= 1, "grid_size", ">= 1")
         require(0 <= self.p_zero < 1, "p_zero", "in [0, 1)")
         require(self.k_draws >= 1, "k_draws", ">= 1")
+        require(self.smooth >= 1 and self.smooth % 2 == 1, "smooth", "an odd number >= 1 (1 = no smoothing)")
+        require(0 <= self.accuracy_tol < 0.5, "accuracy_tol", "in [0, 0.5)")
         require(self.annotate_batch >= 1, "annotate_batch", ">= 1")
         require(self.seed >= 0, "seed", ">= 0")
         require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
@@ -199,7 +211,11 @@ def train_classifier(clean: _Windows, corrupt: _Windows, cfg: AnnotateConfig, si
 @torch.no_grad()
 def mean_p_corrupt(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: int, device, seed: int,
                    progress: bool = False) -> np.ndarray:
-    """(N, G): mean over k_draws noise draws of P(corrupt) for every window at every grid sigma."""
+    """(N, G): mean over k_draws noise draws of P(corrupt) for every window at every grid sigma.
+
+    Common random numbers: draw k of a window is x + sigma * z_k with the same z_k at every sigma, so each
+    draw's P(sigma) is a smooth curve and the sigma_n search is not thrown early by independent dips at
+    neighbouring grid points (benchmarks/annotate_k_draws.py measures the effect)."""
     gen = torch.Generator().manual_seed(seed)
     out = np.zeros((len(w.action), len(grid)), np.float32)
     starts = range(0, len(w.action), batch)
@@ -207,32 +223,16 @@ def mean_p_corrupt(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: in
         from tqdm import tqdm
         starts = tqdm(starts, desc="annotate", dynamic_ncols=True)
     for s in starts:
-        x = torch.from_numpy(w.action[s: s + batch]).to(device)
+        x = torch.from_numpy(w.action[s: s + batch]).to(device)                 # (B, T, 2)
         obs = torch.from_numpy(w.obs[s: s + batch]).to(device)
-        for j, sig in enumerate(grid):
-            sigma = torch.full((len(x),), float(sig), device=device)
-            p = torch.zeros(len(x), device=device)
-            for _ in range(k_draws if sig > 0 else 1):  # no noise: one draw is exact
-                x_sigma = x + sig * torch.randn(x.shape, generator=gen).to(device)
-                p += torch.sigmoid(model(x_sigma, sigma, obs))
-            out[s: s + batch, j] = (p / (k_draws if sig > 0 else 1)).cpu().numpy()
+        p = torch.zeros(len(x), len(grid), device=device)                        # (B, G)
+        for _ in range(k_draws):
+            z = torch.randn(x.shape, generator=gen).to(device)                   # one draw for every sigma
+            for j, sig in enumerate(grid):
+                sigma = torch.full((len(x),), float(sig), device=device)
+                p[:, j] += torch.sigmoid(model(x + float(sig) * z, sigma, obs))
+        out[s: s + batch] = (p / k_draws).cpu().numpy()
     return out
-
-
-def sigma_n_from_p(p: np.ndarray, grid: np.ndarray, eps: float) -> np.ndarray:
-    """(N,) smallest grid sigma from which on p <= 0.5 + eps at every larger grid sigma; inf if never."""
-    ok = p <= 0.5 + eps                                    # (N, G)
-    # stays_ok[:, j] = ok at j and at every j' > j
-    stays_ok = np.flip(np.cumprod(np.flip(ok, axis=1), axis=1), axis=1).astype(bool)
-    first = np.argmax(stays_ok, axis=1)
-    return np.where(stays_ok.any(axis=1), grid[first], np.inf)
-
-
-def balanced_accuracy(p_clean: np.ndarray, p_corrupt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per grid sigma: (balanced accuracy, accuracy on clean, accuracy on corrupt); inputs (N, G)."""
-    acc_clean = (p_clean < 0.5).mean(axis=0)
-    acc_corrupt = (p_corrupt >= 0.5).mean(axis=0)
-    return (acc_clean + acc_corrupt) / 2, acc_clean, acc_corrupt
 
 
 def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None) -> Path:
@@ -243,6 +243,7 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
     Cross-fitting: episodes are split into n_folds folds; for each fold a classifier is trained on the
     other folds and scores this fold's windows (accuracy curve and sigma_n). A classifier scoring the
     windows it was trained on would recognise them (by their observations, say) at any noise level.
+    Each fold's scores are then calibrated on that fold's held-out windows (harness/sigma_n_rule.py).
     """
     cfg = cfg or AnnotateConfig()
     if not clean_paths or not corrupt_paths:
@@ -257,50 +258,75 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
     device = resolve_device(cfg.device)
     clean_raws, clean_folds = _load(clean_paths, "clean", cfg)
     corrupt_raws, corrupt_folds = _load(corrupt_paths, "corrupt", cfg)
-    everything = clean_raws + corrupt_raws
-    normalizer = Normalizer.fit(np.concatenate([r.obs for r in everything]),
-                                np.concatenate([r.action for r in everything]))
-    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action) for r in everything])))
+    normalizer = _normalizer(cfg, clean_raws, corrupt_raws)
+    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action)
+                                              for r in clean_raws + corrupt_raws])))
     grid = cfg.sigma_grid()
     rng = np.random.default_rng([cfg.seed, 0xAC])
 
     windows = [make_windows(raw.episode_ends, spec) for raw in corrupt_raws]
-    p_corrupt = [np.zeros((len(w), len(grid)), np.float32) for w in windows]
-    held_out = {"clean": [], "corrupt": []}
+    fold_of = [fold[w.episode] for fold, w in zip(corrupt_folds, windows)]     # per window: its fold
+    p_corrupt = [np.zeros((len(w), len(grid)), np.float32) for w in windows]  # calibrated mean P(corrupt)
+    val_clean, val_corrupt = [], [[] for _ in corrupt_raws]                   # calibrated, held out
+    folds = []
     for f in range(cfg.n_folds):
-        def episodes(folds, in_fold):
-            return [np.flatnonzero((fold == f) == in_fold) for fold in folds]
-        fold_cfg = dataclasses.replace(cfg, seed=cfg.seed * 100 + f)
+        def episodes(fold_ids, in_fold):
+            return [np.flatnonzero((fold == f) == in_fold) for fold in fold_ids]
         model = train_classifier(_windows(clean_raws, spec, normalizer, episodes(clean_folds, False)),
                                  _windows(corrupt_raws, spec, normalizer, episodes(corrupt_folds, False)),
-                                 fold_cfg, sigma_data, device)
-        # accuracy curve: one noise draw per held-out window, a random subset per class and fold
-        for name, raws, folds in (("clean", clean_raws, clean_folds), ("corrupt", corrupt_raws, corrupt_folds)):
-            w = _windows(raws, spec, normalizer, episodes(folds, True))
-            keep = rng.choice(len(w.action), size=min(cfg.val_windows // cfg.n_folds, len(w.action)), replace=False)
-            held_out[name].append(mean_p_corrupt(model, _Windows(w.obs[keep], w.action[keep]), grid, 1,
-                                                 cfg.annotate_batch, device, cfg.seed + 1 + f))
-        # sigma_n inputs: every corrupt window of this fold, k_draws noise draws per sigma
-        for i, (raw, w) in enumerate(zip(corrupt_raws, windows)):
-            eps_in_fold = np.flatnonzero(corrupt_folds[i] == f)
-            rows = w.select_episodes(eps_in_fold)
-            if len(rows):
-                p_corrupt[i][rows] = mean_p_corrupt(model, _windows([raw], spec, normalizer, [eps_in_fold]), grid,
-                                                    cfg.k_draws, cfg.annotate_batch, device,
-                                                    cfg.seed + 1000 * (f + 1) + i, cfg.progress)
-    accuracy, acc_clean, acc_corrupt = balanced_accuracy(np.concatenate(held_out["clean"]),
-                                                         np.concatenate(held_out["corrupt"]))
-    datasets = [AnnotatedDataset(str(Path(raw.path).resolve()), len(raw.episode_ends), w.episode, w.t0,
-                                 sigma_n_from_p(p, grid, cfg.eps), p)
-                for raw, w, p in zip(corrupt_raws, windows, p_corrupt)]
+                                 dataclasses.replace(cfg, seed=cfg.seed * 100 + f), sigma_data, device)
+        n_val = max(cfg.val_windows // cfg.n_folds, 1)
+        # raw scores of every corrupt window in this fold (k_draws noise draws per sigma) ...
+        raw = [mean_p_corrupt(model, _windows([r], spec, normalizer, [np.flatnonzero(corrupt_folds[i] == f)]), grid,
+                              cfg.k_draws, cfg.annotate_batch, device, cfg.seed + 1000 * (f + 1) + i, cfg.progress)
+               for i, r in enumerate(corrupt_raws)]
+        # ... and of a random subset of its clean windows; held-out corrupt: a random subset per dataset
+        clean_w = _windows(clean_raws, spec, normalizer, episodes(clean_folds, True))
+        keep = rng.choice(len(clean_w.action), size=min(n_val, len(clean_w.action)), replace=False)
+        raw_clean = mean_p_corrupt(model, _Windows(clean_w.obs[keep], clean_w.action[keep]), grid, cfg.k_draws,
+                                   cfg.annotate_batch, device, cfg.seed + 1 + f)
+        val_rows = [rng.choice(len(p), size=min(n_val, len(p)), replace=False) for p in raw]
+        raw_val = np.concatenate([p[rows] for p, rows in zip(raw, val_rows)])
+        calibration = fit_calibration(raw_clean, raw_val) if cfg.calibrate else identity_calibration(len(grid))
+        for i, p in enumerate(raw):
+            p_corrupt[i][fold_of[i] == f] = apply_calibration(p, calibration)
+            val_corrupt[i].append(p_corrupt[i][fold_of[i] == f][val_rows[i]])
+        val_clean.append(apply_calibration(raw_clean, calibration))
+        folds.append({"fold": f, "val_clean": int(len(raw_clean)), "val_corrupt": int(len(raw_val)),
+                      "accuracy_raw": balanced_accuracy(raw_clean, raw_val)[0].tolist(),
+                      "accuracy": balanced_accuracy(val_clean[-1], np.concatenate([v[-1] for v in val_corrupt]))[0]
+                      .tolist(), "calibration": calibration.tolist()})
+
+    clean_val = np.concatenate(val_clean)
+    corrupt_val = [np.concatenate(v) for v in val_corrupt]
+    accuracy, acc_clean, acc_corrupt = balanced_accuracy(clean_val, np.concatenate(corrupt_val))
+    sigma_n = [sigma_n_from_p(p, grid, cfg.eps, cfg.smooth) for p in p_corrupt]
+    for record in folds:   # does every fold give the same answer?
+        record.update(sigma_n_stats(np.concatenate([s[fo == record["fold"]] for s, fo in zip(sigma_n, fold_of)])))
+    datasets = []
+    for raw, w, p, s, fo, val in zip(corrupt_raws, windows, p_corrupt, sigma_n, fold_of, corrupt_val):
+        acc = balanced_accuracy(clean_val, val)[0]
+        datasets.append(AnnotatedDataset(str(Path(raw.path).resolve()), len(raw.episode_ends), w.episode, w.t0,
+                                         s, p, fold=fo, accuracy=acc,
+                                         sigma_n_dataset=dataset_sigma_n(acc, grid, cfg.accuracy_tol, cfg.smooth)))
     ann = Annotations(spec, grid, accuracy, datasets, normalizer.action.state(),
-                      {"eps": cfg.eps, "k_draws": cfg.k_draws, **annotation_identity(clean_paths, corrupt_paths, cfg),
+                      {"eps": cfg.eps, "k_draws": cfg.k_draws, "smooth": cfg.smooth, "accuracy_tol": cfg.accuracy_tol,
+                       **annotation_identity(clean_paths, corrupt_paths, cfg),
                        "sigma_data": sigma_data,
                        "accuracy_clean": [float(a) for a in acc_clean],
-                       "accuracy_corrupt": [float(a) for a in acc_corrupt]})
+                       "accuracy_corrupt": [float(a) for a in acc_corrupt],
+                       "folds": folds})
     write_annotations(out, ann)
     return out
 
+
+def _normalizer(cfg: AnnotateConfig, clean_raws, corrupt_raws) -> Normalizer:
+    """The study's shared normalizer when given, else one fitted on these data as the trainer fits its own."""
+    if cfg.normalizer is not None:
+        return load_normalizer(cfg.normalizer)
+    everything = clean_raws + corrupt_raws
+    return fit_normalizer(np.concatenate([r.obs for r in everything]), np.concatenate([r.action for r in clean_raws]),
+                          np.concatenate([r.action for r in everything]))
 
 # Annotation settings that may change between sessions without changing the annotations.
 ANNOTATE_FREE_KEYS = ("config.progress",)
@@ -326,6 +352,24 @@ def dataset_identity(item, role: str) -> dict:
     """What the annotations were made from: a store and how many of its episodes."""
     spec = dataset_spec(item, role)
     return {"path": str(Path(spec.path).resolve()), "max_episodes": spec.max_episodes}
+
+
+def annotation_summary(ann) -> list[str]:
+    """What `cotrain annotate` prints: sigma_n per dataset (per-window histogram and the per-dataset value),
+    the per-fold agreement and calibration, and a WARNING line per reason not to trust the estimate."""
+    grid = ann.sigma_grid
+    lines = []
+    for ds in ann.datasets:
+        lines.append(f"dataset {ds.path}: per-dataset sigma_n {ds.sigma_n_dataset:.4g}"
+                     if ds.sigma_n_dataset is not None else f"dataset {ds.path}")
+        lines += ["  " + line for line in sigma_n_summary(ds.sigma_n, grid)]
+    for f in ann.attrs.get("folds", []):
+        raw = np.asarray(f["accuracy_raw"])
+        lines.append(f"fold {f['fold']}: median sigma_n {f['median']:.4g}, never {f['never']:.1%}, zero {f['zero']:.1%}; "
+                     f"held-out accuracy at sigma 0 {f['accuracy'][0]:.3f}, raw minimum {raw.min():.3f} "
+                     f"(at sigma {grid[int(np.argmin(raw))]:.3g}; {f['val_clean']} + {f['val_corrupt']} windows)")
+    lines += annotation_warnings(ann.attrs.get("folds", []), grid, ann.accuracy)
+    return lines
 
 
 def sigma_n_summary(sigma_n: np.ndarray, grid: np.ndarray) -> list[str]:

@@ -113,7 +113,7 @@ class Method:
 
 
 class TargetOnly(Method):
-    """Clean data only: corrupt windows are never drawn (they still shape the normalizer)."""
+    """Clean data only: corrupt windows are never drawn (they still shape the observation normalizer)."""
     name = "target_only"
     fixed_alpha = 1.0
 

@@ -47,8 +47,12 @@ class DataConfig:
     n_action: int = 8              # executed action steps
     use_image: bool = False        # condition on data/image too (needs the key in every store)
     val_fraction: float = 0.05     # held-out episodes per dataset for validation losses (0 = none)
+    normalizer: str | None = None  # normalizer JSON (a study's shared one); null = fit on this run's training
+                                   # data (read when training starts, so it need not exist when the config loads)
 
     def __post_init__(self):
+        if self.normalizer is not None and not self.normalizer.strip():
+            raise ValueError("data.normalizer must be a file path or null, got an empty string")
         if not 0 <= self.val_fraction < 1:
             raise ValueError("data.val_fraction must be in [0, 1)")
         _require(self.n_obs >= 1, "data.n_obs", ">= 1", self.n_obs)
@@ -179,11 +183,14 @@ class RunConfig:
     compile: bool = False          # torch.compile the network (CUDA)
     progress: bool = True          # tqdm progress bar
     threads: int = 0               # CPU threads for torch (0 = torch's default, usually all cores)
+    snapshot_every: int = 0        # checkpoints/step_<step>.pt (EMA policy) every N steps before the last
+                                   # (0 = none); the study's checkpoint protocols select among them
 
     def __post_init__(self):
         for key in ("steps", "log_every", "val_every", "val_windows", "checkpoint_every"):
             _require(getattr(self, key) >= 1, f"run.{key}", ">= 1", getattr(self, key))
         _require(self.threads >= 0, "run.threads", ">= 0 (0 = torch's default)", self.threads)
+        _require(self.snapshot_every >= 0, "run.snapshot_every", ">= 0 (0 = no snapshots)", self.snapshot_every)
 
 
 @dataclasses.dataclass

@@ -5,9 +5,12 @@ from the in-memory pools (training_data.py); the method gives per-sample losses 
 warm-up + cosine schedule, gradient clipping, EMA weights.
 
 Run folder (cfg.out_dir): config.yaml (resolved: the run's identity), metrics.csv, train_summary.json (the
-realised clean fraction overall and per sigma band, the fraction of clipped steps), tensorboard/,
+realised clean fraction overall and per sigma band, the fraction of clipped steps, the natural alpha of this
+run's training episodes and the alpha it aimed at), tensorboard/,
 checkpoints/latest.pt (every run.checkpoint_every steps, on Ctrl-C, at the end), checkpoints/final.pt, and
-`done` when finished. A checkpoint holds model, EMA, optimizer, scheduler, the sampler's numpy Generator
+`done` when finished. With run.snapshot_every = N > 0 also checkpoints/step_<k>.pt, the EMA policy after
+every k = N, 2N, ... < run.steps (the last step's policy is final.pt); each is written before latest.pt can
+pass its step, so a resume neither loses one nor writes one twice. A checkpoint holds model, EMA, optimizer, scheduler, the sampler's numpy Generator
 state and the torch noise Generator state of every rank, so a resumed run draws exactly the batches and
 noise the uninterrupted run would have drawn: on CPU the loss curve continues bit for bit. A run folder is
 resumed (or, when done, returned) only by a config with the same identity (harness/data/identity.py).
@@ -32,10 +35,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.checkpoint import read_checkpoint, write_checkpoint
+from harness.checkpoint import read_checkpoint, snapshot_name, write_checkpoint
 from harness.data.atomic import atomic_write_text
 from harness.data.configs import to_dict
-from harness.data.errors import ConfigError
+from harness.data.errors import ConfigError, UserError
 from harness.data.identity import check_same_identity, claim_output, hold_output
 from harness.device import limit_threads, resolve_device
 from harness.methods import LossBatch, make_method
@@ -47,7 +50,8 @@ from harness.training_data import TrainingData, build
 # Config keys that may change between sessions of one run without changing its result.
 RESUME_FREE_KEYS = ("out_dir", "run.progress", "run.compile", "run.checkpoint_every", "run.threads")
 IDENTITY_FILE = "config.yaml"
-SUMMARY_FILE = "train_summary.json"   # realised clean fraction (overall, per sigma band), clipped steps
+SUMMARY_FILE = "train_summary.json"   # realised clean fraction (overall, per sigma band), clipped steps,
+                                      # the natural and the targeted alpha (TrainingData.mixing_summary)
 # Validation noise levels: 8 quantiles of the training log-normal.
 _VAL_QUANTILES = (np.arange(8) + 0.5) / 8
 
@@ -212,6 +216,25 @@ class Trainer:
     def final(self) -> Path:
         return self.out / "checkpoints" / "final.pt"
 
+    def snapshot(self, step: int) -> Path:
+        return self.out / "checkpoints" / snapshot_name(step)
+
+    def _snapshot_due(self) -> bool:
+        """A policy snapshot after this step? Every run.snapshot_every steps, except the last (final.pt)."""
+        every = self.cfg.run.snapshot_every
+        return every > 0 and self.step % every == 0 and self.step < self.cfg.run.steps
+
+    def _check_snapshots(self) -> None:
+        """On resume: every snapshot before the resumed step must be there, since none can be made again
+        (each is written before latest.pt passes its step, so only a deleted file can be missing)."""
+        every = self.cfg.run.snapshot_every
+        if not self.is_main or every == 0:
+            return
+        for step in range(every, min(self.step, self.cfg.run.steps - 1) + 1, every):
+            if not self.snapshot(step).is_file():
+                raise UserError(f"{self.snapshot(step)}: missing, and a resumed run cannot make it again; "
+                                "delete the run folder to start over")
+
     # ---- one optimizer step
     def train_step(self) -> dict:
         draw = self.data.sampler.sample(self.local_batch, self.rng)
@@ -344,6 +367,7 @@ class Trainer:
         cfg = self.cfg
         if self.latest.exists():
             self.load(self.latest)
+            self._check_snapshots()
         csv_file = writer = tb = None
         if self.is_main:
             csv_file = self._open_csv()
@@ -378,6 +402,8 @@ class Trainer:
                         row.update(self.validate())
                     if row and self.is_main:
                         self._write_row(row, writer, csv_file, tb)
+                    if self.is_main and self._snapshot_due():   # before latest.pt can move past this step
+                        write_checkpoint(self.snapshot(self.step), self.state_for_policy())
                     stopping = stop.requested or (stop_after is not None and self.step >= stop_after)
                     if self.step % cfg.run.checkpoint_every == 0 or stopping:
                         self.save(self.latest)
@@ -386,7 +412,7 @@ class Trainer:
                     if stopping:
                         return self.latest
             self.save(self.latest)
-            summary = self._summed_totals().summary()
+            summary = {**self._summed_totals().summary(), **self.data.mixing_summary()}
             if self.is_main:
                 write_checkpoint(self.final, self.state_for_policy())
                 atomic_write_text(self.out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")

@@ -16,7 +16,7 @@ from harness.annotations import read_annotations, sigma_n_for_windows
 from harness.data.errors import ConfigError, DatasetError
 from harness.data.store import EpisodeStore
 from harness.methods import Method, make_method
-from harness.normalizer import Affine, Normalizer
+from harness.normalizer import Affine, Normalizer, fit_normalizer, load_normalizer, same_affine
 from harness.sources import Mixing, SourceSampler
 from harness.train_config import DatasetSpec, TrainConfig
 from harness.windows import WindowIndex, WindowSpec, make_windows, obs_features, split_episodes
@@ -105,6 +105,15 @@ class TrainingData:
     sampler: SourceSampler
     val: dict[str, tuple[str, np.ndarray]]  # dataset name -> (pool role, window rows)
     image_shape: tuple | None
+    alpha_natural: float = 1.0           # clean / (clean + corrupt) training episodes (after the validation
+                                         # split and the success filter): the natural alpha of plain cotraining
+    alpha_target: float | None = None    # the constant alpha the mixing aims at where every corrupt window
+                                         # is valid (configured, or alpha_natural); None for an alpha(sigma) table
+
+    def mixing_summary(self) -> dict:
+        """For train_summary.json: the alphas this run aimed at, next to the clean fraction it realised."""
+        return {"alpha_natural": round(self.alpha_natural, 6),
+                "alpha_target": None if self.alpha_target is None else round(self.alpha_target, 6)}
 
     def gather(self, role: str, rows: np.ndarray) -> dict[str, np.ndarray]:
         return self.pools[role].gather(rows)
@@ -157,17 +166,8 @@ def build(cfg: TrainConfig) -> TrainingData:
         raise ConfigError("config", "objective.annotations",
                           f"{ocfg.annotations} was made for windows {annotations.spec}, this config uses {spec}")
 
-    # Normalizer: fitted on the training steps of every source; actions follow the annotations if given.
-    train_obs, train_act = [], []
-    for raw in raws:
-        steps = _episode_steps(raw.episode_ends, raw.train_episodes)
-        train_obs.append(raw.obs[steps])
-        train_act.append(raw.action[steps])
-    normalizer = Normalizer.fit(np.concatenate(train_obs), np.concatenate(train_act))
-    if annotations is not None:
-        normalizer.action = Affine.from_state(annotations.action_normalizer)
-    all_act = normalizer.action.normalize(np.concatenate(train_act))
-    sigma_data = cfg.diffusion.sigma_data or float(np.std(all_act))
+    normalizer = _run_normalizer(cfg, raws, annotations)
+    sigma_data = cfg.diffusion.sigma_data or _measured_sigma_data(raws, normalizer)
 
     pools, val = {}, {}
     for role in ("clean", "corrupt"):
@@ -185,11 +185,55 @@ def build(cfg: TrainConfig) -> TrainingData:
 
     n_clean = len(pools["clean"].train_rows) if "clean" in pools else 0
     corrupt_sigma_n = pools["corrupt"].sigma_n if "corrupt" in pools else np.zeros(0)
-    mixing = method.mixing(*_mixings(cfg, pools, annotations))
+    natural, configured = _mixings(cfg, pools, annotations)
+    mixing = method.mixing(natural, configured)
     sampler = SourceSampler(n_clean, method.valid_above(corrupt_sigma_n), mixing, cfg.diffusion.P_mean,
                             cfg.diffusion.P_std, method.locality_sigma_max)
     image_shape = tuple(raws[0].image.shape[1:]) if dcfg.use_image else None
-    return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shape)
+    alpha_natural = float(natural(np.ones(1), np.ones(1))[0])   # every corrupt window valid: plain cotraining
+    alpha_target = mixing.value if mixing.kind == "constant" else alpha_natural if mixing.kind == "natural" else None
+    return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shape, alpha_natural, alpha_target)
+
+
+def fit_dataset_normalizer(raws: list[RawDataset]) -> Normalizer:
+    """harness.normalizer.fit_normalizer on the training episodes of `raws` (all episodes of a freshly
+    loaded dataset): observations of every dataset, actions of the clean ones (all when none is clean)."""
+    steps = [_episode_steps(raw.episode_ends, raw.train_episodes) for raw in raws]
+    clean = [raw.action[s] for raw, s in zip(raws, steps) if raw.role == "clean"]
+    return fit_normalizer(np.concatenate([raw.obs[s] for raw, s in zip(raws, steps)]),
+                          np.concatenate(clean) if clean else None,
+                          np.concatenate([raw.action[s] for raw, s in zip(raws, steps)]))
+
+
+def _measured_sigma_data(raws: list[RawDataset], normalizer: Normalizer) -> float:
+    """EDM's sigma_data: the std of the normalized training actions of the distribution the policy must
+    imitate, the clean data (all data when there are none), like the normalizer's action fit. Corrupt
+    actions can lie far outside the clean range and would inflate it."""
+    clean = [raw for raw in raws if raw.role == "clean"] or raws
+    actions = np.concatenate([raw.action[_episode_steps(raw.episode_ends, raw.train_episodes)] for raw in clean])
+    return float(np.std(normalizer.action.normalize(actions)))
+
+
+def _run_normalizer(cfg: TrainConfig, raws: list[RawDataset], annotations) -> Normalizer:
+    """The given one (data.normalizer: a study's shared file), else fitted on this run's training episodes.
+
+    Annotation sigmas are in the action units of the normalizer the classifier used: with a given file the
+    two must agree (else every sigma_n would mean another noise); without one, the annotations' action part
+    replaces the fitted one.
+    """
+    path = cfg.data.normalizer
+    if path:
+        normalizer = load_normalizer(path)
+        if annotations is not None and not same_affine(normalizer.action,
+                                                       Affine.from_state(annotations.action_normalizer)):
+            raise ConfigError("config", "data.normalizer",
+                              f"{path} and the annotations {cfg.objective.annotations} normalize actions "
+                              "differently, so their sigma_n would be in other units; annotate with this normalizer")
+        return normalizer
+    normalizer = fit_dataset_normalizer(raws)
+    if annotations is not None:
+        normalizer.action = Affine.from_state(annotations.action_normalizer)
+    return normalizer
 
 
 def _episode_steps(ends: np.ndarray, episodes: np.ndarray) -> np.ndarray:

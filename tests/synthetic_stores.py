@@ -36,3 +36,21 @@ def write_store(path, domain: str, n_episodes: int, length: int = 24, wiggle: fl
                 data["image"] = rng.integers(0, 255, (length, *image_hw, 3), dtype=np.uint8)
             w.add_episode(data, meta={"seed": e, "success": True})
     return path
+
+
+def write_noisy_copy(src, path, noise: float | np.ndarray, seed: int = 0, copies: int = 1):
+    """Corrupt data that are, by construction, clean data plus Gaussian noise: every episode of the store
+    `src` again (`copies` times), with N(0, noise^2) added to each action coordinate (raw units; an array
+    gives one standard deviation per action dimension)."""
+    from harness.data.store import EpisodeStore
+
+    rng = np.random.default_rng(seed)
+    store = EpisodeStore(src)
+    with EpisodeWriter(path, domain="sim", source="gcs_kinematic", env="synthetic", env_params={},
+                       generator={"test": True, "noise_copy_of": str(src)}) as w:
+        for _ in range(copies):
+            for e in range(store.n_episodes):
+                data = store.episode(e, ["agent_pos", "slider_pose", "action"])
+                data["action"] = data["action"] + noise * rng.standard_normal(data["action"].shape)
+                w.add_episode(data, meta={"seed": e, "success": True})
+    return path

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_stores import write_store  # noqa: E402
+from synthetic_stores import write_noisy_copy, write_store  # noqa: E402
 
 from eval.plots import annotation_plot_paths, plot_annotations  # noqa: E402
 from harness.annotations import read_annotations  # noqa: E402
-from harness.classifier import AnnotateConfig, annotate, sigma_n_from_p  # noqa: E402
+from harness.classifier import AnnotateConfig, annotate, annotation_summary  # noqa: E402
+from harness.sigma_n_rule import (apply_calibration, balanced_accuracy, dataset_sigma_n, fit_calibration,  # noqa: E402
+                                  sigma_n_from_p, smooth_along_grid)
 from harness.cli import main  # noqa: E402
 from harness.data.configs import from_dict  # noqa: E402
 from harness.data.errors import ConfigError  # noqa: E402
@@ -24,16 +26,43 @@ from harness.training import Trainer  # noqa: E402
 torch.set_num_threads(1)
 
 
-def test_sigma_n_is_first_grid_sigma_from_which_p_stays_low():
+def test_sigma_n_is_the_first_grid_sigma_where_p_falls_to_threshold():
     grid = np.array([0.0, 0.1, 0.2, 0.4, 0.8])
     p = np.array([
         [0.50, 0.50, 0.50, 0.50, 0.50],   # indistinguishable already: 0
         [0.99, 0.90, 0.54, 0.52, 0.50],   # falls to <= 0.55 at 0.2
-        [0.99, 0.50, 0.90, 0.52, 0.51],   # dips early, but only stays low from 0.4
-        [0.99, 0.99, 0.99, 0.90, 0.70],   # never
+        [0.99, 0.50, 0.90, 0.52, 0.51],   # the first crossing counts (the old rule said 0.4)
+        [0.99, 0.99, 0.99, 0.60, 0.58],   # never
     ])
     out = sigma_n_from_p(p, grid, eps=0.05)
-    assert out[:3].tolist() == [0.0, 0.2, 0.4] and np.isinf(out[3])
+    assert out[:3].tolist() == [0.0, 0.2, 0.1] and np.isinf(out[3])
+    # smoothing over 3 neighbouring nonzero sigmas: one low point no longer decides (row 2: 0.1 -> 0.8)
+    smoothed = sigma_n_from_p(p, grid, eps=0.05, smooth=3)
+    assert smoothed[:3].tolist() == [0.0, 0.4, 0.8] and np.isinf(smoothed[3])
+    assert np.allclose(smooth_along_grid(p, 3)[2], [0.99, 0.70, 0.64, 0.643333, 0.515], atol=1e-5)
+
+
+def test_calibration_sets_uninformative_and_anti_informative_scores_to_one_half():
+    rng = np.random.default_rng(0)
+    n = 400
+    informative = (rng.random((n, 1)) * 0.4, 0.6 + rng.random((n, 1)) * 0.4)    # clean low, corrupt high
+    anti = (0.6 + rng.random((n, 1)) * 0.4, rng.random((n, 1)) * 0.4)            # the classifier anti-learns
+    noise = (rng.random((n, 1)), rng.random((n, 1)))
+    p_clean = np.hstack([informative[0], anti[0], noise[0]])
+    p_corrupt = np.hstack([informative[1], anti[1], noise[1]])
+    cal = fit_calibration(p_clean, p_corrupt)
+    assert cal[0, 1] > 1 and cal[1, 1] == 0          # slope kept (sharpened) / clipped to 0
+    out_clean, out_corrupt = apply_calibration(p_clean, cal), apply_calibration(p_corrupt, cal)
+    acc = balanced_accuracy(out_clean, out_corrupt)[0]
+    assert acc[0] == 1.0 and acc[1] == pytest.approx(0.5)
+    assert np.allclose(out_corrupt[:, 1], 0.5, atol=1e-6)                 # "cannot tell them apart"
+    assert abs(np.mean(out_corrupt[:, 2]) - 0.5) < 0.05 and acc[2] < 0.58  # no signal stays no signal
+
+
+def test_per_dataset_sigma_n_is_where_held_out_accuracy_reaches_chance():
+    grid = np.array([0.0, 0.1, 0.2, 0.4, 0.8, 1.6])
+    assert dataset_sigma_n(np.array([0.9, 0.8, 0.6, 0.52, 0.5, 0.5]), grid, tol=0.03) == 0.4
+    assert np.isinf(dataset_sigma_n(np.array([0.9, 0.9, 0.8, 0.7, 0.6, 0.6]), grid, tol=0.03))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +90,9 @@ def test_annotate_writes_store_and_curve_and_the_plots_show_them(annotated, tmp_
     (ds,) = ann.datasets
     w = make_windows(EpisodeStore(annotated["sim"]).episode_ends, ann.spec)
     assert np.array_equal(ds.episode, w.episode) and np.array_equal(ds.t0, w.t0)  # every corrupt window
-    assert np.array_equal(ds.sigma_n, sigma_n_from_p(ds.p_corrupt.astype(np.float32), ann.sigma_grid, 0.05))
+    # the stored (calibrated) P(corrupt) and the recorded rule give back every sigma_n
+    assert np.array_equal(ds.sigma_n, sigma_n_from_p(ds.p_corrupt.astype(np.float32), ann.sigma_grid, 0.05,
+                                                     ann.attrs["smooth"]))
     assert np.mean(ds.sigma_n > 0) > 0.7   # the classifier tells most sim windows apart without noise
     # annotate writes numbers only (the store, with the per-class accuracies); eval.plots draws them
     assert [p.name for p in annotated["out"].parent.iterdir() if p.suffix in (".png", ".csv")] == []
@@ -81,6 +112,12 @@ def test_annotate_writes_store_and_curve_and_the_plots_show_them(annotated, tmp_
     assert int(zero["count"]) == np.sum(smin == 0) and int(never["count"]) == np.sum(np.isinf(smin))
     assert float(zero["fraction"]) == pytest.approx(np.mean(smin == 0), abs=1e-6)
     assert float(never["fraction"]) == pytest.approx(np.mean(np.isinf(smin)), abs=1e-6)
+    # fold agreement is on the figures: a count per fold (summing to the row) and each fold's raw curve
+    for r in hist:
+        assert int(r["count_0"]) + int(r["count_1"]) == int(r["count"])
+    assert int(zero["count_0"]) == np.sum((smin == 0) & (ds.fold == 0))
+    for f in ann.attrs["folds"]:
+        assert [float(r[f"fold {f['fold']} raw"]) for r in rows] == pytest.approx(f["accuracy_raw"], abs=1e-6)
 
 
 def test_trainer_uses_per_window_sigma_n_from_annotations(annotated, tmp_path):
@@ -172,3 +209,76 @@ def test_annotate_never_replaces_what_it_did_not_make(annotated, capsys):
     assert tree_digest(out) == made
     assert main([*args, "--out", str(out), "steps=6", *tiny[1:]]) == 2
     assert "config.steps: was 5" in capsys.readouterr().err and tree_digest(out) == made
+
+
+# Corruption levels of the two synthetic corrupt datasets, in normalized action units.
+LOW, HIGH = 0.1, 0.5
+
+
+def _noisy_copies(d: Path) -> tuple[Path, Path, Path]:
+    """Clean episodes, and two corrupt stores that are exactly those episodes plus Gaussian noise of level
+    LOW / HIGH in the units the classifier normalizes to (clean actions, robust fit)."""
+    from harness.normalizer import fit_normalizer
+    clean = write_store(d / "clean.zarr", "target", 40, length=24, seed=1)
+    action = EpisodeStore(clean).data("action")
+    scale = fit_normalizer(np.zeros((len(action), 6)), action, action).action.scale
+    return (clean, write_noisy_copy(clean, d / "sim_lo.zarr", LOW / scale, seed=5),
+            write_noisy_copy(clean, d / "sim_hi.zarr", HIGH / scale, seed=6))
+
+
+def _recovered(tmp_path, use_obs: bool):
+    clean, lo, hi = _noisy_copies(tmp_path)
+    cfg = AnnotateConfig(steps=600, batch_size=128, grid_size=12, k_draws=4, use_obs=use_obs, progress=False)
+    ann = read_annotations(annotate([clean], [lo, hi], tmp_path / "ann.zarr", cfg))
+    return ann, {level: ds for level, ds in zip((LOW, HIGH), ann.datasets)}
+
+
+def _check_levels_recovered(ann, by_level, factor: float):
+    step = ann.sigma_grid[2] / ann.sigma_grid[1]   # one grid step (x1.87 on this grid)
+    medians = {}
+    for level, ds in by_level.items():
+        assert np.mean(np.isinf(ds.sigma_n)) < 0.02                     # no "never" for pure Gaussian noise
+        per_fold = [float(np.median(ds.sigma_n[ds.fold == f])) for f in range(2)]
+        # every fold gives the same answer within one grid step, and within `factor` of the true level
+        assert max(per_fold) <= min(per_fold) * step * 1.001, (level, per_fold)
+        assert all(level / factor <= m <= level * factor for m in per_fold), (level, per_fold)
+        medians[level] = per_fold
+    # the two levels come out in the right order in every fold, per window and per dataset
+    assert all(lo < hi for lo, hi in zip(medians[LOW], medians[HIGH])), medians
+    assert by_level[LOW].sigma_n_dataset < by_level[HIGH].sigma_n_dataset
+    assert ann.accuracy[-1] > 0.45       # calibrated held-out accuracy never falls below chance
+
+
+def test_annotate_recovers_two_gaussian_noise_levels_in_order_with_observations(tmp_path):
+    """The default classifier (conditioned on observations) on corrupt = clean twins + noise: its raw
+    scores anti-learn (the twin of a training episode is called clean), calibration removes that, and
+    the levels 0.1 and 0.5 come back in order, within a factor 4, the same from both folds."""
+    ann, by_level = _recovered(tmp_path, use_obs=True)
+    _check_levels_recovered(ann, by_level, factor=4)
+    raw_min = min(min(f["accuracy_raw"]) for f in ann.attrs["folds"])
+    summary = annotation_summary(ann)
+    assert (raw_min < 0.42) == any("below chance" in line for line in summary)
+
+
+@pytest.mark.slow
+def test_annotate_recovers_two_gaussian_noise_levels_from_actions_alone(tmp_path):
+    ann, by_level = _recovered(tmp_path, use_obs=False)
+    _check_levels_recovered(ann, by_level, factor=3)
+
+
+def test_warnings_name_below_chance_folds_disagreeing_folds_and_data_never_hidden():
+    from harness.sigma_n_rule import annotation_warnings
+    grid = np.array([0.0, 0.1, 1.0, 5.0])
+
+    def fold(f, raw, median, never):
+        return {"fold": f, "accuracy_raw": raw, "median": median, "never": never}
+    agree = [fold(0, [0.9, 0.8, 0.55, 0.5], 0.2, 0.01), fold(1, [0.9, 0.8, 0.52, 0.49], 0.25, 0.02)]
+    assert annotation_warnings(agree, grid, np.array([0.9, 0.8, 0.55, 0.5])) == []
+    below = [fold(0, [0.9, 0.8, 0.38, 0.37], 0.2, 0.01), agree[1]]
+    (line,) = annotation_warnings(below, grid)
+    assert "fold 0" in line and "0.37" in line and "below chance" in line
+    apart = [fold(0, [0.9, 0.8, 0.55, 0.5], 0.2, 0.01), fold(1, [0.9, 0.8, 0.55, 0.5], 0.9, 0.25)]
+    lines = annotation_warnings(apart, grid)
+    assert len(lines) == 2 and all("folds disagree" in line for line in lines)
+    (line,) = annotation_warnings(agree, grid, np.array([0.9, 0.8, 0.7, 0.66]))
+    assert "still 0.66" in line

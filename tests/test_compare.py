@@ -127,6 +127,14 @@ def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
     assert len(spectra) == 2 * (16 // 2 + 1)               # spectra_window 16: rfft bins per dataset
     summary = json.loads((first / "eval" / "summary.json").read_text())
     assert summary["n_trials"] == 2 and summary["spec"]["time_limit"] == 0.5
+    # One normalizer: every run's policy checkpoint and the annotations carry the study's normalizer.json.
+    import torch
+    shared = json.loads((out / "normalizer.json").read_text())
+    finals = sorted((out / "runs").glob("*/seed0/train/checkpoints/final.pt"))
+    assert len(finals) == 3
+    for final in finals:
+        assert torch.load(final, weights_only=False)["normalizer"] == shared, final
+    assert ann.action_normalizer == shared["action"]
 
     # A changed experiment must not silently reuse runs made with other settings.
     changed = _study(tmp_path, methods, eval={"trials": 3, "time_limit": 0.5, "n_envs": 2, "workers": 1})
@@ -173,6 +181,98 @@ def test_study_bookkeeping_resumes_with_a_stand_in_job(tmp_path, monkeypatch):
     curve = _rows(tmp_path / "results" / "plots" / "success_vs_alpha.csv")
     assert [(r["label"], r["drawn_as"]) for r in curve] == [("cotrain (alpha=0.5)", "curve"),
                                                           ("target_only", "fixed"), ("ambient (sigma_n=0.2)", "reference")]
+
+
+def test_matched_alpha_must_name_an_unmatched_row(tmp_path):
+    def plan(alphas, extra=()):
+        methods = [{"method": "truncated", "sigma_n": 0.3}, {"method": "cotrain", "alphas": alphas}, *extra]
+        return plan_runs(_study(tmp_path, methods, annotate={"enabled": False}), None, dry=True)
+
+    plans = plan(["matched_to truncated (sigma_n=0.3)"])
+    matched = next(p for p in plans if p.method == "cotrain")
+    assert matched.label == "cotrain (alpha=matched to truncated (sigma_n=0.3))"
+    assert matched.matched_to == "truncated (sigma_n=0.3)" and matched.pending
+    with pytest.raises(ConfigError, match="names no row") as err:
+        plan(["matched_to truncated"])
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="names a matched row"):
+        plan(["matched_to truncated (sigma_n=0.3)"],
+             [{"method": "cotrain", "label": "twice", "alphas": ["matched_to cotrain (alpha=matched to truncated "
+                                                                 "(sigma_n=0.3))"]}])
+    with pytest.raises(ConfigError, match="matched_to"):
+        _study(tmp_path, [{"method": "cotrain", "alphas": ["matched_to"]}])
+    with pytest.raises(ConfigError, match="sigma_mixing"):
+        _study(tmp_path, [{"method": "cotrain", "alphas": ["matched_to x"], "sigma_mixing": [[0.1, 0.5]]}])
+
+
+def test_matched_alpha_control_and_one_normalizer_per_study(tmp_path, monkeypatch):
+    """Real trainings (the evaluation is a stand-in): the matched run trains after the run it is matched to,
+    with alpha = that run's realised clean fraction, and realises the same clean fraction within a binomial
+    tolerance; the natural row is plotted at the trainer's natural alpha; every run normalizes with the
+    study's one normalizer."""
+    from eval.metrics import TrialRecord
+    from eval.report import trials_csv
+    from harness.train_config import TrainConfig
+    from harness.training import train
+
+    order = []
+
+    def train_then_stand_in_eval(run_dir, train_config, eval, **kw):
+        from pathlib import Path
+        run_dir = Path(run_dir)
+        order.append(run_dir.parent.name)
+        train(from_dict(TrainConfig, train_config, "test"))
+        records = [TrialRecord(eval["seed"] + i, "success", 5, 0.5, 0.01, 0.01) for i in range(2)]
+        (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+        (run_dir / "eval" / "trials.csv").write_text(trials_csv(records))
+        (run_dir / "result.json").write_text("{}")
+        (run_dir / "done").write_text("")
+        return {}
+
+    monkeypatch.setattr(jobs, "train_and_evaluate", train_then_stand_in_eval)
+    steps, batch = 150, 32
+    train_cfg = {**TINY_TRAIN, "optim": {"batch_size": batch, "warmup_steps": 1},
+                 "run": {**TINY_TRAIN["run"], "steps": steps, "val_every": steps, "checkpoint_every": steps},
+                 "data": {"val_fraction": 0.2}}    # the trainer's natural alpha: training episodes only
+    named = "truncated (sigma_n=0.3)"
+    methods = [{"method": "cotrain", "alphas": [f"matched_to {named}", "natural"]},   # listed first on purpose
+               {"method": "truncated", "sigma_n": 0.3}]
+    cfg = _study(tmp_path, methods, annotate={"enabled": False}, train=train_cfg)
+    result = run_study(cfg, progress=False, log=lambda *_: None)
+    assert not result.failed
+    out = tmp_path / "results"
+    runs = out / "runs"
+    matched_dir = runs / "cotrain-alphamatched-to-truncated-sigma_n0.3" / "seed0"
+    assert order[-1] == matched_dir.parent.name                 # the second wave
+
+    def summary(run):
+        return json.loads((run / "train" / "train_summary.json").read_text())
+
+    f_named = summary(runs / "truncated-sigma_n0.3" / "seed0")["clean_fraction"]
+    f_matched = summary(matched_dir)["clean_fraction"]
+    # the matched run draws n = steps * batch_size samples, each clean with probability f_named:
+    # binomial standard deviation sqrt(f (1 - f) / n); allow 4 of them
+    n = steps * batch
+    assert abs(f_matched - f_named) <= 4 * np.sqrt(f_named * (1 - f_named) / n)
+    identity = json.loads((matched_dir / "run.json").read_text())
+    assert identity["alpha"] == f_named and identity["train_config"]["objective"]["alpha"] == f_named
+    assert summary(matched_dir)["alpha_target"] == pytest.approx(f_named, abs=1e-6)
+
+    # the natural row is plotted at the trainer's natural alpha (2 of 3 clean and 5 of 6 corrupt episodes
+    # train after the validation split), not at the plan's 3 / 9 from whole datasets
+    natural = summary(runs / "cotrain-alphanatural" / "seed0")
+    assert natural["alpha_natural"] == pytest.approx(2 / 7, abs=1e-6)
+    curve = {r["label"]: r for r in _rows(out / "plots" / "success_vs_alpha.csv")}
+    assert float(curve["cotrain (alpha=natural)"]["alpha"]) == pytest.approx(natural["alpha_natural"], abs=1e-9)
+    assert float(curve[f"cotrain (alpha=matched to {named})"]["alpha"]) == pytest.approx(f_named, abs=1e-9)
+
+    # one normalizer: every run's policy checkpoint carries the study's normalizer.json
+    import torch
+    shared = json.loads((out / "normalizer.json").read_text())
+    finals = sorted(runs.glob("*/seed0/train/checkpoints/final.pt"))
+    assert len(finals) == 3
+    for final in finals:
+        assert torch.load(final, weights_only=False)["normalizer"] == shared, final
 
 
 def _rows(path) -> list[dict]:

@@ -133,6 +133,6 @@ def test_diffusion_policy_batched_and_unbatched_queries_agree(tmp_path):
     single = np.concatenate([_query(policy, {k: v[i:i + 1] for k, v in obs.items()}, [seeds[i]],
                                     queries[i:i + 1], wants_noise=True) for i in range(3)])
     assert batched.shape == (3, policy.n_action, 2)
-    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)   # float32 convs differ by batch size
     other = _query(policy, obs, [8, 9, 10], queries, wants_noise=True)   # the noise does matter
     assert np.abs(other - batched).max() > 1e-4

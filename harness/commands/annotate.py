@@ -16,11 +16,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
-
     from eval.plots import plot_annotations
     from harness.annotations import read_annotations
-    from harness.classifier import AnnotateConfig, annotate, sigma_n_summary
+    from harness.classifier import AnnotateConfig, annotate, annotation_summary
     from harness.data.configs import load_config
 
     # `--corrupt sim.zarr steps=500`: argparse hands key=value items after a list option to the list
@@ -35,7 +33,7 @@ def run(args) -> int:
     print(f"annotations {out}")
     print("sigma      " + " ".join(f"{s:7.3g}" for s in ann.sigma_grid))
     print("accuracy   " + " ".join(f"{a:7.3f}" for a in ann.accuracy))
-    for line in sigma_n_summary(np.concatenate([d.sigma_n for d in ann.datasets]), ann.sigma_grid):
+    for line in annotation_summary(ann):
         print(line)
     for path in figures:
         print(f"written     {path} (+ {path.with_suffix('.csv').name})")

@@ -2,10 +2,12 @@
 
 One YAML file names the datasets, the methods with their settings, the training seeds, the training budget
 and the evaluation. Running it:
-  1. makes sure every dataset exists with enough episodes (the gen-sim / gen-teleop generators; resumable);
+  1. makes sure every dataset exists with enough episodes (the gen-sim / gen-teleop generators; resumable),
+     and fits the study's one normalizer on them (normalizer.json: every sigma in the same units);
   2. runs the noise-level classifier once (`annotate`), shared by every run that needs sigma_n;
   3. trains and evaluates every (method, setting, training seed) in its own run folder; a finished run is
-     never recomputed, a half-finished one resumes, a folder made by other settings is refused;
+     never recomputed, a half-finished one resumes, a folder made by other settings is refused. Matched-alpha
+     controls (alphas "matched_to <label>") train in a second wave, once that row's clean fraction is known;
   4. writes the table (markdown + CSV) and the plots under results/<study>/.
 
 Modules, in the order a study uses them:
@@ -19,8 +21,11 @@ Modules, in the order a study uses them:
 
 Folder layout:
     results/<study>/experiment.yaml        the resolved study config
+    results/<study>/normalizer.json        the one normalizer of every run and the classifier
     results/<study>/annotations.zarr       (+ .accuracy.csv, plots) the shared classifier output
-    results/<study>/runs/<label>/seed<k>/  run.json (the run's identity), train/, eval/, result.json, done
+    results/<study>/runs/<label>/seed<k>/  run.json (the run's identity), train/, eval/, result.json, done;
+                                           with a checkpoint protocol (eval.checkpoints last_k / every) also
+                                           selection.json, eval_selection/, eval_selected/ (eval/selection.py)
     results/<study>/table.md, table.csv    success per method with Wilson intervals, McNemar vs baseline
     results/<study>/plots/*.png (+ .csv)   success per method, success vs alpha, classifier accuracy,
                                            sigma_n histogram, action power spectra

@@ -44,15 +44,27 @@ class StudyDataset:
             raise ValueError(f"dataset {self.name!r}: episodes must be >= 1 (or null = all), got {self.episodes}")
 
 
+# alphas entry "matched_to <label>": alpha = the realised clean fraction of row <label> (same seed).
+MATCHED_TO = "matched_to"
+
+
+def matched_label(alpha) -> str | None:
+    """The row label a "matched_to <label>" alpha names; None for a number, "natural" or anything else."""
+    if not isinstance(alpha, str) or not alpha.startswith(MATCHED_TO + " "):
+        return None
+    return alpha[len(MATCHED_TO) + 1:].strip() or None
+
+
 @dataclasses.dataclass
 class MethodSpec:
     method: str                      # a name in harness.methods.METHODS (objective.method)
     label: str | None = None         # row name in the table (default: method and its settings)
     alphas: list[float | str] | None = None  # methods that sweep alpha (cotrain): one row per P(clean);
-                                     # a number or "natural"
+                                     # a number, "natural", or "matched_to <label>": the realised clean
+                                     # fraction of that row's run of the same seed (the matched-alpha control)
     # methods that need sigma_n (truncated, ambient, ambient_rescaled): the corrupt data's noise level.
-    # A number: the same for every corrupt dataset; per_dataset: one value per dataset, the median of the
-    # classifier's per-window sigma_n over that dataset; per_datapoint: every window its own sigma_n.
+    # A number: the same for every corrupt dataset; per_dataset: one value per dataset, where its held-out
+    # classifier accuracy reaches chance (harness/sigma_n_rule.py); per_datapoint: every window its own.
     sigma_n: float | Literal["per_dataset", "per_datapoint"] | None = None
     locality_sigma_max: float | None = None  # + locality: corrupt data also used below this sigma
     sigma_mixing: list[list[float]] | Literal["classifier"] | None = None  # alpha(sigma): [[sigma, alpha], ...]
@@ -70,8 +82,13 @@ class MethodSpec:
         if not cls.needs_sigma_n and (self.sigma_n is not None or self.locality_sigma_max is not None):
             raise ValueError(f"method {self.method}: sigma_n/locality_sigma_max do not apply")
         for a in self.alphas or []:
-            if isinstance(a, str) and a != "natural" or not isinstance(a, str) and not 0 <= a <= 1:
-                raise ValueError(f"alphas must be numbers in [0, 1] or 'natural', got {a!r}")
+            if isinstance(a, str) and a != "natural" and matched_label(a) is None \
+                    or not isinstance(a, str) and not 0 <= a <= 1:
+                raise ValueError(f"alphas must be numbers in [0, 1], 'natural' or '{MATCHED_TO} <row label>', "
+                                 f"got {a!r}")
+        if self.sigma_mixing is not None and any(matched_label(a) for a in self.alphas or []):
+            raise ValueError(f"method {self.method}: '{MATCHED_TO}' sets one alpha, sigma_mixing sets alpha(sigma); "
+                             "use one")
 
     @property
     def uses_classifier(self) -> bool:
@@ -95,20 +112,65 @@ class EvalSettings:
     workers: int = 2                 # evaluation worker processes
     device: str = "cpu"              # torch device for inference
     record: int = 0                  # save the first N rollouts of each run as HTML + video
+    # Checkpoint protocol (eval/selection.py, docs/objectives.md section 10). The final checkpoint is always
+    # scored on the seeds above; with checkpoints last_k / every, the candidates are also scored on
+    # selection seeds and the chosen one is reported again on the seeds above (held out from the choice).
+    checkpoints: Literal["final", "last_k", "every"] = "final"  # candidates: final.pt, the last k, or all
+    last_k: int = 5                  # checkpoints last_k: how many (final.pt and the k - 1 snapshots before)
+    select: Literal["none", "beta_pruning"] = "none"  # none: score all candidates on every selection round;
+                                     # beta_pruning: drop a candidate when P(better than the best) < 0.05
+    snapshot_every: int = 0          # training steps between policy snapshots (run.snapshot_every);
+                                     # required >= 1 unless checkpoints is final
+    selection_trials: int = 50       # start seeds per selection round
+    selection_rounds: int = 3        # selection rounds (beta_pruning stops early when one candidate is left)
+    selection_seed: int = 200_000    # first selection start seed; the selection range must not meet eval's
 
-    IDENTITY: ClassVar[tuple[str, ...]] = ("env", "trials", "seed", "time_limit")  # what changes results
+    IDENTITY: ClassVar[tuple[str, ...]] = ("env", "trials", "seed", "time_limit",   # what changes results
+                                           "checkpoints", "last_k", "select", "snapshot_every",
+                                           "selection_trials", "selection_rounds", "selection_seed")
+    PROTOCOL_KEYS: ClassVar[tuple[str, ...]] = IDENTITY[4:]   # meaningless with checkpoints: final
 
     def __post_init__(self):
-        for key in ("trials", "n_envs", "workers"):
+        for key in ("trials", "n_envs", "workers", "selection_trials", "selection_rounds"):
             if getattr(self, key) < 1:
                 raise ValueError(f"eval.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("seed", "record"):
+        for key in ("seed", "record", "snapshot_every", "selection_seed"):
             if getattr(self, key) < 0:
                 raise ValueError(f"eval.{key} must be >= 0, got {getattr(self, key)}")
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
             raise ValueError(f"eval.time_limit must be > 0 seconds (or null), got {self.time_limit}")
         _check_preset(self.env, "eval.env")
         _check_device(self.device, "eval.device")
+        self._check_protocol()
+
+    def _check_protocol(self) -> None:
+        """The checkpoint protocol: something to select from, and selection seeds apart from eval's."""
+        if self.checkpoints not in ("final", "last_k", "every"):
+            raise ValueError(f"eval.checkpoints must be final, last_k or every, got {self.checkpoints!r}")
+        if self.select not in ("none", "beta_pruning"):
+            raise ValueError(f"eval.select must be none or beta_pruning, got {self.select!r}")
+        if self.last_k < 2:
+            raise ValueError(f"eval.last_k must be >= 2 (the final checkpoint alone is checkpoints: final), "
+                             f"got {self.last_k}")
+        if self.checkpoints == "final":
+            if self.select != "none":
+                raise ValueError(f"eval.select {self.select} needs eval.checkpoints last_k or every "
+                                 "(checkpoints: final leaves nothing to select from)")
+            return
+        if self.snapshot_every < 1:
+            raise ValueError(f"eval.snapshot_every must be >= 1 training steps with eval.checkpoints "
+                             f"{self.checkpoints}, got {self.snapshot_every}")
+        sel_end = self.selection_seed + self.selection_rounds * self.selection_trials   # exclusive
+        if self.selection_seed < self.seed + self.trials and self.seed < sel_end:
+            raise ValueError(f"eval.selection_seed: selection seeds {self.selection_seed}..{sel_end - 1} overlap "
+                             f"the eval seeds {self.seed}..{self.seed + self.trials - 1}; move one range")
+
+    def identity(self) -> dict:
+        """What changes a run's results; the protocol keys only count when a protocol beyond final is on,
+        so runs scored on the final checkpoint keep their identity whatever those keys say."""
+        keys = self.IDENTITY if self.checkpoints != "final" else \
+            tuple(k for k in self.IDENTITY if k not in self.PROTOCOL_KEYS)
+        return {k: getattr(self, k) for k in keys}
 
 
 @dataclasses.dataclass
@@ -166,6 +228,11 @@ class StudyConfig:
     @property
     def out(self) -> Path:
         return Path(self.out_dir or f"results/{self.name}")
+
+    @property
+    def normalizer_path(self) -> Path:
+        """The study's one normalizer (harness/normalizer.py), fitted on every episode the study uses."""
+        return self.out / "normalizer.json"
 
     @property
     def annotations_path(self) -> Path | None:

@@ -6,6 +6,7 @@ What a method row sweeps and needs is read from its class in harness/methods.py 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -14,7 +15,10 @@ import numpy as np
 from harness.data.configs import from_dict, load_yaml, merge, to_dict
 from harness.data.errors import ConfigError, DatasetError
 from harness.methods import method_class
-from harness.study.config import MethodSpec, StudyConfig, StudyDataset
+from harness.study.config import MATCHED_TO, MethodSpec, StudyConfig, StudyDataset, matched_label
+
+# The alpha a matched run is validated with while the run it is matched to has not finished (dry plans too).
+MATCHED_STAND_IN = 0.5
 
 
 @dataclasses.dataclass
@@ -27,10 +31,24 @@ class RunPlan:
     seed: int
     dir: Path
     train_config: dict               # resolved TrainConfig as a plain dict (out_dir set to <dir>/train)
+    matched_to: str | None = None    # the row whose realised clean fraction (same seed) is this run's alpha
+    pending: bool = False            # matched, and that row's run has not finished: alpha is a stand-in
 
     @property
     def key(self) -> str:
         return f"{self.slug}/seed{self.seed}"
+
+
+@dataclasses.dataclass
+class _Row:
+    """One table row before its seeds are expanded."""
+    label: str
+    method: str
+    setting: str
+    alpha: float | None
+    objective: dict
+    datasets: list[dict]
+    matched_to: str | None
 
 
 def slugify(text: str) -> str:
@@ -47,8 +65,11 @@ def method_settings(m: MethodSpec, natural_alpha: float) -> list[tuple[str, floa
     if cls.sweeps_alpha:
         out = []
         for a in (m.alphas or ["natural"]):
-            setting = ", ".join(([f"alpha={a}"] if m.alphas else []) + mixing)
-            alpha = None if mixing else (natural_alpha if a == "natural" else float(a))
+            target = matched_label(a)
+            shown = f"matched to {target}" if target else a
+            setting = ", ".join(([f"alpha={shown}"] if m.alphas else []) + mixing)
+            # a matched alpha is known per seed only once the named run has finished (plan_runs)
+            alpha = None if mixing or target else (natural_alpha if a == "natural" else float(a))
             out.append((setting, alpha, {**obj, "alpha": a}))
         return out
     if not cls.needs_sigma_n:
@@ -64,11 +85,12 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
     """Every run of the study with its full, validated TrainConfig.
 
     dry: before the datasets and annotations exist, with stand-ins for the numbers that come from them
-    (natural alpha, per-dataset sigma_n), so that a config error shows up before any compute.
+    (natural alpha, per-dataset sigma_n), so that a config error shows up before any compute. A matched
+    row's runs (alphas "matched_to <label>") have a stand-in alpha and `pending` set until the named row's
+    run of the same seed has finished training; the runner trains them in a second wave.
+    Every run normalizes with the study's one normalizer (cfg.normalizer_path; it need not exist yet).
     """
-    from harness.train_config import TrainConfig
-
-    base = merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train)
+    base = with_snapshots(cfg, merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train))
     if dry:
         natural, per_dataset = 0.5, {d.name: 1.0 for d in cfg.datasets}
     else:
@@ -76,7 +98,79 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
         corrupt_eps = sum(episodes_used(d) for d in cfg.datasets if d.role == "corrupt")
         natural = clean_eps / max(clean_eps + corrupt_eps, 1)
         per_dataset = per_dataset_sigma_n(cfg, annotations_path)
-    plans, seen = [], set()
+    rows = _rows(cfg, natural, per_dataset, annotations_path)
+    _check_matched(rows)
+    plans = []
+    for row in rows:
+        for seed in cfg.seeds:
+            plans.append(_run_plan(cfg, base, row, seed))
+    return plans
+
+
+def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunPlan:
+    """One run: the row's objective and data at one training seed, its TrainConfig validated; a matched
+    row's alpha is the named row's realised clean fraction at this seed (a stand-in until it exists)."""
+    from harness.train_config import TrainConfig
+
+    slug = slugify(row.label)
+    run_dir = cfg.out / "runs" / slug / f"seed{seed}"
+    objective, setting, alpha, pending = row.objective, row.setting, row.alpha, False
+    if row.matched_to is not None:
+        fraction = realised_clean_fraction(cfg.out / "runs" / slugify(row.matched_to) / f"seed{seed}")
+        pending = fraction is None
+        alpha = MATCHED_STAND_IN if pending else fraction
+        objective = {**objective, "alpha": alpha}
+        if not pending:
+            setting = f"alpha={alpha:.4f} (matched to {row.matched_to})"
+    train = merge(base, {"seed": seed, "out_dir": str(run_dir / "train"), "objective": objective,
+                         "data": {"datasets": row.datasets, "normalizer": str(cfg.normalizer_path)}})
+    tc = from_dict(TrainConfig, train, f"{cfg.name}: {row.label} seed {seed}")
+    return RunPlan(row.label, slug, row.method, setting, alpha, seed, run_dir, to_dict(tc), row.matched_to, pending)
+
+
+def with_snapshots(cfg: StudyConfig, base: dict) -> dict:
+    """The study's train settings plus run.snapshot_every when a checkpoint protocol needs policy snapshots
+    (eval.checkpoints last_k / every); refused when no snapshot would come before the final checkpoint."""
+    if cfg.eval.checkpoints == "final":
+        return base
+    from harness.train_config import TrainConfig
+    steps = from_dict(TrainConfig, base, "experiment: train").run.steps
+    if cfg.eval.snapshot_every >= steps:
+        raise ConfigError("experiment", "eval.snapshot_every", f"must be < run.steps = {steps}, or no "
+                          f"checkpoint but the final one is left to select from; got {cfg.eval.snapshot_every}")
+    return merge(base, {"run": {"snapshot_every": cfg.eval.snapshot_every}})
+
+
+def realised_clean_fraction(run_dir: Path) -> float | None:
+    """The overall realised clean fraction of a finished training (its train_summary.json); None before."""
+    from harness.training import SUMMARY_FILE
+    path = Path(run_dir) / "train" / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        return float(json.loads(path.read_text())["clean_fraction"])
+    except (ValueError, KeyError, TypeError):
+        raise DatasetError(path, "clean_fraction", "unreadable; delete the run folder to retrain it") from None
+
+
+def _check_matched(rows: list[_Row]) -> None:
+    """A matched row names another row of the study, which is not itself matched (one line otherwise)."""
+    by_label = {row.label: row for row in rows}
+    for row in rows:
+        if row.matched_to is None:
+            continue
+        target = by_label.get(row.matched_to)
+        if target is None:
+            raise ConfigError("experiment", "methods", f"{row.label}: '{MATCHED_TO} {row.matched_to}' names no "
+                              f"row of the study; rows: {', '.join(repr(r) for r in by_label)}")
+        if target.matched_to is not None:
+            raise ConfigError("experiment", "methods", f"{row.label}: '{MATCHED_TO} {row.matched_to}' names a "
+                              "matched row; name a row with its own alpha")
+
+
+def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path: Path | None) -> list[_Row]:
+    """Every table row: label, setting, objective and datasets of each setting of each method entry."""
+    rows, seen = [], set()
     for m in cfg.methods:
         for setting, alpha, objective in method_settings(m, natural):
             label = m.label or (f"{m.method} ({setting})" if setting else m.method)
@@ -99,14 +193,9 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
                         spec["sigma_n"] = per_dataset[d.name]
             elif m.sigma_n is not None:
                 objective["sigma_n"] = float(m.sigma_n)
-            slug = slugify(label)
-            for seed in cfg.seeds:
-                run_dir = cfg.out / "runs" / slug / f"seed{seed}"
-                train = merge(base, {"seed": seed, "out_dir": str(run_dir / "train"),
-                                     "data": {"datasets": datasets}, "objective": objective})
-                tc = from_dict(TrainConfig, train, f"{cfg.name}: {label} seed {seed}")
-                plans.append(RunPlan(label, slug, m.method, setting, alpha, seed, run_dir, to_dict(tc)))
-    return plans
+            matched_to = matched_label(objective.get("alpha"))
+            rows.append(_Row(label, m.method, setting, alpha, objective, datasets, matched_to))
+    return rows
 
 
 def episodes_used(d: StudyDataset) -> int:
@@ -117,7 +206,8 @@ def episodes_used(d: StudyDataset) -> int:
 
 
 def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None) -> dict[str, float]:
-    """Median per-window sigma_n of each corrupt dataset ('never' counts as the top of the grid)."""
+    """Each corrupt dataset's sigma_n by the per-dataset rule of the annotations (harness/sigma_n_rule.py:
+    the first grid sigma where its held-out accuracy against the clean data is within tol of chance)."""
     if annotations_path is None or not any(m.sigma_n == "per_dataset" for m in cfg.methods):
         return {}
     from harness.annotations import read_annotations
@@ -129,6 +219,9 @@ def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None) -> dict
         found = ann.find(d.path)
         if found is None:
             raise DatasetError(annotations_path, None, f"no annotations for {d.path}")
-        s = np.where(np.isfinite(found.sigma_n), found.sigma_n, ann.sigma_grid[-1])
-        out[d.name] = float(np.median(s))
+        if found.sigma_n_dataset is None or not np.isfinite(found.sigma_n_dataset):
+            raise DatasetError(annotations_path, f"corrupt/{d.name}",
+                               "the classifier tells this dataset from the clean data at every grid sigma "
+                               "(per-dataset sigma_n: never); raise annotate sigma_hi or drop sigma_n: per_dataset")
+        out[d.name] = float(found.sigma_n_dataset)
     return out

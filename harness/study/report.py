@@ -5,6 +5,7 @@ everything it reads is on disk (each run's eval/trials.csv, the dataset stores, 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +17,7 @@ from eval.report import RunResult, read_trials_csv, study_table, table_csv, tabl
 from eval.spectra import dataset_spectrum
 from harness.data.atomic import atomic_write_text
 from harness.training import SUMMARY_FILE
+from harness.study.jobs import SELECTION_FILE
 from harness.study.config import StudyConfig, StudyDataset
 from harness.study.plan import RunPlan
 
@@ -37,9 +39,67 @@ def collect_results(plans: Sequence[RunPlan]) -> tuple[list[RunResult], list[str
             continue
         summary = Path(p.dir) / "train" / SUMMARY_FILE
         training = json.loads(summary.read_text()) if summary.is_file() else None
-        results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(trials), p.alpha, name=p.label,
-                                 training=training))
+        results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(trials), _run_alpha(p, training),
+                                 name=p.label, training=training))
+        selected = selected_result(Path(p.dir), results[-1])   # checkpoint protocol: a row of its own
+        if selected is not None:
+            results.append(selected)
+    _mean_alpha_per_row(results)
     return results, missing
+
+
+def selected_result(run_dir: Path, final: RunResult) -> RunResult | None:
+    """The run's checkpoint-protocol result from its selection.json (harness/study/jobs.py): the chosen
+    checkpoint's trials on the held-out seeds, which are the study's eval seeds; None without a protocol."""
+    path = run_dir / SELECTION_FILE
+    if not path.is_file():
+        return None
+    sel = json.loads(path.read_text())
+    mean = sel["mean_over_candidates"] if sel["select"] == "none" else None
+    return dataclasses.replace(final, records=read_trials_csv(run_dir / sel["heldout_dir"] / "trials.csv"),
+                               protocol="selected", n_checkpoints=len(sel["candidates"]), checkpoint_mean=mean)
+
+
+def _protocol_legend(results: Sequence[RunResult]) -> str:
+    """What a "selected" row means (empty when the study has none)."""
+    selected = [r for r in results if r.protocol == "selected"]
+    if not selected:
+        return ""
+    pruning = any(r.checkpoint_mean is None for r in selected)
+    text = ("\nRows \"· selected (best of N ckpts, held-out)\": the study's checkpoint protocol "
+            "(eval.checkpoints last_k / every). Per run, N checkpoints (its last policy snapshots and final.pt) "
+            "were scored on selection start seeds that share none with the eval seeds, in rounds of new seeds")
+    if pruning:
+        text += (" (beta_pruning: after each round a checkpoint was dropped when, with Beta(1 + successes, "
+                 "1 + failures) posteriors, P(its success rate > the best one's) < 0.05)")
+    text += ("; the chosen checkpoint was then scored on the study's eval seeds. So a selected row shows "
+             "held-out skill, not the luck of the selection, and is paired with the baseline like any other row.")
+    if not pruning:
+        text += (" Mean of ckpts: the mean success over all N candidates on the selection seeds (diffusion_policy's "
+                 "mean over the last checkpoints; not paired, no interval).")
+    return text + " Each run's choice, per-round counts and seeds: runs/<row>/seed<k>/selection.json.\n"
+
+
+def _run_alpha(plan: RunPlan, training: dict | None) -> float | None:
+    """A run's alpha for the plots. A natural row's is the trainer's own (its training episodes, after the
+    validation split and the success filter), not the plan's estimate from whole datasets; a matched row's
+    is the alpha it was given (the named run's realised clean fraction); otherwise the configured one."""
+    natural = plan.alpha is not None and plan.train_config["objective"].get("alpha") == "natural"
+    if natural and training and training.get("alpha_natural") is not None:
+        return float(training["alpha_natural"])
+    return plan.alpha
+
+
+def _mean_alpha_per_row(results: list[RunResult]) -> None:
+    """One alpha per table row: the mean over its seeds (natural and matched alphas differ by seed)."""
+    rows: dict[str, list[RunResult]] = {}
+    for r in results:
+        rows.setdefault(r.label, []).append(r)
+    for runs in rows.values():
+        if all(r.alpha is not None for r in runs):
+            mean = float(np.mean([r.alpha for r in runs]))
+            for r in runs:
+                r.alpha = mean
 
 
 def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[StudyDataset],
@@ -65,7 +125,7 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
               "of training samples that were clean, as realised by the sampler (truncation fills every noise "
               "level where no corrupt window is valid with clean data); clipped steps: the share of optimizer "
               "steps whose gradient norm was clipped (both mean over seeds, from each run's "
-              "train/train_summary.json).\n")
+              "train/train_summary.json).\n") + _protocol_legend(results)
     atomic_write_text(out / "table.md", header + md + legend + note)
     atomic_write_text(out / "table.csv", table_csv(rows))
     files += [out / "table.md", out / "table.csv"]

@@ -61,6 +61,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     if failed:
         return StudyResult(out, "", failed, [])
     _check_datasets(cfg)
+    write_study_normalizer(cfg)
 
     # 2. the shared classifier
     if annotations is not None:
@@ -68,25 +69,69 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
         if failed:
             return StudyResult(out, "", failed, [])
 
-    # 3. runs: every folder claimed (or refused) before any is trained; then the study records its config
+    # 3. runs: every folder claimed (or refused) before any is trained; then the study records its config.
+    # Two waves: every run with its own alpha, then the matched-alpha controls, whose alpha is the realised
+    # clean fraction of a first-wave run (known only once that run has trained).
     plans = plan_runs(cfg, annotations)
     for plan in plans:
-        claim_run(plan, cfg)
+        if not plan.pending:
+            claim_run(plan, cfg)
     save_config(cfg, out / "experiment.yaml")
-    todo = [p for p in plans if not (p.dir / "done").exists()]
-    log(f"runs       {len(plans)} in total, {len(plans) - len(todo)} finished, {len(todo)} to run")
-    eval_kwargs = dataclasses.asdict(cfg.eval)
-    jobs = [Job(f"train+eval {p.key}", "harness.study.jobs:train_and_evaluate",
-                {"run_dir": str(p.dir), "train_config": p.train_config, "eval": eval_kwargs,
-                 "threads": cfg.executor.threads, "progress": progress},
-                resources={"num_cpus": max(cfg.executor.train_num_cpus, cfg.eval.workers),
-                           "num_gpus": cfg.executor.train_num_gpus}) for p in todo]
-    failed = _run_stage(executor, jobs, "runs", log, progress)
+    finished = sum((p.dir / "done").exists() for p in plans)
+    log(f"runs       {len(plans)} in total, {finished} finished, {len(plans) - finished} to run")
+    failed = _train_runs(cfg, [p for p in plans if p.matched_to is None], executor, "runs", log, progress)
+    if any(p.matched_to is not None for p in plans):
+        plans = plan_runs(cfg, annotations)
+        matched = [p for p in plans if p.matched_to is not None]
+        for plan in matched:
+            if plan.pending:
+                failed.append(_not_run(plan, log))
+            else:
+                claim_run(plan, cfg)
+        failed += _train_runs(cfg, [p for p in matched if not p.pending], executor, "matched", log, progress)
 
     # 4. report
     table, files = write_report(cfg, plans, annotations)
     log(f"study      {cfg.name}: {time.perf_counter() - t0:.0f} s this session; results in {out}")
     return StudyResult(out, table, failed, files)
+
+
+def _train_runs(cfg: StudyConfig, plans: list[RunPlan], executor, stage: str, log, progress: bool) -> list[JobResult]:
+    """Train and evaluate the unfinished runs among `plans` (one job each); returns the failed jobs."""
+    eval_kwargs = dataclasses.asdict(cfg.eval)
+    jobs = [Job(f"train+eval {p.key}", "harness.study.jobs:train_and_evaluate",
+                {"run_dir": str(p.dir), "train_config": p.train_config, "eval": eval_kwargs,
+                 "threads": cfg.executor.threads, "progress": progress},
+                resources={"num_cpus": max(cfg.executor.train_num_cpus, cfg.eval.workers),
+                           "num_gpus": cfg.executor.train_num_gpus})
+            for p in plans if not (p.dir / "done").exists()]
+    return _run_stage(executor, jobs, stage, log, progress) if jobs else []
+
+
+def _not_run(plan: RunPlan, log) -> JobResult:
+    """A matched run whose named run did not finish training: its alpha is unknown, so it is not trained."""
+    key = f"train+eval {plan.key}"
+    error = f"NotRun: {plan.matched_to} seed {plan.seed} has not finished training, so the matched alpha is unknown"
+    log(f"{'matched':<10} FAILED {key}: {error}")
+    return JobResult(key, ok=False, error=error)
+
+
+def write_study_normalizer(cfg: StudyConfig) -> Path:
+    """Fit the study's one normalizer on every episode it uses (each dataset's first `episodes`) and write
+    it, so that every run and the classifier measure sigma in the same units. An existing file is reused
+    as is: the study's identity fixes its data."""
+    from harness.normalizer import load_normalizer, save_normalizer
+    from harness.train_config import DatasetSpec
+    from harness.training_data import fit_dataset_normalizer, load_dataset
+
+    path = cfg.normalizer_path
+    if path.exists():
+        load_normalizer(path)    # a damaged file: one line now, not in every run
+        return path
+    raws = [load_dataset(DatasetSpec(d.path, role=d.role, max_episodes=d.episodes), False, d.name)
+            for d in cfg.datasets]
+    save_normalizer(fit_dataset_normalizer(raws), path)
+    return path
 
 
 def report_only(cfg: StudyConfig) -> StudyResult:
@@ -103,7 +148,7 @@ def report_only(cfg: StudyConfig) -> StudyResult:
 def claim_run(plan: RunPlan, cfg: StudyConfig) -> None:
     """Record what a run folder is for, or refuse a folder that a different config made."""
     identity = {"label": plan.label, "method": plan.method, "setting": plan.setting, "alpha": plan.alpha,
-                "seed": plan.seed, "eval": {k: getattr(cfg.eval, k) for k in cfg.eval.IDENTITY},
+                "seed": plan.seed, "eval": cfg.eval.identity(),
                 "train_config": plan.train_config}
     claim_output(plan.dir, "run.json", identity, RUN_FREE_KEYS, kind="study run folder")
 
@@ -138,15 +183,17 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
 
 
 def annotate_job(cfg: StudyConfig) -> Job:
-    """The classifier's windows must match the trainer's, so their sizes come from the train config."""
+    """The classifier's windows must match the trainer's, so their sizes come from the train config; its
+    sigmas must be in the runs' units, so it normalizes with the study's normalizer."""
     from harness.classifier import AnnotateConfig
     from harness.train_config import TrainConfig
 
     base = merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train)
     data = from_dict(TrainConfig, base, "experiment: train").data
-    windows = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action}
+    shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
+              "normalizer": str(cfg.normalizer_path)}
     settings = merge(load_yaml(cfg.annotate.config) if cfg.annotate.config else {}, cfg.annotate.overrides)
-    acfg = from_dict(AnnotateConfig, merge(settings, windows), "experiment: annotate")
+    acfg = from_dict(AnnotateConfig, merge(settings, shared), "experiment: annotate")
     return Job("annotate", "harness.study.jobs:annotate", {
         # the classifier sees the same first-N episodes that the runs train on
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],

@@ -105,6 +105,7 @@ class TableRow:
     clipped_fraction: float | None = None  # fraction of optimizer steps with a clipped gradient, mean over seeds
     protocol: str = "final"                # "final" or "selected" (RunResult.protocol)
     checkpoint_mean: float | None = None   # selected rows of select none: mean over candidates and seeds
+    left_workspace: float = 0.0            # fraction of trials that ended with the T pushed out of the workspace
 
     def ci_text(self) -> str:
         return wilson_interval(self.successes, self.trials).fmt()
@@ -139,6 +140,7 @@ def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[Table
             clean_fraction=_mean_training(runs, "clean_fraction"),
             clipped_fraction=_mean_training(runs, "clipped_fraction"),
             protocol=runs[0].protocol, checkpoint_mean=_mean_of(r.checkpoint_mean for r in runs),
+            left_workspace=sum(t.outcome == "left_workspace" for r in runs for t in r.records) / max(n, 1),
         ))
     return rows, base_label
 
@@ -166,8 +168,8 @@ def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
     base = base_label or "baseline"
     lines = [
         f"| method | seeds | trials | success [95% Wilson CI] | per seed | vs {base}: wins / losses | p (McNemar exact) "
-        "| clean fraction | clipped steps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| left workspace | clean fraction | clipped steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     means = any(r.checkpoint_mean is not None for r in rows)   # a checkpoint protocol with select none
     if means:
@@ -179,7 +181,7 @@ def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
         else:
             versus, p = f"{r.vs_baseline.a_only} / {r.vs_baseline.b_only}", _fmt_p(r.vs_baseline.p_value)
         lines.append(f"| {r.label} | {len(r.seeds)} | {r.trials} | {r.ci_text()} | {per_seed} | {versus} | {p} "
-                     f"| {_percent(r.clean_fraction)} | {_percent(r.clipped_fraction)} |"
+                     f"| {_percent(r.left_workspace)} | {_percent(r.clean_fraction)} | {_percent(r.clipped_fraction)} |"
                      + (f" {_percent(r.checkpoint_mean)} |" if means else ""))
     return "\n".join(lines) + "\n"
 
@@ -188,7 +190,7 @@ def table_csv(rows: Sequence[TableRow]) -> str:
     buf = io.StringIO()
     fields = ["label", "method", "setting", "alpha", "n_seeds", "trials", "successes", "rate", "ci_low",
               "ci_high", "per_seed_rate", "pairs", "wins_vs_baseline", "losses_vs_baseline", "p_mcnemar",
-              "clean_fraction", "clipped_fraction", "protocol", "checkpoint_mean"]
+              "clean_fraction", "clipped_fraction", "protocol", "checkpoint_mean", "left_workspace"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
@@ -205,6 +207,7 @@ def table_csv(rows: Sequence[TableRow]) -> str:
             "clipped_fraction": "" if r.clipped_fraction is None else f"{r.clipped_fraction:.6f}",
             "protocol": r.protocol,
             "checkpoint_mean": "" if r.checkpoint_mean is None else f"{r.checkpoint_mean:.6f}",
+            "left_workspace": f"{r.left_workspace:.6f}",
         })
     return buf.getvalue()
 

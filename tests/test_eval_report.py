@@ -57,6 +57,18 @@ def test_study_table_pools_seeds_and_pairs_by_start():
     assert table_csv(rows).count("\n") == 4
 
 
+def test_study_table_counts_trials_that_pushed_the_t_out_of_the_workspace():
+    recs = _recs([1, 0, 0, 0])
+    recs[1].outcome = recs[3].outcome = "left_workspace"
+    rows, _ = study_table([RunResult("truncated", "", 0, recs), RunResult("cotrain", "", 0, _recs([1, 0, 0, 0]))],
+                          baseline="cotrain")
+    by = {r.label: r for r in rows}
+    assert by["truncated"].left_workspace == 0.5 and by["cotrain"].left_workspace == 0.0
+    assert "| 50.0% |" in table_markdown(rows, "cotrain")
+    assert [row["left_workspace"] for row in csv.DictReader(table_csv(rows).splitlines())] == ["0.500000",
+                                                                                             "0.000000"]
+
+
 def test_spectrum_of_white_noise_is_flat_at_its_variance():
     rng = np.random.default_rng(0)
     windows = rng.normal(0, 0.1, size=(4000, 32, 2))

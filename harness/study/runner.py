@@ -65,7 +65,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
 
     # 2. the shared classifier
     if annotations is not None:
-        failed = _run_stage(executor, [annotate_job(cfg)], "annotate", log, progress)
+        failed = _run_stage(executor, [annotate_job(cfg, progress)], "annotate", log, progress)
         if failed:
             return StudyResult(out, "", failed, [])
 
@@ -182,7 +182,7 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
     return jobs
 
 
-def annotate_job(cfg: StudyConfig) -> Job:
+def annotate_job(cfg: StudyConfig, progress: bool = True) -> Job:
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
     sigmas must be in the runs' units, so it normalizes with the study's normalizer."""
     from harness.classifier import AnnotateConfig
@@ -191,7 +191,7 @@ def annotate_job(cfg: StudyConfig) -> Job:
     base = merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train)
     data = from_dict(TrainConfig, base, "experiment: train").data
     shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
-              "normalizer": str(cfg.normalizer_path)}
+              "normalizer": str(cfg.normalizer_path), "progress": progress}   # progress: a free key
     settings = merge(load_yaml(cfg.annotate.config) if cfg.annotate.config else {}, cfg.annotate.overrides)
     acfg = from_dict(AnnotateConfig, merge(settings, shared), "experiment: annotate")
     return Job("annotate", "harness.study.jobs:annotate", {

@@ -262,8 +262,11 @@ def test_annotate_recovers_two_gaussian_noise_levels_in_order_with_observations(
 
 @pytest.mark.slow
 def test_annotate_recovers_two_gaussian_noise_levels_from_actions_alone(tmp_path):
+    """From actions alone the classifier approaches the best variance test: a window of D = 32 numbers keeps
+    a mean log-likelihood ratio ~ (D / 4) (s / sigma)^4 above logit(0.55) = 0.2 up to sigma ~ 2.5 s, so
+    the stated factor is 6 (docs/objectives.md section 6)."""
     ann, by_level = _recovered(tmp_path, use_obs=False)
-    _check_levels_recovered(ann, by_level, factor=3)
+    _check_levels_recovered(ann, by_level, factor=6)
 
 
 def test_warnings_name_below_chance_folds_disagreeing_folds_and_data_never_hidden():

@@ -34,11 +34,11 @@ from harness.data.locks import check_writable
 from harness.device import resolve_device
 from harness.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
-from harness.normalizer import Normalizer, fit_normalizer, load_normalizer
+from harness.normalizer import Normalizer, load_normalizer
 from harness.sigma_n_rule import (annotation_warnings, apply_calibration, balanced_accuracy, dataset_sigma_n,
                                   fit_calibration, identity_calibration, sigma_n_from_p, sigma_n_stats)
 from harness.train_config import DatasetSpec
-from harness.training_data import load_dataset
+from harness.training_data import fit_dataset_normalizer, load_dataset
 
 # Classifier input: the noise level enters as ln(max(sigma, floor)) so that sigma = 0 is a finite input.
 _SIGMA_FLOOR = 1e-3
@@ -226,11 +226,18 @@ def mean_p_corrupt(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: in
         x = torch.from_numpy(w.action[s: s + batch]).to(device)                 # (B, T, 2)
         obs = torch.from_numpy(w.obs[s: s + batch]).to(device)
         p = torch.zeros(len(x), len(grid), device=device)                        # (B, G)
+        clean_view = None                                                        # sigma = 0: no noise to draw
         for _ in range(k_draws):
             z = torch.randn(x.shape, generator=gen).to(device)                   # one draw for every sigma
             for j, sig in enumerate(grid):
+                if sig == 0 and clean_view is not None:
+                    p[:, j] += clean_view                                        # the same value every draw
+                    continue
                 sigma = torch.full((len(x),), float(sig), device=device)
-                p[:, j] += torch.sigmoid(model(x + float(sig) * z, sigma, obs))
+                p_j = torch.sigmoid(model(x + float(sig) * z, sigma, obs))
+                if sig == 0:
+                    clean_view = p_j
+                p[:, j] += p_j
         out[s: s + batch] = (p / k_draws).cpu().numpy()
     return out
 
@@ -324,9 +331,7 @@ def _normalizer(cfg: AnnotateConfig, clean_raws, corrupt_raws) -> Normalizer:
     """The study's shared normalizer when given, else one fitted on these data as the trainer fits its own."""
     if cfg.normalizer is not None:
         return load_normalizer(cfg.normalizer)
-    everything = clean_raws + corrupt_raws
-    return fit_normalizer(np.concatenate([r.obs for r in everything]), np.concatenate([r.action for r in clean_raws]),
-                          np.concatenate([r.action for r in everything]))
+    return fit_dataset_normalizer(clean_raws + corrupt_raws)
 
 # Annotation settings that may change between sessions without changing the annotations.
 ANNOTATE_FREE_KEYS = ("config.progress",)

@@ -1,11 +1,18 @@
-"""Training throughput and inference latency of the diffusion policy, tiny and published network sizes.
+"""Training throughput and inference latency of the diffusion policy's networks, side by side in one run.
 
-    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--steps 20] [--batch 64]
+    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--batch 256] [--seconds 10]
+                                     [--archs mlp unet-small unet-published] [--bf16] [--compile]
 
-Trains through the real pipeline (store -> windows -> sigma-first sampler -> ambient objective -> AdamW
-+ EMA) on a small synthetic store, then times `policy.act` (Heun sampler, diffusion.num_steps steps =
-2 * steps - 1 network calls) per action chunk for batch 1 and batch 64. Runs unchanged on CUDA (bf16
-autocast there). Prints one table row per size.
+Per network, in one process:
+  - trainer samples/s: `Trainer.train_step` through the real pipeline (in-memory pools -> windows ->
+    sigma-first sampler -> objective -> AdamW + gradient clipping + EMA + run totals) on a synthetic store;
+  - bare samples/s: the same network's forward + backward + AdamW step on tensors already in memory, the
+    most any trainer could get; `overhead` = 1 - trainer / bare (the pipeline's share of a step);
+  - one action chunk at batch 1: `policy.act` with the Heun sampler (--num-steps, 2N - 1 network calls),
+    and 100 network calls at batch 1 (what diffusion_policy's DDPM-100 sampler costs per chunk).
+Then the ratios against the published U-Net ([256, 512, 1024], measured at parity with diffusion_policy's
+ConditionalUnet1D): training samples/s of each network / the published U-Net's, and each network's chunk
+latency (its sampler) / the published U-Net's 100 calls. Runs unchanged on CUDA (bf16 autocast there).
 """
 from __future__ import annotations
 
@@ -23,13 +30,18 @@ from synthetic_stores import write_store  # noqa: E402
 
 from harness.data.configs import from_dict  # noqa: E402
 from harness.diffusion import karras_schedule  # noqa: E402
-from harness.windows import WindowSpec  # noqa: E402
-from harness.model import count_parameters  # noqa: E402
+from harness.model import build_model, count_parameters  # noqa: E402
 from harness.policy import DiffusionPolicy  # noqa: E402
 from harness.train_config import TrainConfig  # noqa: E402
 from harness.training import Trainer  # noqa: E402
+from harness.windows import WindowSpec  # noqa: E402
 
-SIZES = {"tiny": [32, 64], "published": [256, 512, 1024]}
+ARCHS = {   # name -> policy config
+    "mlp": {"arch": "mlp"},                                        # the low-dim default (width 256, depth 4)
+    "unet-small": {"down_dims": [64, 128, 256], "noise_dim": 64},  # the issue-10 ablation's U-Net
+    "unet-published": {"down_dims": [256, 512, 1024]},             # diffusion_policy's widths
+}
+REFERENCE = "unet-published"
 
 
 def _sync(device):
@@ -37,68 +49,109 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def measure(name: str, dims, args, stores, tmp: Path) -> dict:
-    cfg = from_dict(TrainConfig, {
+def _timed(fn, device, seconds: float, min_reps: int = 3) -> float:
+    """Seconds per call of fn, repeated for at least `seconds` (and min_reps calls) after one warm-up."""
+    fn()
+    _sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while reps < min_reps or time.perf_counter() - t0 < seconds:
+        fn()
+        reps += 1
+    _sync(device)
+    return (time.perf_counter() - t0) / reps
+
+
+def _config(name: str, args, stores, tmp: Path) -> TrainConfig:
+    return from_dict(TrainConfig, {
         "out_dir": str(tmp / name), "device": args.device, "seed": 0,
         "data": {"datasets": [{"path": str(stores[0])}, {"path": str(stores[1])}], "val_fraction": 0.0},
-        "policy": {"down_dims": dims, "noise_dim": 128 if name == "published" else 32},
+        "policy": ARCHS[name],
         "diffusion": {"num_steps": args.num_steps},
-        "objective": {"method": "ambient", "sigma_n": 0.1},
+        "objective": {"method": "cotrain"},
         "optim": {"batch_size": args.batch},
-        "run": {"steps": 10 ** 6, "progress": False},
+        "run": {"steps": 10 ** 6, "progress": False, "bf16": args.bf16, "compile": args.compile},
     }, "benchmark")
+
+
+def bare_step_fn(cfg: TrainConfig, sigma_data: float, device, autocast):
+    """The network alone: EDM-weighted denoising loss, backward, AdamW; data already on the device."""
+    torch.manual_seed(0)
+    model, edm = build_model(cfg, sigma_data)
+    model.to(device)
+    net = torch.compile(model) if cfg.run.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
+    b = cfg.optim.batch_size
+    x0 = torch.randn(b, cfg.data.horizon, 2, device=device)           # (B, T, 2)
+    obs = torch.randn(b, cfg.data.n_obs, 6, device=device)            # (B, n_obs, 6)
+    sigma = torch.exp(-1.2 + 1.2 * torch.randn(b, device=device))     # (B,)
+    noise = torch.randn_like(x0)
+
+    def step():
+        with autocast:
+            d = net(x0 + sigma[:, None, None] * noise, sigma, obs).float()
+        loss = (edm.loss_weight(sigma) * (d - x0).pow(2).flatten(1).mean(1)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def measure(name: str, args, stores, tmp: Path) -> dict:
+    cfg = _config(name, args, stores, tmp)
     trainer = Trainer(cfg)
     dev = trainer.device
-    for _ in range(args.warmup):
-        trainer.train_step()
-    _sync(dev)
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        trainer.train_step()
-    _sync(dev)
-    train_sps = args.steps * args.batch / (time.perf_counter() - t)
+    train_s = _timed(trainer.train_step, dev, args.seconds)
+    bare_s = _timed(bare_step_fn(cfg, trainer.data.sigma_data, dev, trainer.autocast), dev, args.seconds)
 
     d = cfg.diffusion
     schedule = karras_schedule(args.num_steps, d.sampler_sigma_min, d.sampler_sigma_max, d.rho)
     policy = DiffusionPolicy(trainer.ema, trainer.data.normalizer, WindowSpec(2, 16, 8), schedule, dev)
-    latency = {}
-    for b in (1, 64):
-        obs = {"agent_pos": np.random.rand(b, 2, 2).astype(np.float32) * 0.2 + 0.4,
-               "slider_pose": np.random.rand(b, 2, 3).astype(np.float32)}
-        policy.act(obs, seeds=range(b))  # warm-up
-        reps = args.reps if b == 1 else max(1, args.reps // 4)
-        _sync(dev)
-        t = time.perf_counter()
-        for _ in range(reps):
-            policy.act(obs, seeds=range(b))
-        _sync(dev)
-        latency[b] = (time.perf_counter() - t) / reps * 1000
-    return {"size": name, "params": count_parameters(trainer.model), "device": str(dev),
-            "train_sps": train_sps, "lat1": latency[1], "lat64": latency[64]}
+    obs = {"agent_pos": np.random.rand(1, 2, 2).astype(np.float32) * 0.2 + 0.4,
+           "slider_pose": np.random.rand(1, 2, 3).astype(np.float32)}
+    chunk_s = _timed(lambda: policy.act(obs, seeds=[0]), dev, args.seconds / 4)
+    x = torch.randn(1, 16, 2, device=dev)
+    cond = torch.randn(1, 12, device=dev)
+    one = torch.ones(1, device=dev)
+
+    @torch.no_grad()
+    def hundred_calls():
+        for _ in range(100):
+            trainer.ema.denoiser(x, one, cond)
+    ddpm100_s = _timed(hundred_calls, dev, args.seconds / 4, min_reps=1)
+    return {"arch": name, "params": count_parameters(trainer.model), "device": str(dev),
+            "train_sps": args.batch / train_s, "bare_sps": args.batch / bare_s,
+            "chunk_ms": chunk_s * 1000, "ddpm100_ms": ddpm100_s * 1000}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--steps", type=int, default=20, help="timed training steps per size")
-    p.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
-    p.add_argument("--batch", type=int, default=64, help="training batch size")
-    p.add_argument("--num-steps", type=int, default=16, help="Heun steps per action chunk")
-    p.add_argument("--reps", type=int, default=8, help="timed act() calls at batch 1 (batch 64: reps / 4)")
-    p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    p.add_argument("--batch", type=int, default=256, help="training batch size")
+    p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per training measurement")
+    p.add_argument("--num-steps", type=int, default=5, help="Heun steps per action chunk")
+    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         stores = (write_store(d / "target.zarr", "target", 8, length=40, seed=1),
                   write_store(d / "sim.zarr", "sim", 16, length=40, wiggle=0.01, seed=2))
-        rows = [measure(name, SIZES[name], args, stores, d) for name in args.sizes]
+        rows = [measure(name, args, stores, d) for name in args.archs]
+    ref = next((r for r in rows if r["arch"] == REFERENCE), None)
     print(f"threads {torch.get_num_threads()}  batch {args.batch}  Heun steps {args.num_steps} "
-          f"({2 * args.num_steps - 1} network calls per chunk)")
-    print(f"{'size':<10} {'params':>10} {'device':>7} {'train samples/s':>16} {'act b=1 ms':>11} "
-          f"{'act b=64 ms':>12} {'b=64 ms/chunk':>14}")
+          f"({2 * args.num_steps - 1} network calls per chunk)  bf16 {args.bf16}  compile {args.compile}")
+    print(f"{'network':<15} {'params':>10} {'device':>7} {'trainer smp/s':>14} {'bare smp/s':>11} "
+          f"{'overhead':>9} {'chunk b=1 ms':>13} {'100 calls ms':>13} {'train x':>8} {'latency /':>10}")
     for r in rows:
-        print(f"{r['size']:<10} {r['params']:>10,} {r['device']:>7} {r['train_sps']:>16.0f} {r['lat1']:>11.1f} "
-              f"{r['lat64']:>12.1f} {r['lat64'] / 64:>14.2f}")
+        ratio_train = f"{r['train_sps'] / ref['train_sps']:.1f}" if ref else "-"
+        ratio_lat = f"1/{ref['ddpm100_ms'] / r['chunk_ms']:.0f}" if ref else "-"
+        print(f"{r['arch']:<15} {r['params']:>10,} {r['device']:>7} {r['train_sps']:>14.0f} {r['bare_sps']:>11.0f} "
+              f"{1 - r['train_sps'] / r['bare_sps']:>9.1%} {r['chunk_ms']:>13.1f} {r['ddpm100_ms']:>13.0f} "
+              f"{ratio_train:>8} {ratio_lat:>10}")
+    if ref:
+        print(f"train x: trainer samples/s / {REFERENCE}'s; latency /: chunk at batch 1 (Heun, "
+              f"{args.num_steps} steps) / {REFERENCE}'s 100 calls at batch 1")
     return 0
 
 

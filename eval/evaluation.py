@@ -15,7 +15,7 @@ from pathlib import Path
 
 from eval.metrics import Summary
 from eval.report import write_eval_report
-from eval.rollouts import evaluate
+from eval.rollouts import PolicyFile, evaluate
 from harness.data.errors import UserError
 from harness.data.identity import hold_output
 from sim_envs.geometry import TASK
@@ -32,6 +32,7 @@ class EvalSpec:
     trials: int = 200              # trial i starts from seed + i
     seed: int = 0                  # first start seed
     time_limit: float | None = None  # seconds per trial; None = the task's 75 s (shorter: quick tests, demos)
+    num_steps: int | None = None   # Heun steps per action chunk; None = the checkpoint's diffusion.num_steps
 
     def __post_init__(self):
         # UserError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict
@@ -43,6 +44,8 @@ class EvalSpec:
             raise UserError(f"evaluation seed must be >= 0, got {self.seed}")
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
             raise UserError(f"evaluation time_limit must be > 0 seconds, got {self.time_limit}")
+        if self.num_steps is not None and self.num_steps < 1:
+            raise UserError(f"evaluation num_steps must be >= 1, got {self.num_steps}")
 
     @property
     def max_steps(self) -> int | None:
@@ -57,7 +60,8 @@ def default_out_dir(checkpoint, spec: EvalSpec) -> Path:
     """runs/X/checkpoints/final.pt -> runs/X/eval/target-s0-n200 (beside the run's other outputs)."""
     ckpt = Path(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}"
+    steps = f"-h{spec.num_steps}" if spec.num_steps is not None else ""
+    return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}{steps}"
 
 
 def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device: str = "cpu",
@@ -71,12 +75,12 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
         raise UserError(f"--trials must be >= 1, got {spec.trials}")
     if policy is None and spec.checkpoint != "scripted":
         from harness.policy import load_policy
-        load_policy(spec.checkpoint)  # a bad checkpoint fails here, before any output or worker exists
+        load_policy(spec.checkpoint, num_steps=spec.num_steps)  # a bad checkpoint fails here, before any output or worker exists
     # The identity: what is evaluated (the checkpoint's path and its contents) and on which starts.
     identity = {**dataclasses.asdict(spec), "checkpoint_sha256": file_sha256(spec.checkpoint)
                 if policy is None and spec.checkpoint != "scripted" else None}
     with hold_output(out_dir, SPEC_FILE, identity, free_keys=(), kind="evaluation folder"):
-        source = policy if policy is not None else _policy_source(spec.checkpoint)
+        source = policy if policy is not None else _policy_source(spec.checkpoint, spec.num_steps)
         started = time.perf_counter()
         records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
                            progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",
@@ -101,8 +105,8 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def _policy_source(checkpoint: str):
+def _policy_source(checkpoint: str, num_steps: int | None = None):
     if checkpoint == "scripted":
         from eval.scripted import ChunkedScriptedPolicy
         return ChunkedScriptedPolicy()
-    return checkpoint
+    return checkpoint if num_steps is None else PolicyFile(checkpoint, num_steps)

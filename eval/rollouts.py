@@ -23,6 +23,8 @@ amplify that over a long trial, so a recorded replay may in rare cases end diffe
 """
 from __future__ import annotations
 
+import dataclasses
+
 import inspect
 import json
 import math
@@ -155,11 +157,24 @@ def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray,
 # ---------------------------------------------------------------------------------------------------
 # Spreading waves over processes.
 
+@dataclasses.dataclass(frozen=True)
+class PolicyFile:
+    """A checkpoint to load in each worker, with the sampler's step count overridden (None = its config's)."""
+    path: str
+    num_steps: int | None = None
+
+
+def _is_file(policy_or_path) -> bool:
+    return isinstance(policy_or_path, (str, Path, PolicyFile))
+
+
 def _load_policy(policy_or_path, device: str):
     """A policy object, loaded from a checkpoint path if need be (an image policy knows its camera size)."""
-    if not isinstance(policy_or_path, (str, Path)):
+    if not _is_file(policy_or_path):
         return policy_or_path
     from harness.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
+    if isinstance(policy_or_path, PolicyFile):
+        return load_policy(policy_or_path.path, device=device, num_steps=policy_or_path.num_steps)
     return load_policy(policy_or_path, device=device)
 
 
@@ -171,7 +186,7 @@ def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, thr
     # and raise it from the first wave instead, where the parent sees it.
     try:
         os.environ["OMP_NUM_THREADS"] = str(threads)   # one thread per worker: no oversubscribed cores
-        if isinstance(policy_or_path, (str, Path)) or "torch" in sys.modules:
+        if _is_file(policy_or_path) or "torch" in sys.modules:
             from harness.device import limit_threads   # layer 3, and torch: only for torch policies
             limit_threads(threads)
         policy = _load_policy(policy_or_path, device)
@@ -212,7 +227,7 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
     """
     if n_envs < 1 or workers < 1:
         raise ValueError(f"n_envs and workers must be >= 1, got {n_envs} and {workers}")
-    if image_size is None and not isinstance(policy_or_path, (str, Path)):
+    if image_size is None and not _is_file(policy_or_path):
         image_size = getattr(policy_or_path, "image_size", None)
     if not seeds:
         return

@@ -1,7 +1,8 @@
 """The policy network: observation encoder + EDM denoiser over the action chunk.
 
 The observation history (B, n_obs, 6) low-dim features, plus per-step image features when images are
-used, is flattened into one conditioning vector (B, n_obs * (6 + F_img)) for the U-Net's FiLM layers.
+used, is flattened into one conditioning vector (B, n_obs * (6 + F_img)) for the denoising network's conditioning: the U-Net's FiLM layers
+(`policy.arch: unet`, harness/network.py) or the residual MLP's adaptive LayerNorms (`mlp`, harness/mlp.py).
 """
 from __future__ import annotations
 
@@ -10,20 +11,24 @@ from torch import nn
 
 from harness.windows import ACTION_DIM, OBS_DIM
 from harness.diffusion import EDM, Denoiser
+from harness.mlp import ChunkMLP
 from harness.network import TemporalUnet
 from harness.train_config import PolicyConfig, TrainConfig
 from harness.vision import ImageEncoder
 
 
 class PolicyNet(nn.Module):
-    def __init__(self, cfg: PolicyConfig, n_obs: int, edm: EDM, use_image: bool = False):
+    def __init__(self, cfg: PolicyConfig, n_obs: int, horizon: int, edm: EDM, use_image: bool = False):
         super().__init__()
         self.image_encoder = ImageEncoder(cfg.image.widths, cfg.image.feature_dim, cfg.n_groups) \
             if use_image else None
         per_step = OBS_DIM + (cfg.image.feature_dim if use_image else 0)
-        unet = TemporalUnet(ACTION_DIM, n_obs * per_step, cfg.down_dims, cfg.noise_dim, cfg.kernel_size,
-                            cfg.n_groups)
-        self.denoiser = Denoiser(unet, edm)
+        cond_dim = n_obs * per_step
+        if cfg.arch == "mlp":
+            net = ChunkMLP(ACTION_DIM, horizon, cond_dim, cfg.mlp_width, cfg.mlp_depth, cfg.noise_dim)
+        else:
+            net = TemporalUnet(ACTION_DIM, cond_dim, cfg.down_dims, cfg.noise_dim, cfg.kernel_size, cfg.n_groups)
+        self.denoiser = Denoiser(net, edm)
 
     def encode(self, obs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         """obs (B, n_obs, 6) [image (B, n_obs, H, W, 3) uint8] -> cond (B, C)."""
@@ -44,7 +49,7 @@ def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, EDM]:
     """The network and its preconditioning for a config: the one place both training and loading build it."""
     d = cfg.diffusion
     edm = EDM(sigma_data, d.P_mean, d.P_std)
-    return PolicyNet(cfg.policy, cfg.data.n_obs, edm, cfg.data.use_image), edm
+    return PolicyNet(cfg.policy, cfg.data.n_obs, cfg.data.horizon, edm, cfg.data.use_image), edm
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -73,14 +73,21 @@ class ImageConfig:
 
 @dataclasses.dataclass
 class PolicyConfig:
+    arch: str = "unet"             # denoising network: "unet" (temporal U-Net, the published one; images)
+                                   # or "mlp" (residual MLP over the chunk, harness/mlp.py; state policies)
     down_dims: list[int] = dataclasses.field(default_factory=lambda: [256, 512, 1024])  # U-Net widths
     kernel_size: int = 5           # temporal conv kernel
     n_groups: int = 8              # GroupNorm groups
     noise_dim: int = 128           # noise-level embedding width
+    mlp_width: int = 256           # arch mlp: hidden width of the residual blocks
+    mlp_depth: int = 4             # arch mlp: residual blocks
     image: ImageConfig = dataclasses.field(default_factory=ImageConfig)  # used when data.use_image
 
     def __post_init__(self):
+        _require(self.arch in ("unet", "mlp"), "policy.arch", "unet or mlp", self.arch)
         _check_widths("policy.down_dims", self.down_dims)
+        _require(self.mlp_width >= 1, "policy.mlp_width", ">= 1", self.mlp_width)
+        _require(self.mlp_depth >= 0, "policy.mlp_depth", ">= 0", self.mlp_depth)
         # 'same' padding (kernel // 2) keeps the chunk length only for odd kernels
         _require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "policy.kernel_size", "an odd number >= 1",
                  self.kernel_size)

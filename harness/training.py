@@ -106,8 +106,9 @@ def warmup_cosine(warmup: int, total: int):
 def ema_update(ema: nn.Module, model: nn.Module, step: int, cap: float) -> None:
     """EMA with a warm-up: decay = min(cap, (1 + step) / (10 + step)), so early weights fade fast."""
     decay = min(cap, (1 + step) / (10 + step))
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1 - decay)
+    # one fused call over all tensors: a Python loop over ~100 parameters costs as much as a small
+    # network's whole step (benchmarks/train_speed.py, trainer vs bare network)
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
 
@@ -390,7 +391,6 @@ class Trainer:
                         self.accum[k] += stats.get(k, 0) if k != "steps" else 1
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{stats['loss']:.4f}")
                     last = self.step == cfg.run.steps
                     row = {}
                     if self.step % cfg.run.log_every == 0 or last:  # every rank: sums over ranks
@@ -398,6 +398,8 @@ class Trainer:
                         row.update(self._log_row(stats, (self.step - steps_last) * cfg.optim.batch_size
                                                  / max(now - t_last, 1e-9)))
                         t_last, steps_last = now, self.step
+                        if bar is not None:   # not every step: a postfix redraws the bar
+                            bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
                     if self.data.val and (self.step % cfg.run.val_every == 0 or last) and self.is_main:
                         row.update(self.validate())
                     if row and self.is_main:

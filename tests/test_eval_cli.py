@@ -45,6 +45,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         (["eval", str(tmp_path / "missing.pt")], "no such checkpoint"),
         (["eval", "scripted", "--trials", "0"], "--trials must be >= 1"),
         (["eval", "scripted", "--env", "nowhere"], "nowhere"),
+        (["eval", "scripted", "--num-steps", "0"], "--num-steps"),
         (["compare", str(tmp_path / "missing.yaml")], "file not found"),
     ]:
         assert main(argv) == 2

@@ -168,10 +168,15 @@ def demo_windows(store_path, spec: WindowSpec):
     return obs, executed
 
 
-def test_tiny_policy_reproduces_its_demonstrations(stores, tmp_path):
+TINY_NETWORKS = {"unet": {"down_dims": [16, 32], "noise_dim": 16},
+                 "mlp": {"arch": "mlp", "mlp_width": 128, "mlp_depth": 2, "noise_dim": 16}}
+
+
+@pytest.mark.parametrize("arch", list(TINY_NETWORKS))
+def test_tiny_policy_reproduces_its_demonstrations(stores, tmp_path, arch):
     cfg = tiny_cfg(stores, tmp_path / "p", method="target_only", steps=400,
                    **{"optim.batch_size": 64, "optim.lr": 3e-3, "data.val_fraction": 0.0,
-                      "diffusion.num_steps": 10})
+                      "diffusion.num_steps": 10, "policy": TINY_NETWORKS[arch]})
     untrained = load_policy(train(cfg, stop_after=1))
     trained = load_policy(train(cfg))
     obs, executed = demo_windows(stores["target"], untrained.spec)

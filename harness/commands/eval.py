@@ -21,6 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes (default: up to 2)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy (default cpu)")
+    parser.add_argument("--num-steps", type=int, default=None, metavar="N",
+                        help="Heun steps per action chunk (default: the checkpoint's diffusion.num_steps)")
     parser.add_argument("--record", type=int, default=0, metavar="N",
                         help="save the first N rollouts as Meshcat HTML and videos")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,8 +44,10 @@ def run(args) -> int:
     _check_env(args.env)
     device = _check_device(args.device)     # before anything is written: a bad device must not claim --out
     checkpoint = args.checkpoint if args.checkpoint == "scripted" else str(Path(args.checkpoint))
+    if args.num_steps is not None and (args.num_steps < 1 or checkpoint == "scripted"):
+        raise UserError(f"--num-steps must be >= 1 and needs a diffusion checkpoint, got {args.num_steps}")
     spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
-                    time_limit=args.time_limit)
+                    time_limit=args.time_limit, num_steps=args.num_steps)
     out = Path(args.out) if args.out else (Path("runs/scripted/eval") / f"{args.env}-s{args.seed}-n{args.trials}"
                                            if checkpoint == "scripted" else default_out_dir(checkpoint, spec))
     summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=device,

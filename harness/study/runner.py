@@ -198,7 +198,9 @@ def annotate_job(cfg: StudyConfig, progress: bool = True) -> Job:
         # the classifier sees the same first-N episodes that the runs train on
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
         "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "corrupt"],
-        "out": str(cfg.annotations_path), "config": to_dict(acfg), "threads": cfg.executor.threads},
+        # the stage's only job: it gets the cores the executor would give max_parallel jobs
+        "out": str(cfg.annotations_path), "config": to_dict(acfg),
+        "threads": cfg.executor.threads * cfg.executor.max_parallel},
         resources={"num_cpus": cfg.executor.train_num_cpus,
                    "num_gpus": 0 if acfg.device == "cpu" else cfg.executor.train_num_gpus})
 

@@ -1,13 +1,14 @@
 """Training throughput and inference latency of the diffusion policy's networks, side by side in one run.
 
-    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--batch 256] [--seconds 10]
-                                     [--archs mlp unet-small unet-published] [--bf16] [--compile]
+    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--batch 256] [--seconds 10] [--num-steps 8]
+                                     [--archs mlp unet-small unet-published] [--fit mlp] [--bf16] [--compile]
 
 Per network, in one process:
-  - trainer samples/s: `Trainer.train_step` through the real pipeline (in-memory pools -> windows ->
+  - step samples/s: `Trainer.train_step` through the real pipeline (in-memory pools -> windows ->
     sigma-first sampler -> objective -> AdamW + gradient clipping + EMA + run totals) on a synthetic store;
+  - fit samples/s (--fit networks): the whole loop, `Trainer.fit`, with logging, validation, checkpoints;
   - bare samples/s: the same network's forward + backward + AdamW step on tensors already in memory, the
-    most any trainer could get; `overhead` = 1 - trainer / bare (the pipeline's share of a step);
+    most any trainer could get; `overhead` = 1 - fit (else step) / bare: what the pipeline costs;
   - one action chunk at batch 1: `policy.act` with the Heun sampler (--num-steps, 2N - 1 network calls),
     and 100 network calls at batch 1 (what diffusion_policy's DDPM-100 sampler costs per chunk).
 Then the ratios against the published U-Net ([256, 512, 1024], measured at parity with diffusion_policy's
@@ -96,12 +97,28 @@ def bare_step_fn(cfg: TrainConfig, sigma_data: float, device, autocast):
     return step
 
 
+def fit_seconds_per_step(name: str, args, stores, tmp: Path) -> float:
+    """The whole training loop as a run uses it: `Trainer.fit` for --fit-steps steps with the reference
+    study's logging (every 200 steps), a validation at the end and a checkpoint every 1000 steps, plus
+    final.pt and the run summary; the Trainer's construction (loading the data) is not counted."""
+    cfg = _config(name, args, stores, tmp / "fit")
+    cfg.run.steps, cfg.run.log_every, cfg.run.val_every, cfg.run.checkpoint_every = args.fit_steps, 200, \
+        args.fit_steps, 1000
+    cfg.data.val_fraction = 0.1
+    trainer = Trainer(cfg)
+    t0 = time.perf_counter()
+    trainer.fit()
+    _sync(trainer.device)
+    return (time.perf_counter() - t0) / args.fit_steps
+
+
 def measure(name: str, args, stores, tmp: Path) -> dict:
     cfg = _config(name, args, stores, tmp)
     trainer = Trainer(cfg)
     dev = trainer.device
     train_s = _timed(trainer.train_step, dev, args.seconds)
     bare_s = _timed(bare_step_fn(cfg, trainer.data.sigma_data, dev, trainer.autocast), dev, args.seconds)
+    fit_s = fit_seconds_per_step(name, args, stores, tmp) if name in args.fit else None
 
     d = cfg.diffusion
     schedule = karras_schedule(args.num_steps, d.sampler_sigma_min, d.sampler_sigma_max, d.rho)
@@ -120,6 +137,7 @@ def measure(name: str, args, stores, tmp: Path) -> dict:
     ddpm100_s = _timed(hundred_calls, dev, args.seconds / 4, min_reps=1)
     return {"arch": name, "params": count_parameters(trainer.model), "device": str(dev),
             "train_sps": args.batch / train_s, "bare_sps": args.batch / bare_s,
+            "fit_sps": args.batch / fit_s if fit_s else None,
             "chunk_ms": chunk_s * 1000, "ddpm100_ms": ddpm100_s * 1000}
 
 
@@ -128,8 +146,11 @@ def main() -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch", type=int, default=256, help="training batch size")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per training measurement")
-    p.add_argument("--num-steps", type=int, default=5, help="Heun steps per action chunk")
+    p.add_argument("--num-steps", type=int, default=8, help="Heun steps per action chunk (the reference: 8)")
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    p.add_argument("--fit", nargs="*", default=["mlp"], choices=list(ARCHS),
+                   help="networks whose whole training loop (Trainer.fit) is also timed (default mlp)")
+    p.add_argument("--fit-steps", type=int, default=1000, help="steps of the timed Trainer.fit")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     args = p.parse_args()
@@ -141,16 +162,21 @@ def main() -> int:
     ref = next((r for r in rows if r["arch"] == REFERENCE), None)
     print(f"threads {torch.get_num_threads()}  batch {args.batch}  Heun steps {args.num_steps} "
           f"({2 * args.num_steps - 1} network calls per chunk)  bf16 {args.bf16}  compile {args.compile}")
-    print(f"{'network':<15} {'params':>10} {'device':>7} {'trainer smp/s':>14} {'bare smp/s':>11} "
+    print(f"{'network':<15} {'params':>10} {'device':>7} {'bare smp/s':>11} {'step smp/s':>11} {'fit smp/s':>10} "
           f"{'overhead':>9} {'chunk b=1 ms':>13} {'100 calls ms':>13} {'train x':>8} {'latency /':>10}")
     for r in rows:
         ratio_train = f"{r['train_sps'] / ref['train_sps']:.1f}" if ref else "-"
         ratio_lat = f"1/{ref['ddpm100_ms'] / r['chunk_ms']:.0f}" if ref else "-"
-        print(f"{r['arch']:<15} {r['params']:>10,} {r['device']:>7} {r['train_sps']:>14.0f} {r['bare_sps']:>11.0f} "
-              f"{1 - r['train_sps'] / r['bare_sps']:>9.1%} {r['chunk_ms']:>13.1f} {r['ddpm100_ms']:>13.0f} "
-              f"{ratio_train:>8} {ratio_lat:>10}")
+        fit = f"{r['fit_sps']:.0f}" if r["fit_sps"] else "-"
+        overhead = 1 - (r["fit_sps"] or r["train_sps"]) / r["bare_sps"]
+        print(f"{r['arch']:<15} {r['params']:>10,} {r['device']:>7} {r['bare_sps']:>11.0f} {r['train_sps']:>11.0f} "
+              f"{fit:>10} {overhead:>9.1%} {r['chunk_ms']:>13.1f} {r['ddpm100_ms']:>13.0f} {ratio_train:>8} "
+              f"{ratio_lat:>10}")
+    print("bare: network forward + backward + AdamW on tensors in memory; step: Trainer.train_step (sampler, "
+          "batch gather, objective, clipping, EMA, run totals); fit: the whole loop (Trainer.fit: logging, "
+          "validation, checkpoints); overhead: 1 - fit (else step) / bare")
     if ref:
-        print(f"train x: trainer samples/s / {REFERENCE}'s; latency /: chunk at batch 1 (Heun, "
+        print(f"train x: step samples/s / {REFERENCE}'s; latency /: chunk at batch 1 (Heun, "
               f"{args.num_steps} steps) / {REFERENCE}'s 100 calls at batch 1")
     return 0
 

@@ -319,3 +319,33 @@ def plot_power_spectra(spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], pat
     ax_ratio.set_ylabel("power ratio")
     ax_ratio.grid(alpha=0.3, which="both")
     return _save(fig, path)
+
+
+def plot_success_curve(points: Sequence[tuple[float, int, int]], path, xlabel: str, title: str,
+                       log_x: bool = False) -> Path:
+    """Success rate against one setting (Heun steps, training steps), with 95% Wilson intervals.
+
+    points: (x, successes, trials). CSV: x, trials, successes, rate, ci_low, ci_high.
+    """
+    from eval.metrics import wilson_interval
+    points = sorted(points)
+    cis = [wilson_interval(s, n) for _, s, n in points]
+    x = np.array([p[0] for p in points], dtype=float)
+    rate = np.array([s / n for _, s, n in points])
+    _write_csv(path, ["x", "trials", "successes", "rate", "ci_low", "ci_high"],
+               [[float(p[0]), p[2], p[1], float(r), float(ci.low), float(ci.high)]
+                for p, r, ci in zip(points, rate, cis)])
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.fill_between(x, [ci.low * 100 for ci in cis], [ci.high * 100 for ci in cis], alpha=0.2, color="C0",
+                    label="95% Wilson interval")
+    ax.plot(x, rate * 100, "o-", color="C0", label="success rate")
+    if log_x:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(0, min(100, max(ci.high for ci in cis) * 100 + 10))
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

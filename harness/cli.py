@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotate": ("harness.commands.annotate", "train the sim-vs-clean noise classifier; write per-window sigma_n"),
     "train": ("harness.commands.train", "train a diffusion policy (cotrain / ambient / truncated) from a config"),
     "eval": ("harness.commands.eval", "closed-loop success rate of a checkpoint in Drake, with a Wilson interval"),
+    "curve": ("harness.commands.curve", "success rate versus Heun steps, or versus training steps (snapshots)"),
     "compare": ("harness.commands.compare", "run a comparison study from an experiment YAML; table and plots"),
     "demo": ("harness.commands.demo", "the main job on a small built-in default"),
 }

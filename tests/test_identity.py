@@ -77,3 +77,18 @@ def test_an_unreadable_record_is_a_one_line_user_error(tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps([1, 2]))
     with pytest.raises(UserError, match="not a mapping"):
         claim_output(tmp_path, "spec.json", {"a": 1})
+
+
+def test_a_key_added_later_matches_an_old_record_only_at_the_value_that_reproduces_it():
+    """Outputs made before policy.arch existed were U-Net runs: they resume under arch unet, not mlp."""
+    old = {"policy": {"down_dims": [8, 16]}, "run": {"steps": 4}}
+    assert first_difference(old, {"policy": {"down_dims": [8, 16], "arch": "unet", "mlp_width": 256,
+                                             "mlp_depth": 4}, "run": {"steps": 4, "snapshot_every": 0}}) is None
+    assert first_difference(old, {"policy": {"down_dims": [8, 16], "arch": "mlp"}, "run": {"steps": 4}}) \
+        == ("policy.arch", "<absent>", "mlp")
+    nested = {"train": old}                                                     # a study run record
+    assert first_difference(nested, {"train": {**old, "policy": {"down_dims": [8, 16], "arch": "unet"}}}) is None
+    assert first_difference({"checkpoint": "a.pt"}, {"checkpoint": "a.pt", "num_steps": None}) is None
+    assert first_difference({"checkpoint": "a.pt"}, {"checkpoint": "a.pt", "num_steps": 8}) is not None
+    # a key that is not a registered addition is a difference whatever its value
+    assert first_difference({"a": 1}, {"a": 1, "b": None}) == ("b", "<absent>", None)

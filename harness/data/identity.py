@@ -30,6 +30,27 @@ LOCK_FILE = ".lock"   # inside an output folder while a command writes it (harne
 
 _MISSING = "<absent>"
 
+# Keys added to a config after outputs were made without them, with the value that reproduces what those
+# outputs did. An identity recorded before the key existed matches a wanted one holding exactly that value
+# (the key's default), so an upgrade does not orphan finished work; any other value is a difference.
+# Matched on the key's last dotted parts (a train config appears whole or nested in study records).
+ADDED_KEYS: dict[str, Any] = {
+    "policy.arch": "unet",          # issue 11: the residual-MLP policy
+    "policy.mlp_width": 256,
+    "policy.mlp_depth": 4,
+    "run.snapshot_every": 0,        # issue 10: policy snapshots for the checkpoint protocols
+    "num_steps": None,              # issue 11: `cotrain eval --num-steps` (evaluation identities)
+}
+
+
+def _added_default(key: str) -> Any:
+    parts = key.split(".")
+    for name, value in ADDED_KEYS.items():
+        n = name.count(".") + 1
+        if ".".join(parts[-n:]) == name:
+            return value
+    return _MISSING
+
 
 def first_difference(recorded: Mapping, wanted: Mapping, free_keys: Iterable[str] = ()) -> tuple[str, Any, Any] | None:
     """(dotted key, recorded value, wanted value) of the first differing key in sorted order, or None.
@@ -121,6 +142,8 @@ def _walk(a, b, prefix: str, free: set[str]):
             if found is not None:
                 return found
         return None
+    if a == _MISSING and b != _MISSING and b == _plain(_added_default(prefix)):
+        return None   # recorded before this key existed, wanted at the value that reproduces it
     return None if a == b else (prefix or "(whole record)", a, b)
 
 

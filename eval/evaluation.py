@@ -75,7 +75,8 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
         raise UserError(f"--trials must be >= 1, got {spec.trials}")
     if policy is None and spec.checkpoint != "scripted":
         from harness.policy import load_policy
-        load_policy(spec.checkpoint, num_steps=spec.num_steps)  # a bad checkpoint fails here, before any output or worker exists
+        # a bad checkpoint fails here, before any output or worker exists
+        load_policy(spec.checkpoint, num_steps=spec.num_steps)
     # The identity: what is evaluated (the checkpoint's path and its contents) and on which starts.
     identity = {**dataclasses.asdict(spec), "checkpoint_sha256": file_sha256(spec.checkpoint)
                 if policy is None and spec.checkpoint != "scripted" else None}

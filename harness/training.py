@@ -106,8 +106,8 @@ def warmup_cosine(warmup: int, total: int):
 def ema_update(ema: nn.Module, model: nn.Module, step: int, cap: float) -> None:
     """EMA with a warm-up: decay = min(cap, (1 + step) / (10 + step)), so early weights fade fast."""
     decay = min(cap, (1 + step) / (10 + step))
-    # one fused call over all tensors: a Python loop over ~100 parameters costs as much as a small
-    # network's whole step (benchmarks/train_speed.py, trainer vs bare network)
+    # one fused call over all tensors instead of a Python loop over every parameter tensor: for a small
+    # network the per-tensor calls are a visible share of the step (benchmarks/train_speed.py)
     torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)

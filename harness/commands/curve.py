@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
 
 def points_to_run(args) -> list[tuple[int, Path, int | None]]:
     """(x, checkpoint, num_steps) per point of the curve."""
-    from harness.checkpoint import list_snapshots
+    from harness.checkpoint import list_snapshots, read_checkpoint
     from harness.data.errors import UserError
     target = Path(args.target)
     if args.kind == "heun":
@@ -51,7 +51,6 @@ def points_to_run(args) -> list[tuple[int, Path, int | None]]:
         raise UserError(f"{target}: not a finished run folder (no checkpoints/final.pt)")
     if args.num_steps is not None and args.num_steps < 1:
         raise UserError(f"--num-steps must be >= 1, got {args.num_steps}")
-    from harness.checkpoint import read_checkpoint
     last = int(read_checkpoint(final)["step"])
     return [(step, path, args.num_steps) for step, path in list_snapshots(folder)] + [(last, final, args.num_steps)]
 
@@ -59,12 +58,9 @@ def points_to_run(args) -> list[tuple[int, Path, int | None]]:
 def run(args) -> int:
     from eval.evaluation import EvalSpec, default_out_dir, run_eval
     from eval.plots import plot_success_curve
-    from harness.commands.eval import _check_env
-    from harness.data.errors import UserError
+    from harness.commands.eval import _check_env, check_counts
 
-    for flag in ("trials", "n_envs", "workers"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    check_counts(args, ("trials", "n_envs", "workers"))
     _check_env(args.env)
     points = points_to_run(args)
     results = []

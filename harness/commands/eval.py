@@ -32,9 +32,7 @@ def run(args) -> int:
     from eval.evaluation import EvalSpec, default_out_dir, run_eval
     from harness.data.errors import UserError
 
-    for flag in ("trials", "n_envs", "workers"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    check_counts(args, ("trials", "n_envs", "workers"))
     if args.record < 0:
         raise UserError(f"--record must be >= 0, got {args.record}")
     if args.seed < 0:
@@ -55,6 +53,14 @@ def run(args) -> int:
     print("\n".join(summary.lines()))
     print(f"written    {out}/summary.json, trials.csv")
     return 0
+
+
+def check_counts(args, flags) -> None:
+    """Every named flag must be >= 1 (one line naming the flag otherwise); shared with `cotrain curve`."""
+    from harness.data.errors import UserError
+    for flag in flags:
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
 
 
 def _check_device(name: str) -> str:

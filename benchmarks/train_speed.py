@@ -30,9 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synthetic_stores import write_store  # noqa: E402
 
 from harness.data.configs import from_dict  # noqa: E402
-from harness.diffusion import karras_schedule  # noqa: E402
 from harness.model import build_model, count_parameters  # noqa: E402
-from harness.policy import DiffusionPolicy  # noqa: E402
+from harness.policy import ChunkSampler, DiffusionPolicy  # noqa: E402
 from harness.train_config import TrainConfig  # noqa: E402
 from harness.training import Trainer  # noqa: E402
 from harness.windows import WindowSpec  # noqa: E402
@@ -120,9 +119,8 @@ def measure(name: str, args, stores, tmp: Path) -> dict:
     bare_s = _timed(bare_step_fn(cfg, trainer.data.sigma_data, dev, trainer.autocast), dev, args.seconds)
     fit_s = fit_seconds_per_step(name, args, stores, tmp) if name in args.fit else None
 
-    d = cfg.diffusion
-    schedule = karras_schedule(args.num_steps, d.sampler_sigma_min, d.sampler_sigma_max, d.rho)
-    policy = DiffusionPolicy(trainer.ema, trainer.data.normalizer, WindowSpec(2, 16, 8), schedule, dev)
+    sampler = ChunkSampler.from_config(cfg.diffusion, trainer.diffusion)
+    policy = DiffusionPolicy(trainer.ema, trainer.data.normalizer, WindowSpec(2, 16, 8), sampler, dev)
     obs = {"agent_pos": np.random.rand(1, 2, 2).astype(np.float32) * 0.2 + 0.4,
            "slider_pose": np.random.rand(1, 2, 3).astype(np.float32)}
     chunk_s = _timed(lambda: policy.act(obs, seeds=[0]), dev, args.seconds / 4)

@@ -32,7 +32,9 @@ class EvalSpec:
     trials: int = 200              # trial i starts from seed + i
     seed: int = 0                  # first start seed
     time_limit: float | None = None  # seconds per trial; None = the task's 75 s (shorter: quick tests, demos)
-    num_steps: int | None = None   # Heun steps per action chunk; None = the checkpoint's diffusion.num_steps
+    num_steps: int | None = None   # sampler steps per action chunk; None = the checkpoint's diffusion.num_steps
+    sampler: str | None = None     # heun | heun_churn | ddpm | ddim (of the checkpoint's formulation);
+                                   # None = the checkpoint's diffusion.sampler
 
     def __post_init__(self):
         # UserError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict
@@ -61,7 +63,8 @@ def default_out_dir(checkpoint, spec: EvalSpec) -> Path:
     ckpt = Path(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     steps = f"-h{spec.num_steps}" if spec.num_steps is not None else ""
-    return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}{steps}"
+    sampler = f"-{spec.sampler}" if spec.sampler is not None else ""
+    return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}{steps}{sampler}"
 
 
 def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device: str = "cpu",
@@ -76,12 +79,12 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     if policy is None and spec.checkpoint != "scripted":
         from harness.policy import load_policy
         # a bad checkpoint fails here, before any output or worker exists
-        load_policy(spec.checkpoint, num_steps=spec.num_steps)
+        load_policy(spec.checkpoint, num_steps=spec.num_steps, sampler=spec.sampler)
     # The identity: what is evaluated (the checkpoint's path and its contents) and on which starts.
     identity = {**dataclasses.asdict(spec), "checkpoint_sha256": file_sha256(spec.checkpoint)
                 if policy is None and spec.checkpoint != "scripted" else None}
     with hold_output(out_dir, SPEC_FILE, identity, free_keys=(), kind="evaluation folder"):
-        source = policy if policy is not None else _policy_source(spec.checkpoint, spec.num_steps)
+        source = policy if policy is not None else _policy_source(spec)
         started = time.perf_counter()
         records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
                            progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",
@@ -106,8 +109,10 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def _policy_source(checkpoint: str, num_steps: int | None = None):
-    if checkpoint == "scripted":
+def _policy_source(spec: EvalSpec):
+    if spec.checkpoint == "scripted":
         from eval.scripted import ChunkedScriptedPolicy
         return ChunkedScriptedPolicy()
-    return checkpoint if num_steps is None else PolicyFile(checkpoint, num_steps)
+    if spec.num_steps is None and spec.sampler is None:
+        return spec.checkpoint
+    return PolicyFile(spec.checkpoint, spec.num_steps, spec.sampler)

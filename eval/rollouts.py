@@ -16,7 +16,8 @@ How the work is spread:
 
 Outcome of a trial depends only on its seed, never on the batch it ran in: physics is per env, and a policy
 whose `act` accepts `noise=` (the diffusion policy's initial sampler noise, (B, horizon, 2)) gets per-trial
-noise from `trial_rng(seed, query)`. That is what makes batched, unbatched and multi-worker evaluations give
+noise from `trial_rng(seed, query)`, and a stochastic sampler's per-step noise comes from the same stream
+(`step_seeds=`, one per trial). That is what makes batched, unbatched and multi-worker evaluations give
 the same records, and what lets `record_rollouts` replay the trial that was scored. (For the diffusion
 policy "same" is up to float round-off of batched matrix products, ~1e-6 m in the actions; contact can
 amplify that over a long trial, so a recorded replay may in rare cases end differently.)
@@ -143,8 +144,12 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
 def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray, wants_noise: bool) -> np.ndarray:
     """One batched policy call for the envs that need a new chunk: (B, n_action, 2)."""
     if wants_noise:
-        noise = np.stack([trial_rng(s, q).standard_normal((policy.horizon, 2)) for s, q in zip(seeds, queries)])
-        actions = policy.act(obs_history, noise=noise.astype(np.float32))
+        rngs = [trial_rng(s, q) for s, q in zip(seeds, queries)]
+        noise = np.stack([rng.standard_normal((policy.horizon, 2)) for rng in rngs])
+        extra = {}
+        if getattr(policy, "stochastic", False):   # a sampler with fresh noise per step: from the trial's stream
+            extra["step_seeds"] = [int(rng.integers(2 ** 63 - 1)) for rng in rngs]
+        actions = policy.act(obs_history, noise=noise.astype(np.float32), **extra)
     else:
         actions = policy.act(obs_history)
     actions = np.asarray(actions, dtype=float)
@@ -159,9 +164,10 @@ def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray,
 
 @dataclasses.dataclass(frozen=True)
 class PolicyFile:
-    """A checkpoint to load in each worker, with the sampler's step count overridden (None = its config's)."""
+    """A checkpoint to load in each worker, with the sampler or its step count overridden (None = its config's)."""
     path: str
     num_steps: int | None = None
+    sampler: str | None = None
 
 
 def _is_file(policy_or_path) -> bool:
@@ -174,7 +180,8 @@ def _load_policy(policy_or_path, device: str):
         return policy_or_path
     from harness.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
     if isinstance(policy_or_path, PolicyFile):
-        return load_policy(policy_or_path.path, device=device, num_steps=policy_or_path.num_steps)
+        return load_policy(policy_or_path.path, device=device, num_steps=policy_or_path.num_steps,
+                           sampler=policy_or_path.sampler)
     return load_policy(policy_or_path, device=device)
 
 

@@ -8,15 +8,20 @@ at every sigma:
     c_skip = sd^2 / (sigma^2 + sd^2)     c_out = sigma sd / sqrt(sigma^2 + sd^2)
     c_in = 1 / sqrt(sigma^2 + sd^2)      c_noise = ln(sigma) / 4          (sd = sigma_data)
 
-Training sigmas are log-normal, ln sigma ~ N(P_mean, P_std^2) (drawn by sources.SourceSampler); the loss weight
-lambda(sigma) = 1 / c_out^2 makes lambda ||D - x0||^2 = ||F - F_target||^2, a unit-scale regression.
-Sampling is EDM's deterministic Heun sampler on the rho-schedule; the schedule's bounds belong to the
-sampler (`karras_schedule`), not to the model.
+Training sigmas are log-normal, ln sigma ~ N(P_mean, P_std^2) (`EDM.sample_sigma`, called by
+sources.SourceSampler); the loss weight lambda(sigma) = 1 / c_out^2 makes lambda ||D - x0||^2 =
+||F - F_target||^2, a unit-scale regression. Sampling is EDM's Heun sampler on the rho-schedule, deterministic
+(`heun_sample`, Algorithm 1) or stochastic (`heun_churn_sample`, Algorithm 2); the schedule's bounds belong to
+the sampler (`karras_schedule`), not to the model. The other formulation, diffusion_policy's DDPM, is
+harness/ddpm.py; both expose `sample_sigma`, `loss_weight` and `validation_sigmas`, so methods.py and
+sources.py are written once for both.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +47,14 @@ class EDM:
         """lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1 / c_out^2."""
         return (sigma ** 2 + self.sigma_data ** 2) / (sigma * self.sigma_data) ** 2
 
+    def sample_sigma(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Training noise levels: ln sigma ~ N(P_mean, P_std^2)."""
+        return np.exp(self.P_mean + self.P_std * rng.standard_normal(n))
+
+    def validation_sigmas(self) -> np.ndarray:
+        """8 fixed noise levels for validation losses: the octile midpoints of the training log-normal."""
+        from scipy.stats import norm
+        return np.exp(self.P_mean + self.P_std * norm.ppf((np.arange(8) + 0.5) / 8))
 
 
 def karras_schedule(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
@@ -86,5 +99,46 @@ def heun_sample(denoiser, cond: torch.Tensor, noise: torch.Tensor, schedule: tor
         if s_next > 0:
             d_next = (x_next - denoiser(x_next, ones * s_next, cond)) / s_next
             x_next = x + (s_next - s_cur) * (d + d_next) / 2
+        x = x_next
+    return x
+
+
+@dataclasses.dataclass
+class Churn:
+    """EDM's stochasticity settings (Algorithm 2): at sigma in [S_min, S_max] the sampler first raises the
+    noise to sigma_hat = (1 + gamma) sigma, gamma = min(S_churn / N, sqrt(2) - 1), with fresh noise scaled
+    by S_noise. Defaults: EDM's ImageNet-64 settings (Karras et al. 2022, Table 5)."""
+    S_churn: float = 40.0
+    S_min: float = 0.05
+    S_max: float = 50.0
+    S_noise: float = 1.003
+
+
+@torch.no_grad()
+def heun_churn_sample(denoiser, cond: torch.Tensor, noise: torch.Tensor, schedule: torch.Tensor, churn: Churn,
+                      generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Stochastic Heun (EDM Algorithm 2): unit `noise` (B, T, D) -> sample (B, T, D).
+
+    Each step first adds fresh noise, eps ~ N(0, S_noise^2 I), to move from sigma up to sigma_hat, then takes
+    a Heun step from sigma_hat down to the next sigma. Row b's fresh noise comes from generators[b] only, so
+    a row's sample does not depend on the batch it is in. With S_churn = 0 this is `heun_sample`.
+    """
+    from diffusers.utils.torch_utils import randn_tensor
+    sigmas = schedule.tolist()
+    n = len(sigmas) - 1
+    x = noise.to(torch.float32) * sigmas[0]
+    ones = torch.ones(len(x), device=x.device)
+    gens = list(generators)
+    for s_cur, s_next in zip(sigmas[:-1], sigmas[1:]):
+        gamma = min(churn.S_churn / n, 2 ** 0.5 - 1) if churn.S_min <= s_cur <= churn.S_max else 0.0
+        s_hat = s_cur * (1 + gamma)
+        if gamma > 0:
+            eps = randn_tensor(x.shape, generator=gens, device=x.device, dtype=x.dtype) * churn.S_noise
+            x = x + (s_hat ** 2 - s_cur ** 2) ** 0.5 * eps
+        d = (x - denoiser(x, ones * s_hat, cond)) / s_hat
+        x_next = x + (s_next - s_hat) * d
+        if s_next > 0:
+            d_next = (x_next - denoiser(x_next, ones * s_next, cond)) / s_next
+            x_next = x + (s_next - s_hat) * (d + d_next) / 2
         x = x_next
     return x

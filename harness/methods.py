@@ -11,12 +11,18 @@ study and the plots read.
 
 Notation (docs/objectives.md has the derivations). x: the sample's action chunk (B, T, D); sigma: its
 training noise level; sigma_n: a corrupt window's own noise level (0 for clean samples); z1, z2 ~ N(0, I);
-h = D(x_t, sigma) the denoiser; lambda(sigma) = 1 / c_out(sigma)^2 the EDM loss weight. Every loss is
-averaged over the chunk's elements.
+h = D(x_t, sigma) the x0 denoiser; lambda(sigma) the formulation's loss weight: 1 / c_out(sigma)^2 under EDM,
+1 / sigma^2 under DDPM with eps prediction (1 with x0 prediction). Every loss is averaged over the chunk's
+elements.
     x_n = x + sigma_n z1                      the "contraction" to level sigma_n (skipped when the data are
                                               already clean-plus-noise at sigma_n: contract = false)
     x_t = x_n + sqrt(sigma^2 - sigma_n^2) z2  which has the law of X0 + sigma Z
 With sigma_n = 0 this is plain denoising: x_t = x + sigma z2.
+
+Both formulations (harness/diffusion.py, harness/ddpm.py) speak this sigma: a DDPM timestep t is the level
+sigma(t) = sqrt((1 - abar_t) / abar_t), its eps network is the denoiser h = x_t - sigma eps_hat (network input
+sqrt(abar_t) x_t), and so each loss below is written once. Its VP (eps) form is in the docstring of each
+class, derived in docs/objectives.md section 14; tests/test_ddpm.py checks that they agree.
 """
 from __future__ import annotations
 
@@ -26,7 +32,6 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 
-from harness.diffusion import EDM
 from harness.sources import Mixing
 
 # Smallest a = (sigma^2 - sigma_n^2) / sigma^2 used in a division, so a sample drawn a hair above sigma_n
@@ -93,13 +98,17 @@ class Method:
         """alpha(sigma): the configured one (objective.alpha / alpha_table), else the natural ratio."""
         return configured or natural
 
-    def loss(self, denoise: Denoise, batch: LossBatch, edm: EDM, generator=None) -> LossOut:
-        """Plain denoising:  lambda(sigma) ||h(x + sigma z) - x||^2."""
+    def loss(self, denoise: Denoise, batch: LossBatch, diffusion, generator=None) -> LossOut:
+        """Plain denoising:  lambda(sigma) ||h(x + sigma z) - x||^2.
+
+        `diffusion` is the formulation (EDM or DDPM): only its loss_weight is used. Under DDPM with eps
+        prediction this is diffusion_policy's loss ||eps_hat(sqrt(abar) x + sqrt(1 - abar) z, t) - z||^2.
+        """
         sigma = batch.sigma.to(batch.x.dtype)
         noised = add_noise(batch.x, sigma, torch.zeros_like(sigma), self.contract, generator)
         h = denoise(noised.x_t, sigma)
         per_sample = (h - batch.x).pow(2).flatten(1).mean(dim=1)
-        return LossOut(edm.loss_weight(sigma) * per_sample, torch.zeros_like(batch.corrupt))
+        return LossOut(diffusion.loss_weight(sigma) * per_sample, torch.zeros_like(batch.corrupt))
 
     @classmethod
     def settings_error(cls, objective) -> str | None:
@@ -152,21 +161,24 @@ class Ambient(Truncated):
         lambda ||a h(x_t) + (1 - a) x_t - x_n||^2,   a = (sigma^2 - sigma_n^2) / sigma^2
 
     the predicted x_n against x_n; clean rows (sigma_n = 0, a = 1) reduce to the plain loss, and so do
-    corrupt rows drawn in the locality band below their sigma_n.
+    corrupt rows drawn in the locality band below their sigma_n. Under DDPM (eps prediction, lambda =
+    1 / sigma^2, h = x_t - sigma eps_hat, x_t - x_n = sigma sqrt(a) z2) the same loss reads
+
+        ||sqrt(a) z2 - a eps_hat||^2 = a ||z2 - sqrt(a) eps_hat||^2,   a = 1 - sigma_n^2 / sigma(t)^2
     """
     name = "ambient"
 
     def ambient_rows(self, batch: LossBatch, sigma: torch.Tensor) -> torch.Tensor:
         return batch.corrupt & (sigma > batch.sigma_n) & (batch.sigma_n > 0)
 
-    def loss(self, denoise, batch, edm, generator=None):
+    def loss(self, denoise, batch, diffusion, generator=None):
         sigma = batch.sigma.to(batch.x.dtype)
         rows = self.ambient_rows(batch, sigma)                                          # (B,)
         sigma_n = torch.where(rows, batch.sigma_n.to(sigma.dtype), torch.zeros_like(sigma))
         n = add_noise(batch.x, sigma, sigma_n, self.contract, generator)
         h = denoise(n.x_t, sigma)                                                       # ~ E[X0 | x_t]
         residual = self.residual(h, n)
-        return LossOut(edm.loss_weight(sigma) * residual.pow(2).flatten(1).mean(dim=1), rows)
+        return LossOut(diffusion.loss_weight(sigma) * residual.pow(2).flatten(1).mean(dim=1), rows)
 
     def residual(self, h: torch.Tensor, n: Noised) -> torch.Tensor:
         return n.a * h + (1 - n.a) * n.x_t - n.x_n
@@ -178,7 +190,9 @@ class AmbientRescaled(Ambient):
         lambda ||h(x_t) - (x_n - (1 - a) x_t) / a||^2
 
     It weights the error of h by lambda instead of lambda a^2; the target's variance grows like 1 / a^2
-    (`rescaled_target_variance`).
+    (`rescaled_target_variance`). Under DDPM (eps prediction) it is an eps target that blows up alike:
+
+        ||z2 / sqrt(a) - eps_hat||^2
     """
     name = "ambient_rescaled"
 

@@ -1,4 +1,5 @@
-"""The policy network: observation encoder + EDM denoiser over the action chunk.
+"""The policy network: observation encoder + denoiser (EDM or DDPM, harness/diffusion.py, ddpm.py) over the
+action chunk.
 
 The observation history (B, n_obs, 6) low-dim features, plus per-step image features when images are
 used, is flattened into one conditioning vector (B, n_obs * (6 + F_img)) for the denoising network's conditioning: the U-Net's FiLM layers
@@ -10,15 +11,19 @@ import torch
 from torch import nn
 
 from harness.windows import ACTION_DIM, OBS_DIM
+from harness.ddpm import DDPM, VPDenoiser
 from harness.diffusion import EDM, Denoiser
 from harness.mlp import ChunkMLP
 from harness.network import TemporalUnet
-from harness.train_config import PolicyConfig, TrainConfig
+from harness.train_config import DiffusionConfig, PolicyConfig, TrainConfig
+
+Formulation = EDM | DDPM   # what methods and the source sampler need: sample_sigma, loss_weight, validation_sigmas
 from harness.vision import ImageEncoder
 
 
 class PolicyNet(nn.Module):
-    def __init__(self, cfg: PolicyConfig, n_obs: int, horizon: int, edm: EDM, use_image: bool = False):
+    def __init__(self, cfg: PolicyConfig, n_obs: int, horizon: int, formulation: Formulation,
+                 use_image: bool = False):
         super().__init__()
         self.image_encoder = ImageEncoder(cfg.image.widths, cfg.image.feature_dim, cfg.n_groups) \
             if use_image else None
@@ -28,7 +33,8 @@ class PolicyNet(nn.Module):
             net = ChunkMLP(ACTION_DIM, horizon, cond_dim, cfg.mlp_width, cfg.mlp_depth, cfg.noise_dim)
         else:
             net = TemporalUnet(ACTION_DIM, cond_dim, cfg.down_dims, cfg.noise_dim, cfg.kernel_size, cfg.n_groups)
-        self.denoiser = Denoiser(net, edm)
+        # D(x_sigma, sigma, cond) either way; the VP one also gives the diffusers samplers their model output
+        self.denoiser = Denoiser(net, formulation) if isinstance(formulation, EDM) else VPDenoiser(net, formulation)
 
     def encode(self, obs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         """obs (B, n_obs, 6) [image (B, n_obs, H, W, 3) uint8] -> cond (B, C)."""
@@ -45,11 +51,17 @@ class PolicyNet(nn.Module):
         return self.denoiser(x, sigma, self.encode(obs, image))
 
 
-def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, EDM]:
-    """The network and its preconditioning for a config: the one place both training and loading build it."""
-    d = cfg.diffusion
-    edm = EDM(sigma_data, d.P_mean, d.P_std)
-    return PolicyNet(cfg.policy, cfg.data.n_obs, cfg.data.horizon, edm, cfg.data.use_image), edm
+def make_formulation(d: DiffusionConfig, sigma_data: float) -> Formulation:
+    """The diffusion formulation of a config (sigma_data matters to EDM's preconditioning only)."""
+    if d.kind == "ddpm":
+        return DDPM(d.num_train_timesteps, d.beta_schedule, d.prediction_type, d.clip_sample)
+    return EDM(sigma_data, d.P_mean, d.P_std)
+
+
+def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, Formulation]:
+    """The network and its formulation for a config: the one place both training and loading build it."""
+    formulation = make_formulation(cfg.diffusion, sigma_data)
+    return PolicyNet(cfg.policy, cfg.data.n_obs, cfg.data.horizon, formulation, cfg.data.use_image), formulation
 
 
 def count_parameters(module: nn.Module) -> int:

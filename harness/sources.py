@@ -1,6 +1,7 @@
 """The sigma-first source sampler shared by all methods.
 
-For every sample of a batch: draw the noise level sigma first (log-normal), then a source among those
+For every sample of a batch: draw the noise level sigma first (the formulation's draw: log-normal under
+EDM, sigma(t) of a uniform timestep t under DDPM), then a source among those
 valid at that sigma. Clean windows are valid at every sigma. Corrupt window i is valid when
 sigma > valid_above_i (the method decides: cotrain 0, truncated / ambient buffer * sigma_n_i, target_only
 never; harness/methods.py), or, with the locality option, when sigma < locality_sigma_max. Given sigma, the sample is clean with probability
@@ -15,6 +16,7 @@ that the checkpoint saves.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -57,10 +59,12 @@ class Draw:
 
 
 class SourceSampler:
-    def __init__(self, n_clean: int, corrupt_valid_above: np.ndarray, mixing: Mixing, P_mean: float,
-                 P_std: float, locality_sigma_max: float | None = None):
+    def __init__(self, n_clean: int, corrupt_valid_above: np.ndarray, mixing: Mixing,
+                 sample_sigma: Callable[[int, np.random.Generator], np.ndarray],
+                 locality_sigma_max: float | None = None):
         """n_clean: clean windows; corrupt_valid_above (N,): per corrupt window, the sigma above which it
-        may be drawn (0 = at every sigma; inf = never, e.g. the classifier never stopped telling it apart)."""
+        may be drawn (0 = at every sigma; inf = never, e.g. the classifier never stopped telling it apart);
+        sample_sigma(n, rng): the formulation's training noise levels (EDM.sample_sigma, DDPM.sample_sigma)."""
         self.n_clean = int(n_clean)
         above = np.asarray(corrupt_valid_above, dtype=np.float64)
         if np.any(np.isnan(above)) or np.any(above < 0):
@@ -68,7 +72,7 @@ class SourceSampler:
         self.order = np.argsort(above, kind="stable")         # corrupt rows by increasing threshold
         self.sorted_valid_above = above[self.order]
         self.mixing = mixing
-        self.P_mean, self.P_std = float(P_mean), float(P_std)
+        self.sample_sigma = sample_sigma
         self.locality_sigma_max = locality_sigma_max
         if self.n_clean == 0 and len(above) == 0:
             raise ValueError("no training windows at all")
@@ -90,9 +94,6 @@ class SourceSampler:
         alpha = self.mixing(sigma, n_valid / max(self.n_corrupt, 1))
         p = np.where(n_valid > 0, np.clip(alpha, 0.0, 1.0), 1.0)
         return p if self.n_clean > 0 else np.zeros_like(p)
-
-    def sample_sigma(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.exp(self.P_mean + self.P_std * rng.standard_normal(n))
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Draw:
         sigma = self.sample_sigma(batch_size, rng)

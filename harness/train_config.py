@@ -97,26 +97,64 @@ class PolicyConfig:
                  self.noise_dim)
 
 
+# The samplers of each formulation; the first is the formulation's default.
+SAMPLERS = {"edm": ("heun", "heun_churn"), "ddpm": ("ddpm", "ddim")}
+
+
 @dataclasses.dataclass
 class DiffusionConfig:
+    kind: Literal["edm", "ddpm"] = "edm"  # formulation: EDM (harness/diffusion.py) or diffusion_policy's
+                                   # DDPM (harness/ddpm.py); every method runs under both (same sigma units)
+    sampler: str | None = None     # edm: heun (deterministic) | heun_churn (EDM's stochastic Algorithm 2);
+                                   # ddpm: ddpm (fresh noise every step) | ddim (eta 0); null = the first
+    num_steps: int = 16            # sampler steps per chunk: Heun steps (2 * steps - 1 network calls), or
+                                   # DDPM/DDIM inference steps (diffusion_policy's num_inference_steps)
+    # ---- edm only
     sigma_data: float | None = None  # null = measured on the normalized training actions
     P_mean: float = -1.2           # log-normal training sigma: mean of ln sigma
     P_std: float = 1.2             # ... and its std
     sampler_sigma_min: float = 0.002  # Heun sampler's schedule bottom
     sampler_sigma_max: float = 10.0   # Heun sampler's schedule top (20 x sigma_data for actions in [-1, 1])
     rho: float = 7.0               # schedule curvature
-    num_steps: int = 16            # Heun steps at inference (2 * steps - 1 network calls)
-    RENAMED: ClassVar[dict] = {"sigma_min": "sampler_sigma_min", "sigma_max": "sampler_sigma_max"}
+    S_churn: float = 40.0          # heun_churn: total churn (EDM Table 5, ImageNet-64 settings) ...
+    S_min: float = 0.05            # ... applied at sigma in [S_min, S_max] ...
+    S_max: float = 50.0
+    S_noise: float = 1.003         # ... with the fresh noise scaled by S_noise
+    # ---- ddpm only (diffusion_policy's noise_scheduler, built with diffusers)
+    num_train_timesteps: int = 100  # T: timesteps t = 0 .. T-1, drawn uniformly in training
+    beta_schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule (squaredcos_cap_v2 | linear | scaled_linear)
+    prediction_type: Literal["epsilon", "sample"] = "epsilon"  # what the network predicts
+    clip_sample: bool = True       # clip the predicted x0 to [-1, 1] at every sampler step
+    RENAMED: ClassVar[dict] = {"sigma_min": "sampler_sigma_min", "sigma_max": "sampler_sigma_max",
+                               "num_inference_steps": "num_steps"}
 
     def __post_init__(self):
         if not 0 < self.sampler_sigma_min < self.sampler_sigma_max:
             raise ValueError("diffusion: need 0 < sampler_sigma_min < sampler_sigma_max")
         if self.num_steps < 1:
             raise ValueError(f"diffusion.num_steps must be >= 1, got {self.num_steps}")
+        _require(self.kind in SAMPLERS, "diffusion.kind", "edm or ddpm", self.kind)
+        _require(self.sampler is None or self.sampler in SAMPLERS[self.kind], "diffusion.sampler",
+                 f"one of {', '.join(SAMPLERS[self.kind])} for diffusion.kind {self.kind} (or null)", self.sampler)
         _require(self.sigma_data is None or self.sigma_data > 0, "diffusion.sigma_data", "> 0 (or null)",
                  self.sigma_data)
         _require(self.P_std > 0, "diffusion.P_std", "> 0", self.P_std)
         _require(self.rho > 0, "diffusion.rho", "> 0", self.rho)
+        _require(self.S_churn >= 0, "diffusion.S_churn", ">= 0", self.S_churn)
+        _require(0 <= self.S_min <= self.S_max, "diffusion.S_min", f"in [0, S_max = {self.S_max}]", self.S_min)
+        _require(self.S_noise > 0, "diffusion.S_noise", "> 0", self.S_noise)
+        _require(self.num_train_timesteps >= 2, "diffusion.num_train_timesteps", ">= 2", self.num_train_timesteps)
+        _require(self.beta_schedule in ("squaredcos_cap_v2", "linear", "scaled_linear"), "diffusion.beta_schedule",
+                 "squaredcos_cap_v2, linear or scaled_linear", self.beta_schedule)
+        _require(self.prediction_type in ("epsilon", "sample"), "diffusion.prediction_type", "epsilon or sample",
+                 self.prediction_type)
+        if self.kind == "ddpm":
+            _require(self.num_steps <= self.num_train_timesteps, "diffusion.num_steps",
+                     f"<= diffusion.num_train_timesteps = {self.num_train_timesteps} under ddpm", self.num_steps)
+
+    @property
+    def resolved_sampler(self) -> str:
+        return self.sampler or SAMPLERS[self.kind][0]
 
 
 @dataclasses.dataclass
@@ -167,6 +205,8 @@ class OptimConfig:
     warmup_steps: int = 500        # linear warm-up, then cosine decay to 0
     grad_clip: float = 1.0         # max gradient norm (0 = off)
     ema_decay: float = 0.9999      # EMA decay cap (ramped up as min(cap, (1 + k) / (10 + k)))
+    ema_power: float | None = None  # null: that ramp; p: diffusion_policy's EMAModel warm-up,
+                                   # decay = min(cap, 1 - (1 + k)^-p) (0.75 in every published config)
 
     def __post_init__(self):
         _require(self.batch_size >= 1, "optim.batch_size", ">= 1", self.batch_size)
@@ -177,6 +217,7 @@ class OptimConfig:
         _require(self.warmup_steps >= 0, "optim.warmup_steps", ">= 0", self.warmup_steps)
         _require(0 <= self.grad_clip < float("inf"), "optim.grad_clip", ">= 0 (0 = off)", self.grad_clip)
         _require(0 <= self.ema_decay < 1, "optim.ema_decay", "in [0, 1)", self.ema_decay)
+        _require(self.ema_power is None or self.ema_power > 0, "optim.ema_power", "> 0 (or null)", self.ema_power)
 
 
 @dataclasses.dataclass

@@ -52,8 +52,6 @@ RESUME_FREE_KEYS = ("out_dir", "run.progress", "run.compile", "run.checkpoint_ev
 IDENTITY_FILE = "config.yaml"
 SUMMARY_FILE = "train_summary.json"   # realised clean fraction (overall, per sigma band), clipped steps,
                                       # the natural and the targeted alpha (TrainingData.mixing_summary)
-# Validation noise levels: 8 quantiles of the training log-normal.
-_VAL_QUANTILES = (np.arange(8) + 0.5) / 8
 
 
 # ---------------------------------------------------------------- small pieces
@@ -102,10 +100,19 @@ def warmup_cosine(warmup: int, total: int):
     return factor
 
 
+def ema_decay(step: int, cap: float, power: float | None) -> float:
+    """The EMA decay at optimizer step `step` (0 for the first update), with a warm-up so early weights
+    fade fast: min(cap, (1 + k) / (10 + k)), or with `power` diffusers/diffusion_policy's EMAModel rule
+    min(cap, 1 - (1 + k')^-power), k' = k - 1 (decay 0, a plain copy, for the first two updates)."""
+    if power is None:
+        return min(cap, (1 + step) / (10 + step))
+    k = step - 1
+    return 0.0 if k <= 0 else min(cap, 1 - (1 + k) ** -power)
+
+
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, step: int, cap: float) -> None:
-    """EMA with a warm-up: decay = min(cap, (1 + step) / (10 + step)), so early weights fade fast."""
-    decay = min(cap, (1 + step) / (10 + step))
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameters; buffers copied."""
     # one fused call over all tensors instead of a Python loop over every parameter tensor: for a small
     # network the per-tensor calls are a visible share of the step (benchmarks/train_speed.py)
     torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
@@ -184,7 +191,7 @@ class Trainer:
 
         self.data = build(cfg)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
-        self.model, self.edm = build_model(cfg, self.data.sigma_data)
+        self.model, self.diffusion = build_model(cfg, self.data.sigma_data)   # EDM or DDPM
         self.model.to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.method = make_method(cfg.objective)
@@ -247,7 +254,7 @@ class Trainer:
 
         with self.autocast:
             batch = LossBatch(b["action"], b["sigma"], b["corrupt"], b["sigma_n"])
-            out = self.method.loss(denoise, batch, self.edm, self.gen)
+            out = self.method.loss(denoise, batch, self.diffusion, self.gen)
         loss = out.loss.float().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -256,7 +263,7 @@ class Trainer:
         self.totals.add(draw.sigma, draw.corrupt, clipped=clip > 0 and float(grad_norm) > clip)
         self.opt.step()
         self.sched.step()
-        ema_update(self.ema, self.model, self.step, self.cfg.optim.ema_decay)
+        ema_update(self.ema, self.model, ema_decay(self.step, self.cfg.optim.ema_decay, self.cfg.optim.ema_power))
         self.step += 1
         per = out.loss.detach().float()
         corrupt = b["corrupt"]
@@ -264,12 +271,10 @@ class Trainer:
                 "loss_corrupt": float(per[corrupt].sum()), "n_corrupt": int(corrupt.sum()),
                 "n_ambient": int(out.ambient.sum()), "n": len(per), "grad_norm": float(grad_norm)}
 
-    # ---- validation: plain EDM loss of the EMA model on held-out windows, fixed sigmas and noise
+    # ---- validation: the plain loss of the EMA model on held-out windows, at fixed sigmas and noise
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from scipy.stats import norm
-        p = self.cfg.diffusion
-        sigmas = np.exp(p.P_mean + p.P_std * norm.ppf(_VAL_QUANTILES))
+        sigmas = self.diffusion.validation_sigmas()
         result = {}
         for name, (role, rows) in self.data.val.items():
             got = self.data.gather(role, rows)
@@ -283,7 +288,7 @@ class Trainer:
                 sigma = torch.full((len(x0),), float(s), device=self.device)
                 with self.autocast:
                     h = self.ema(x0 + s * z, sigma, obs, img).float()
-                total += float((self.edm.loss_weight(sigma) * (h - x0).pow(2).flatten(1).mean(1)).mean())
+                total += float((self.diffusion.loss_weight(sigma) * (h - x0).pow(2).flatten(1).mean(1)).mean())
             result[f"val_{name}"] = total / len(sigmas)
         return result
 

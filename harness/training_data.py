@@ -16,6 +16,7 @@ from harness.annotations import read_annotations, sigma_n_for_windows
 from harness.data.errors import ConfigError, DatasetError
 from harness.data.store import EpisodeStore
 from harness.methods import Method, make_method
+from harness.model import make_formulation
 from harness.normalizer import Affine, Normalizer, fit_normalizer, load_normalizer, same_affine
 from harness.sources import Mixing, SourceSampler
 from harness.train_config import DatasetSpec, TrainConfig
@@ -187,8 +188,9 @@ def build(cfg: TrainConfig) -> TrainingData:
     corrupt_sigma_n = pools["corrupt"].sigma_n if "corrupt" in pools else np.zeros(0)
     natural, configured = _mixings(cfg, pools, annotations)
     mixing = method.mixing(natural, configured)
-    sampler = SourceSampler(n_clean, method.valid_above(corrupt_sigma_n), mixing, cfg.diffusion.P_mean,
-                            cfg.diffusion.P_std, method.locality_sigma_max)
+    formulation = make_formulation(cfg.diffusion, sigma_data)
+    sampler = SourceSampler(n_clean, method.valid_above(corrupt_sigma_n), mixing, formulation.sample_sigma,
+                            method.locality_sigma_max)
     image_shape = tuple(raws[0].image.shape[1:]) if dcfg.use_image else None
     alpha_natural = float(natural(np.ones(1), np.ones(1))[0])   # every corrupt window valid: plain cotraining
     alpha_target = mixing.value if mixing.kind == "constant" else alpha_natural if mixing.kind == "natural" else None

@@ -109,8 +109,11 @@ def test_a_policy_that_fails_to_load_in_a_worker_is_reported(tmp_path):
         evaluate(str(bad), "target", [0, 1], n_envs=1, workers=2, progress=False, max_steps=3)
 
 
-def test_diffusion_policy_batched_and_unbatched_queries_agree(tmp_path):
-    """The real policy (a tiny, briefly trained checkpoint): per-trial noise makes batching irrelevant."""
+@pytest.mark.parametrize("diffusion", [{"num_steps": 2}, {"num_steps": 2, "sampler": "heun_churn"},
+                                       {"kind": "ddpm", "num_steps": 5}])
+def test_diffusion_policy_batched_and_unbatched_queries_agree(tmp_path, diffusion):
+    """The real policy (a tiny, briefly trained checkpoint): per-trial noise makes batching irrelevant, also
+    for the stochastic samplers, whose per-step noise comes from the trial's own stream."""
     from eval.rollouts import _load_policy, _query
     from harness.data.configs import from_dict
     from harness.train_config import TrainConfig
@@ -122,7 +125,7 @@ def test_diffusion_policy_batched_and_unbatched_queries_agree(tmp_path):
         "out_dir": str(tmp_path / "run"), "device": "cpu",
         "data": {"datasets": [{"path": str(store), "role": "clean"}], "val_fraction": 0.0},
         "objective": {"method": "target_only"},
-        "policy": {"down_dims": [8, 16], "noise_dim": 8, "n_groups": 4}, "diffusion": {"num_steps": 2},
+        "policy": {"down_dims": [8, 16], "noise_dim": 8, "n_groups": 4}, "diffusion": diffusion,
         "optim": {"batch_size": 8, "warmup_steps": 1}, "run": {"steps": 2, "progress": False}})
     policy = _load_policy(str(train(cfg)), "cpu")
     rng = np.random.default_rng(0)

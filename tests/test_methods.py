@@ -53,7 +53,7 @@ def train_on_noisy_samples(method: str, steps=2000, batch=512, seed=0) -> Denois
     m = method_class(method)(contract=False)  # the data already are noisy at sigma_n
     # every sample is "corrupt" with sigma_n = SIGMA_N; the method says from which sigma it may be drawn
     sigma_n = np.full(1000, SIGMA_N)
-    sampler = SourceSampler(0, m.valid_above(sigma_n), Mixing(kind="constant", value=0.0), edm.P_mean, edm.P_std)
+    sampler = SourceSampler(0, m.valid_above(sigma_n), Mixing(kind="constant", value=0.0), edm.sample_sigma)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(steps):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.mlp import ChunkMLP
-from harness.training import ema_update
+from harness.training import ema_decay, ema_update
 
 
 def test_blocks_start_as_the_identity_and_the_condition_acts_after_training():
@@ -45,6 +45,14 @@ def test_fused_ema_update_is_the_per_parameter_formula():
                 p.add_(torch.randn_like(p))
         decay = min(0.999, (1 + step) / (10 + step))
         expected = [e + (1 - decay) * (p.detach() - e) for e, p in zip(expected, model.parameters())]
-        ema_update(ema, model, step, 0.999)
+        ema_update(ema, model, ema_decay(step, 0.999, None))
     for e, got in zip(expected, ema.parameters()):
         torch.testing.assert_close(got, e, rtol=1e-6, atol=1e-6)
+
+
+def test_ema_power_warmup_is_diffusion_policys_emamodel_rule():
+    """power p: decay 0 for the first two updates, then 1 - (1 + k)^-p capped (EMAModel.get_decay)."""
+    decays = [ema_decay(step, 0.9999, 0.75) for step in range(4)]
+    assert decays[:2] == [0.0, 0.0]
+    assert decays[2] == pytest.approx(1 - 2 ** -0.75) and decays[3] == pytest.approx(1 - 3 ** -0.75)
+    assert ema_decay(10 ** 9, 0.9999, 0.75) == 0.9999

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from harness.diffusion import EDM
 from harness.sources import Mixing, SourceSampler
 
 
 def _sampler(smin, mixing, locality=None, n_clean=50):
-    return SourceSampler(n_clean, np.asarray(smin, float), mixing, P_mean=-1.2, P_std=1.2,
+    return SourceSampler(n_clean, np.asarray(smin, float), mixing, EDM(P_mean=-1.2, P_std=1.2).sample_sigma,
                          locality_sigma_max=locality)
 
 

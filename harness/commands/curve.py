@@ -1,14 +1,16 @@
 """`cotrain curve`: success rate against one setting, each point a full `cotrain eval` (resumable).
 
-    cotrain curve heun RUN/checkpoints/final.pt --values 3 5 8 16 --trials 200
-        success versus the sampler's Heun steps for one checkpoint: the evidence for diffusion.num_steps
+    cotrain curve steps RUN/checkpoints/final.pt --values 3 5 8 16 --trials 200 [--sampler ddim]
+        success versus the sampler's steps per chunk for one checkpoint (Heun steps under EDM, DDPM/DDIM
+        inference steps under DDPM): the evidence for diffusion.num_steps. `heun` is the same curve.
     cotrain curve training RUN --num-steps 8 --trials 200
         success versus training steps: every policy snapshot of a run (run.snapshot_every) and final.pt,
         a learning curve (is the budget enough?)
 
 Every point is an evaluation folder of its own beside the checkpoint (<run>/eval/<env>-s<seed>-n<trials>
-[-h<steps>]), so an interrupted curve resumes and a point already evaluated is not run again. The curve
-is written as a plot with its CSV (eval.plots.plot_success_curve), default <run>/eval/curve-<kind>.png.
+[-h<steps>][-<sampler>]), so an interrupted curve resumes and a point already evaluated is not run again.
+The curve is written as a plot with its CSV (eval.plots.plot_success_curve), default
+<run>/eval/curve-<kind>[-<sampler>].png.
 """
 from __future__ import annotations
 
@@ -17,12 +19,15 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("kind", choices=["heun", "training"], help="heun: vs Heun steps; training: vs training steps")
-    parser.add_argument("target", help="heun: a checkpoint (.pt); training: a run folder with checkpoints/step_*.pt")
+    parser.add_argument("kind", choices=["steps", "heun", "training"],
+                        help="steps (or heun): vs sampler steps per chunk; training: vs training steps")
+    parser.add_argument("target", help="steps: a checkpoint (.pt); training: a run folder with checkpoints/step_*.pt")
     parser.add_argument("--values", type=int, nargs="+", default=[3, 5, 8, 16],
-                        help="heun: the step counts to evaluate (default 3 5 8 16)")
+                        help="steps: the step counts to evaluate (default 3 5 8 16)")
     parser.add_argument("--num-steps", type=int, default=None,
-                        help="training: Heun steps for every snapshot (default: the checkpoint's)")
+                        help="training: sampler steps for every snapshot (default: the checkpoint's)")
+    parser.add_argument("--sampler", default=None, choices=["heun", "heun_churn", "ddpm", "ddim"],
+                        help="sampler of every point, of the checkpoint's formulation (default: the checkpoint's)")
     parser.add_argument("--env", default="target", help="physics preset (default target)")
     parser.add_argument("--trials", type=int, default=200, help="trials per point (default 200)")
     parser.add_argument("--seed", type=int, default=100_000, help="first start seed, shared by every point")
@@ -39,7 +44,7 @@ def points_to_run(args) -> list[tuple[int, Path, int | None]]:
     from harness.checkpoint import list_snapshots, read_checkpoint
     from harness.data.errors import UserError
     target = Path(args.target)
-    if args.kind == "heun":
+    if args.kind in ("steps", "heun"):
         if not target.is_file():
             raise UserError(f"{target}: no such checkpoint")
         if any(v < 1 for v in args.values):
@@ -59,25 +64,30 @@ def run(args) -> int:
     from eval.evaluation import EvalSpec, default_out_dir, run_eval
     from eval.plots import plot_success_curve
     from harness.commands.eval import _check_env, check_counts
+    from harness.policy import load_policy
 
     check_counts(args, ("trials", "n_envs", "workers"))
     _check_env(args.env)
     points = points_to_run(args)
+    by_steps = args.kind in ("steps", "heun")
     results = []
     for x, checkpoint, num_steps in points:
         spec = EvalSpec(checkpoint=str(checkpoint), env=args.env, trials=args.trials, seed=args.seed,
-                        time_limit=args.time_limit, num_steps=num_steps)
+                        time_limit=args.time_limit, num_steps=num_steps, sampler=args.sampler)
         out = default_out_dir(checkpoint, spec)
         if args.kind == "training" and checkpoint.name != "final.pt":   # one folder per snapshot
             out = out.with_name(f"{out.name}-{checkpoint.stem}")
         summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, progress=not args.no_progress)
         rate = summary.success
         results.append((x, rate.successes, rate.trials))
-        print(f"{'heun steps' if args.kind == 'heun' else 'step':>10} {x:>7}  success {rate.fmt()}  ({out})")
-    run_dir = Path(args.target).parent.parent if args.kind == "heun" else Path(args.target)
-    plot = Path(args.out) if args.out else run_dir / "eval" / f"curve-{args.kind}.png"
-    if args.kind == "heun":
-        plot_success_curve(results, plot, "Heun steps per action chunk", "success versus sampler steps", log_x=True)
+        print(f"{'steps' if by_steps else 'step':>10} {x:>7}  success {rate.fmt()}  ({out})")
+    run_dir = Path(args.target).parent.parent if by_steps else Path(args.target)
+    suffix = f"-{args.sampler}" if args.sampler else ""
+    plot = Path(args.out) if args.out else run_dir / "eval" / f"curve-{args.kind}{suffix}.png"
+    if by_steps:
+        sampler = args.sampler or load_policy(points[0][1]).sampler.name
+        plot_success_curve(results, plot, f"{sampler} steps per action chunk", "success versus sampler steps",
+                           log_x=True)
     else:
         plot_success_curve(results, plot, "training steps", "success versus training steps")
     print(f"written    {plot} and {plot.with_suffix('.csv')}")

@@ -22,7 +22,11 @@ def add_arguments(parser) -> None:
                         help="worker processes (default: up to 2)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy (default cpu)")
     parser.add_argument("--num-steps", type=int, default=None, metavar="N",
-                        help="Heun steps per action chunk (default: the checkpoint's diffusion.num_steps)")
+                        help="sampler steps per action chunk: Heun steps, or DDPM/DDIM inference steps "
+                             "(default: the checkpoint's diffusion.num_steps)")
+    parser.add_argument("--sampler", default=None, choices=["heun", "heun_churn", "ddpm", "ddim"],
+                        help="sampler of the checkpoint's formulation (edm: heun, heun_churn; ddpm: ddpm, ddim; "
+                             "default: the checkpoint's diffusion.sampler)")
     parser.add_argument("--record", type=int, default=0, metavar="N",
                         help="save the first N rollouts as Meshcat HTML and videos")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -44,8 +48,10 @@ def run(args) -> int:
     checkpoint = args.checkpoint if args.checkpoint == "scripted" else str(Path(args.checkpoint))
     if args.num_steps is not None and (args.num_steps < 1 or checkpoint == "scripted"):
         raise UserError(f"--num-steps must be >= 1 and needs a diffusion checkpoint, got {args.num_steps}")
+    if args.sampler is not None and checkpoint == "scripted":
+        raise UserError("--sampler needs a diffusion checkpoint")
     spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
-                    time_limit=args.time_limit, num_steps=args.num_steps)
+                    time_limit=args.time_limit, num_steps=args.num_steps, sampler=args.sampler)
     out = Path(args.out) if args.out else (Path("runs/scripted/eval") / f"{args.env}-s{args.seed}-n{args.trials}"
                                            if checkpoint == "scripted" else default_out_dir(checkpoint, spec))
     summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=device,

@@ -40,6 +40,17 @@ ADDED_KEYS: dict[str, Any] = {
     "policy.mlp_depth": 4,
     "run.snapshot_every": 0,        # issue 10: policy snapshots for the checkpoint protocols
     "num_steps": None,              # issue 11: `cotrain eval --num-steps` (evaluation identities)
+    "sampler": None,                # issue 20: diffusion.sampler, and `cotrain eval --sampler`
+    "diffusion.kind": "edm",        # issue 20: the DDPM formulation and the stochastic samplers
+    "diffusion.S_churn": 40.0,
+    "diffusion.S_min": 0.05,
+    "diffusion.S_max": 50.0,
+    "diffusion.S_noise": 1.003,
+    "diffusion.num_train_timesteps": 100,
+    "diffusion.beta_schedule": "squaredcos_cap_v2",
+    "diffusion.prediction_type": "epsilon",
+    "diffusion.clip_sample": True,
+    "optim.ema_power": None,
 }
 
 

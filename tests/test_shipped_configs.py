@@ -1,0 +1,40 @@
+"""Every config and experiment the repository ships resolves (with its data not there yet), and the
+published ones are the published recipe all the way into the runs a study would train."""
+from pathlib import Path
+
+import pytest
+
+from harness.data.configs import from_dict, load_yaml
+from harness.study import load_study
+from harness.study.plan import plan_runs
+from harness.train_config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("train_*.yaml")), ids=lambda p: p.name)
+def test_train_configs_resolve(path):
+    from_dict(TrainConfig, load_yaml(path), str(path))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_experiments_plan_every_run(path, monkeypatch):
+    monkeypatch.chdir(ROOT)                       # their paths are relative to the repository
+    cfg = load_study(str(path), [])
+    plans = plan_runs(cfg, annotations_path=cfg.annotations_path, dry=True)
+    assert plans and all(from_dict(TrainConfig, p.train_config, p.label) for p in plans)
+
+
+def test_the_published_study_trains_the_published_recipe(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_study("experiments/published.yaml", [])
+    plans = plan_runs(cfg, annotations_path=cfg.annotations_path, dry=True)
+    for plan in plans:
+        cfg = from_dict(TrainConfig, plan.train_config, plan.label)
+        d, o = cfg.diffusion, cfg.optim
+        assert (d.kind, d.num_train_timesteps, d.beta_schedule, d.prediction_type, d.clip_sample) == \
+            ("ddpm", 100, "squaredcos_cap_v2", "epsilon", True)
+        assert (d.resolved_sampler, d.num_steps) == ("ddim", 10)
+        assert cfg.policy.down_dims == [256, 512, 1024] and cfg.policy.arch == "unet"
+        assert (o.batch_size, o.lr, o.grad_clip, o.ema_power, o.ema_decay, o.warmup_steps) == \
+            (64, 1e-4, 0, 0.75, 0.9999, 500)

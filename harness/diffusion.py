@@ -92,15 +92,21 @@ def heun_sample(denoiser, cond: torch.Tensor, noise: torch.Tensor, schedule: tor
     """
     sigmas = schedule.tolist()
     x = noise.to(torch.float32) * sigmas[0]
-    ones = torch.ones(len(x), device=x.device)
     for s_cur, s_next in zip(sigmas[:-1], sigmas[1:]):
-        d = (x - denoiser(x, ones * s_cur, cond)) / s_cur
-        x_next = x + (s_next - s_cur) * d
-        if s_next > 0:
-            d_next = (x_next - denoiser(x_next, ones * s_next, cond)) / s_next
-            x_next = x + (s_next - s_cur) * (d + d_next) / 2
-        x = x_next
+        x = heun_step(denoiser, cond, x, s_cur, s_next)
     return x
+
+
+def heun_step(denoiser, cond: torch.Tensor, x: torch.Tensor, s_cur: float, s_next: float) -> torch.Tensor:
+    """One step of the probability-flow ODE dx/dsigma = (x - D(x, sigma)) / sigma from s_cur to s_next:
+    Euler, corrected by the trapezoid rule (Heun) unless s_next is 0. x (B, T, D) -> (B, T, D)."""
+    ones = torch.ones(len(x), device=x.device)
+    d = (x - denoiser(x, ones * s_cur, cond)) / s_cur
+    x_next = x + (s_next - s_cur) * d
+    if s_next > 0:
+        d_next = (x_next - denoiser(x_next, ones * s_next, cond)) / s_next
+        x_next = x + (s_next - s_cur) * (d + d_next) / 2
+    return x_next
 
 
 @dataclasses.dataclass
@@ -127,18 +133,12 @@ def heun_churn_sample(denoiser, cond: torch.Tensor, noise: torch.Tensor, schedul
     sigmas = schedule.tolist()
     n = len(sigmas) - 1
     x = noise.to(torch.float32) * sigmas[0]
-    ones = torch.ones(len(x), device=x.device)
     gens = list(generators)
     for s_cur, s_next in zip(sigmas[:-1], sigmas[1:]):
         gamma = min(churn.S_churn / n, 2 ** 0.5 - 1) if churn.S_min <= s_cur <= churn.S_max else 0.0
         s_hat = s_cur * (1 + gamma)
         if gamma > 0:
             eps = randn_tensor(x.shape, generator=gens, device=x.device, dtype=x.dtype) * churn.S_noise
-            x = x + (s_hat ** 2 - s_cur ** 2) ** 0.5 * eps
-        d = (x - denoiser(x, ones * s_hat, cond)) / s_hat
-        x_next = x + (s_next - s_hat) * d
-        if s_next > 0:
-            d_next = (x_next - denoiser(x_next, ones * s_next, cond)) / s_next
-            x_next = x + (s_next - s_hat) * (d + d_next) / 2
-        x = x_next
+            x = x + (s_hat ** 2 - s_cur ** 2) ** 0.5 * eps                  # raise the noise to s_hat
+        x = heun_step(denoiser, cond, x, s_hat, s_next)
     return x

@@ -74,6 +74,7 @@ def train_and_evaluate(run_dir: str, train_config: dict, eval: dict, threads: in
     _limit_threads(threads)
     started = time.perf_counter()
     cfg = from_dict(TrainConfig, train_config, str(run_dir / "run.json"))
+    cfg.run.progress = cfg.run.progress and progress   # --no-progress silences the training bar too (a free key)
     checkpoint = train(cfg)
     trained = time.perf_counter()
     spec = EvalSpec(checkpoint=str(checkpoint), env=eval["env"], trials=eval["trials"], seed=eval["seed"],

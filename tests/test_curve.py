@@ -48,3 +48,17 @@ def test_curves_evaluate_each_point_once_and_write_plot_and_csv(tmp_path, capsys
     capsys.readouterr()
     assert main(["curve", "training", str(tmp_path), *quick]) == 2
     assert "not a finished run folder" in capsys.readouterr().err
+
+
+def test_a_sampler_of_the_other_formulation_is_refused_in_one_line_before_anything_is_written(tmp_path, capsys):
+    run = _run(tmp_path)                                   # an EDM checkpoint
+    final = run / "checkpoints" / "final.pt"
+    out = tmp_path / "ev"
+    assert main(["eval", str(final), "--sampler", "ddim", "--trials", "1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ddim" in err and "heun" in err and not out.exists()
+    # heun_churn is EDM's: it runs, in its own evaluation folder, and the curve names the sampler
+    quick = ["--trials", "2", "--time-limit", "0.5", "--workers", "1", "--n-envs", "2", "--no-progress"]
+    assert main(["curve", "steps", str(final), "--values", "2", "--sampler", "heun_churn", *quick]) == 0
+    assert (run / "eval" / "target-s100000-n2-h2-heun_churn" / "trials.csv").is_file()
+    assert (run / "eval" / "curve-steps-heun_churn.csv").is_file()

@@ -12,7 +12,8 @@
         fold            (N,) the cross-fitting fold whose classifier scored the window
         sigma_n         (N,) the window's noise level (harness/sigma_n_rule.py); inf = never
         accuracy        (G,) held-out balanced accuracy of this dataset against the clean data
-        p_corrupt       (N, G) float16 calibrated mean P(corrupt) over k_draws noise draws
+        p_corrupt       (N, G) float16 calibrated mean P(corrupt) over k_draws noise draws; NaN at the
+                        sigmas above a window's crossing, which `search: crossing` does not score
 
 The sigmas are in the normalized action units of `action_normalizer`; the trainer normalizes actions with
 these same statistics when it uses the annotations, so the numbers mean the same noise.

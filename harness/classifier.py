@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -69,6 +70,9 @@ class AnnotateConfig:
     accuracy_tol: float = 0.03      # per-dataset sigma_n: first sigma where held-out accuracy <= 0.5 + tol
     normalizer: str | None = None   # normalizer JSON (a study's shared one); null = fit on these data
     annotate_batch: int = 4096      # windows per forward pass when annotating
+    search: Literal["crossing", "full"] = "crossing"  # crossing: score each window up the grid only until
+                                    # its sigma_n is decided (the same rule, ~1/3 of the network calls on
+                                    # the reference data); full: every window at every grid sigma
     seed: int = 0                   # everything random derives from this
     device: str = "auto"            # auto | cpu | cuda
     progress: bool = True           # tqdm progress bars
@@ -99,6 +103,7 @@ class AnnotateConfig:
         require(self.smooth >= 1 and self.smooth % 2 == 1, "smooth", "an odd number >= 1 (1 = no smoothing)")
         require(0 <= self.accuracy_tol < 0.5, "accuracy_tol", "in [0, 0.5)")
         require(self.annotate_batch >= 1, "annotate_batch", ">= 1")
+        require(self.search in ("crossing", "full"), "search", "crossing or full")
         require(self.seed >= 0, "seed", ">= 0")
         require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
                 "auto, cpu, cuda or cuda:N")
@@ -216,29 +221,94 @@ def mean_p_corrupt(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: in
     Common random numbers: draw k of a window is x + sigma * z_k with the same z_k at every sigma, so each
     draw's P(sigma) is a smooth curve and the sigma_n search is not thrown early by independent dips at
     neighbouring grid points (benchmarks/annotate_k_draws.py measures the effect)."""
+    return mean_p_of_rows(model, w, np.arange(len(w.action)), grid, k_draws, batch, device, seed, progress)
+
+
+@torch.no_grad()
+def mean_p_of_rows(model, w: _Windows, rows: np.ndarray, grid: np.ndarray, k_draws: int, batch: int, device,
+                   seed: int, progress: bool = False) -> np.ndarray:
+    """(len(rows), G): the rows of `mean_p_corrupt(model, w, ...)` for the windows `rows` (increasing),
+    with the same noise draws (the draws of every batch are made; only those rows are scored)."""
+    out = np.zeros((len(rows), len(grid)), np.float32)
+    for s, draws in _batches(model, w, k_draws, batch, device, seed, progress):
+        lo, hi = np.searchsorted(rows, [s, s + draws.n])
+        if hi > lo:
+            for j, sig in enumerate(grid):
+                out[lo:hi, j] = draws.mean_p(float(sig), rows[lo:hi] - s)
+    return out
+
+
+@torch.no_grad()
+def calibrated_p_until_crossing(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: int, device, seed: int,
+                                calibration: np.ndarray, eps: float, smooth: int, progress: bool = False) -> np.ndarray:
+    """(N, G) calibrated mean P(corrupt), scored for each window only as far up the grid as `sigma_n_from_p`
+    needs to decide its sigma_n; NaN beyond (sigma_n_from_p reads such a row as the full one).
+
+    The rule takes the first grid index m where the smoothed calibrated P is <= 0.5 + eps, and the smoothed
+    value at m reads the columns m - h .. m + h (h = smooth // 2): so a window is scored at increasing sigma
+    and dropped once a value at or below the level is complete. A window that never falls is scored
+    everywhere (sigma_n inf). The noise draws are those of `mean_p_corrupt` with the same seed, so the
+    numbers agree with it up to the float round-off of smaller batches."""
+    level, half, n_grid = 0.5 + eps, smooth // 2, len(grid)
+    p_all = np.full((len(w.action), n_grid), np.nan, np.float32)
+
+    def smoothed(p, rows, m):   # the smoothed value at column m >= 1 (window shrinks at the ends)
+        return p[rows, max(1, m - half): min(n_grid - 1, m + half) + 1].astype(np.float64).mean(axis=1)
+
+    for s, draws in _batches(model, w, k_draws, batch, device, seed, progress):
+        p = p_all[s: s + draws.n]                                                # (B, G) view
+        active = np.arange(draws.n)
+        for j in range(n_grid):
+            p[active, j] = apply_calibration(draws.mean_p(float(grid[j]), active)[:, None], calibration[j:j + 1])[:, 0]
+            decide = [0] if j == 0 else ([j - half] if j - half >= 1 else [])   # column 0 is not smoothed
+            if j == n_grid - 1:
+                decide += list(range(max(1, j - half + 1), n_grid))             # the shrinking end windows
+            for m in decide:
+                value = p[active, 0] if m == 0 else smoothed(p, active, m)
+                active = active[value > level]
+            if not len(active):
+                break
+    return p_all
+
+
+def _batches(model, w: _Windows, k_draws: int, batch: int, device, seed: int, progress: bool):
+    """(start, _Draws) for consecutive batches of `batch` windows; the draws are a function of the seed
+    and the batch size only, so every pass over `w` with them sees the same noise."""
     gen = torch.Generator().manual_seed(seed)
-    out = np.zeros((len(w.action), len(grid)), np.float32)
     starts = range(0, len(w.action), batch)
     if progress:
         from tqdm import tqdm
         starts = tqdm(starts, desc="annotate", dynamic_ncols=True)
     for s in starts:
-        x = torch.from_numpy(w.action[s: s + batch]).to(device)                 # (B, T, 2)
-        obs = torch.from_numpy(w.obs[s: s + batch]).to(device)
-        p = torch.zeros(len(x), len(grid), device=device)                        # (B, G)
-        clean_view = None                                                        # sigma = 0: no noise to draw
-        for _ in range(k_draws):
-            z = torch.randn(x.shape, generator=gen).to(device)                   # one draw for every sigma
-            for j, sig in enumerate(grid):
-                if sig == 0 and clean_view is not None:
-                    p[:, j] += clean_view                                        # the same value every draw
-                    continue
-                sigma = torch.full((len(x),), float(sig), device=device)
-                p_j = torch.sigmoid(model(x + float(sig) * z, sigma, obs))
-                if sig == 0:
-                    clean_view = p_j
-                p[:, j] += p_j
-        out[s: s + batch] = (p / k_draws).cpu().numpy()
+        yield s, _Draws(model, w, s, batch, k_draws, gen, device)
+
+
+class _Draws:
+    """One batch of windows and its k noise draws z_k (common to every sigma), scored on demand."""
+
+    def __init__(self, model, w: _Windows, start: int, batch: int, k_draws: int, gen, device):
+        self.model, self.device = model, device
+        self.x = torch.from_numpy(w.action[start: start + batch]).to(device)             # (B, T, 2)
+        self.obs = torch.from_numpy(w.obs[start: start + batch]).to(device)             # (B, n_obs, 6)
+        self.n = len(self.x)
+        self.z = [torch.randn(self.x.shape, generator=gen).to(device) for _ in range(k_draws)]  # k x (B, T, 2)
+
+    def mean_p(self, sig: float, rows: np.ndarray) -> np.ndarray:
+        """(R,) mean over the draws of P(corrupt) of rows `rows` at noise level sig (one pass at sigma 0)."""
+        every = len(rows) == self.n
+        idx = torch.from_numpy(rows).to(self.device)
+        x, obs = (self.x, self.obs) if every else (self.x[idx], self.obs[idx])
+        sigma = torch.full((len(idx),), sig, device=self.device)
+        if sig == 0:
+            return torch.sigmoid(self.model(x, sigma, obs)).cpu().numpy()
+        p = sum(torch.sigmoid(self.model(x + sig * (z if every else z[idx]), sigma, obs)) for z in self.z)
+        return (p / len(self.z)).cpu().numpy()
+
+
+def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows computed in the order `order` put back in the original order."""
+    out = np.empty_like(values)
+    out[order] = values
     return out
 
 
@@ -283,21 +353,31 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
                                  _windows(corrupt_raws, spec, normalizer, episodes(corrupt_folds, False)),
                                  dataclasses.replace(cfg, seed=cfg.seed * 100 + f), sigma_data, device)
         n_val = max(cfg.val_windows // cfg.n_folds, 1)
-        # raw scores of every corrupt window in this fold (k_draws noise draws per sigma) ...
-        raw = [mean_p_corrupt(model, _windows([r], spec, normalizer, [np.flatnonzero(corrupt_folds[i] == f)]), grid,
-                              cfg.k_draws, cfg.annotate_batch, device, cfg.seed + 1000 * (f + 1) + i, cfg.progress)
-               for i, r in enumerate(corrupt_raws)]
-        # ... and of a random subset of its clean windows; held-out corrupt: a random subset per dataset
+        fold_w = [_windows([r], spec, normalizer, [np.flatnonzero(corrupt_folds[i] == f)]) for i, r in enumerate(corrupt_raws)]
+        # held out for calibration and the accuracy curve: a random subset of this fold's clean windows and
+        # of each corrupt dataset's windows, scored at every grid sigma (k_draws noise draws per sigma)
         clean_w = _windows(clean_raws, spec, normalizer, episodes(clean_folds, True))
         keep = rng.choice(len(clean_w.action), size=min(n_val, len(clean_w.action)), replace=False)
         raw_clean = mean_p_corrupt(model, _Windows(clean_w.obs[keep], clean_w.action[keep]), grid, cfg.k_draws,
                                    cfg.annotate_batch, device, cfg.seed + 1 + f)
-        val_rows = [rng.choice(len(p), size=min(n_val, len(p)), replace=False) for p in raw]
-        raw_val = np.concatenate([p[rows] for p, rows in zip(raw, val_rows)])
-        calibration = fit_calibration(raw_clean, raw_val) if cfg.calibrate else identity_calibration(len(grid))
-        for i, p in enumerate(raw):
-            p_corrupt[i][fold_of[i] == f] = apply_calibration(p, calibration)
-            val_corrupt[i].append(p_corrupt[i][fold_of[i] == f][val_rows[i]])
+        val_rows = [rng.choice(len(w.action), size=min(n_val, len(w.action)), replace=False) for w in fold_w]
+        seeds = [cfg.seed + 1000 * (f + 1) + i for i in range(len(corrupt_raws))]
+        if cfg.search == "full":   # every window of the fold at every sigma; the held-out ones among them
+            raw = [mean_p_corrupt(model, w, grid, cfg.k_draws, cfg.annotate_batch, device, seed, cfg.progress)
+                   for w, seed in zip(fold_w, seeds)]
+            raw_val = [p[rows] for p, rows in zip(raw, val_rows)]
+        else:                      # the held-out ones (same draws) at every sigma, the rest up to their crossing
+            order = [np.argsort(rows) for rows in val_rows]   # mean_p_of_rows takes them in increasing order
+            raw_val = [_unsort(mean_p_of_rows(model, w, rows[o], grid, cfg.k_draws, cfg.annotate_batch, device, seed), o)
+                       for w, rows, o, seed in zip(fold_w, val_rows, order, seeds)]
+        calibration = fit_calibration(raw_clean, np.concatenate(raw_val)) if cfg.calibrate \
+            else identity_calibration(len(grid))
+        for i, (w, seed) in enumerate(zip(fold_w, seeds)):
+            p_corrupt[i][fold_of[i] == f] = apply_calibration(raw[i], calibration) if cfg.search == "full" else \
+                calibrated_p_until_crossing(model, w, grid, cfg.k_draws, cfg.annotate_batch, device, seed,
+                                            calibration, cfg.eps, cfg.smooth, cfg.progress)
+            val_corrupt[i].append(apply_calibration(raw_val[i], calibration))
+        raw_val = np.concatenate(raw_val)
         val_clean.append(apply_calibration(raw_clean, calibration))
         folds.append({"fold": f, "val_clean": int(len(raw_clean)), "val_corrupt": int(len(raw_val)),
                       "accuracy_raw": balanced_accuracy(raw_clean, raw_val)[0].tolist(),

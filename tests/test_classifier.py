@@ -1,5 +1,6 @@
 """The noise-level classifier, `annotate`, and the trainer reading per-window sigma_n from annotations."""
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -72,9 +73,9 @@ def annotated(tmp_path_factory):
     clean = write_store(d / "target.zarr", "target", 30, length=16, seed=1)
     sim = write_store(d / "sim.zarr", "sim", 30, length=16, wiggle=0.05, seed=2)
     cfg = AnnotateConfig(steps=400, batch_size=128, grid_size=10, k_draws=2, use_obs=False, progress=False,
-                         n_folds=2, seed=0)
-    out = annotate([clean], [sim], d / "annotations.zarr", cfg)
-    return {"clean": clean, "sim": sim, "out": out, "dir": d}
+                         n_folds=2, seed=0, annotate_batch=5)   # several batches of windows
+    out = annotate([clean], [sim], d / "annotations.zarr", cfg)   # search: crossing (the default)
+    return {"clean": clean, "sim": sim, "out": out, "dir": d, "cfg": cfg}
 
 
 def _rows(path) -> list[dict]:
@@ -118,6 +119,25 @@ def test_annotate_writes_store_and_curve_and_the_plots_show_them(annotated, tmp_
     assert int(zero["count_0"]) == np.sum((smin == 0) & (ds.fold == 0))
     for f in ann.attrs["folds"]:
         assert [float(r[f"fold {f['fold']} raw"]) for r in rows] == pytest.approx(f["accuracy_raw"], abs=1e-6)
+
+
+def test_crossing_search_gives_the_full_search_answer_from_fewer_scores(annotated):
+    """Scoring each window only up the grid until its sigma_n is decided changes no sigma_n, no held-out
+    accuracy and no score it did compute; it leaves the sigmas above the crossing unscored (NaN)."""
+    full_cfg = dataclasses.replace(annotated["cfg"], search="full")
+    full = read_annotations(annotate([annotated["clean"]], [annotated["sim"]], annotated["dir"] / "full.zarr",
+                                     full_cfg), with_probabilities=True)
+    cross = read_annotations(annotated["out"], with_probabilities=True)
+    (f,), (c,) = full.datasets, cross.datasets
+    assert np.array_equal(f.sigma_n, c.sigma_n)
+    assert 0 < np.mean(np.isfinite(c.sigma_n) & (c.sigma_n > 0))      # some windows cross above sigma 0 ...
+    assert np.allclose(full.accuracy, cross.accuracy, atol=1e-6) and np.allclose(f.accuracy, c.accuracy, atol=1e-6)
+    scored = ~np.isnan(c.p_corrupt)
+    assert not np.isnan(f.p_corrupt).any() and 0.2 < scored.mean() < 0.9   # ... and are not scored above it
+    assert np.allclose(f.p_corrupt[scored], c.p_corrupt[scored], atol=2e-3)  # float16 storage
+    for row, s in zip(scored, c.sigma_n):   # a window is scored exactly up to its crossing + smooth // 2
+        last = len(row) - 1 if np.isinf(s) else min(int(np.searchsorted(cross.sigma_grid, s)) + 1, len(row) - 1)
+        assert row[: last + 1].all() and not row[last + 1:].any() or s == 0 and row[0] and not row[1:].any()
 
 
 def test_trainer_uses_per_window_sigma_n_from_annotations(annotated, tmp_path):

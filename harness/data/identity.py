@@ -51,6 +51,7 @@ ADDED_KEYS: dict[str, Any] = {
     "diffusion.prediction_type": "epsilon",
     "diffusion.clip_sample": True,
     "optim.ema_power": None,
+    "config.search": "full",        # issue 21: annotate scores each window only up to its crossing
 }
 
 

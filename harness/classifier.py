@@ -37,7 +37,8 @@ from harness.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
 from harness.normalizer import Normalizer, load_normalizer
 from harness.sigma_n_rule import (annotation_warnings, apply_calibration, balanced_accuracy, dataset_sigma_n,
-                                  fit_calibration, identity_calibration, sigma_n_from_p, sigma_n_stats)
+                                  fit_calibration, identity_calibration, sigma_n_from_p, sigma_n_stats,
+                                  smoothed_at)
 from harness.train_config import DatasetSpec
 from harness.training_data import fit_dataset_normalizer, load_dataset
 
@@ -70,9 +71,13 @@ class AnnotateConfig:
     accuracy_tol: float = 0.03      # per-dataset sigma_n: first sigma where held-out accuracy <= 0.5 + tol
     normalizer: str | None = None   # normalizer JSON (a study's shared one); null = fit on these data
     annotate_batch: int = 4096      # windows per forward pass when annotating
-    search: Literal["crossing", "full"] = "crossing"  # crossing: score each window up the grid only until
-                                    # its sigma_n is decided (the same rule, ~1/3 of the network calls on
-                                    # the reference data); full: every window at every grid sigma
+    search: Literal["bracket", "crossing", "full"] = "bracket"  # where each window is scored: full: at
+                                    # every grid sigma; crossing: up the grid only until its sigma_n is
+                                    # decided (the same answer); bracket: a coarse pass first, then the
+                                    # crossing scan from just below its bracket (benchmarks/annotate_speed.py)
+    bracket_stride: int = 4         # bracket: the coarse pass scores every stride-th grid sigma ...
+    bracket_draws: int = 4          # ... with this many of the k_draws noise draws (all if fewer), and
+    bracket_margin: float = 0.04    # ... stops a window where its P falls to 0.5 + eps + margin
     seed: int = 0                   # everything random derives from this
     device: str = "auto"            # auto | cpu | cuda
     progress: bool = True           # tqdm progress bars
@@ -103,7 +108,10 @@ class AnnotateConfig:
         require(self.smooth >= 1 and self.smooth % 2 == 1, "smooth", "an odd number >= 1 (1 = no smoothing)")
         require(0 <= self.accuracy_tol < 0.5, "accuracy_tol", "in [0, 0.5)")
         require(self.annotate_batch >= 1, "annotate_batch", ">= 1")
-        require(self.search in ("crossing", "full"), "search", "crossing or full")
+        require(self.search in ("bracket", "crossing", "full"), "search", "bracket, crossing or full")
+        require(self.bracket_stride >= 1, "bracket_stride", ">= 1")
+        require(self.bracket_draws >= 1, "bracket_draws", ">= 1")
+        require(0 <= self.bracket_margin < 0.5, "bracket_margin", "in [0, 0.5)")
         require(self.seed >= 0, "seed", ">= 0")
         require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
                 "auto, cpu, cuda or cuda:N")
@@ -239,36 +247,67 @@ def mean_p_of_rows(model, w: _Windows, rows: np.ndarray, grid: np.ndarray, k_dra
 
 
 @torch.no_grad()
-def calibrated_p_until_crossing(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: int, device, seed: int,
-                                calibration: np.ndarray, eps: float, smooth: int, progress: bool = False) -> np.ndarray:
-    """(N, G) calibrated mean P(corrupt), scored for each window only as far up the grid as `sigma_n_from_p`
-    needs to decide its sigma_n; NaN beyond (sigma_n_from_p reads such a row as the full one).
+def scan_to_crossing(model, w: _Windows, grid: np.ndarray, k_draws: int, batch: int, device, seed: int,
+                     calibration: np.ndarray, eps: float, smooth: int, bracket: tuple[int, int, float] | None = None,
+                     progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """sigma_n (N,) by the rule of `sigma_n_from_p`, and the calibrated mean P(corrupt) (N, G) it read
+    (NaN at the sigmas it did not need), scoring each window only where the rule looks.
 
-    The rule takes the first grid index m where the smoothed calibrated P is <= 0.5 + eps, and the smoothed
-    value at m reads the columns m - h .. m + h (h = smooth // 2): so a window is scored at increasing sigma
-    and dropped once a value at or below the level is complete. A window that never falls is scored
-    everywhere (sigma_n inf). The noise draws are those of `mean_p_corrupt` with the same seed, so the
-    numbers agree with it up to the float round-off of smaller batches."""
+    The rule takes the first grid index m where the smoothed calibrated P is <= 0.5 + eps; the smoothed
+    value at m reads the columns m - h .. m + h (h = smooth // 2). So a window is scored at increasing
+    sigma and dropped once a value at or below the level is complete (a window that never falls is scored
+    everywhere). Without `bracket` this is exactly the rule on the full matrix: the noise draws are those
+    of `mean_p_corrupt` with the same seed, the numbers the same up to the float round-off of smaller
+    batches. bracket (stride, draws, margin): first a coarse pass up every stride-th sigma with the first
+    `draws` noise draws finds where each window's (unsmoothed) P falls to the level + margin; the exact
+    scan then starts 2h columns below the last coarse sigma still above that. Faster; a crossing hidden between coarse
+    sigmas below that start is missed (docs/objectives.md section 6 measures how often)."""
     level, half, n_grid = 0.5 + eps, smooth // 2, len(grid)
     p_all = np.full((len(w.action), n_grid), np.nan, np.float32)
-
-    def smoothed(p, rows, m):   # the smoothed value at column m >= 1 (window shrinks at the ends)
-        return p[rows, max(1, m - half): min(n_grid - 1, m + half) + 1].astype(np.float64).mean(axis=1)
+    sigma_n = np.full(len(w.action), np.inf)
 
     for s, draws in _batches(model, w, k_draws, batch, device, seed, progress):
-        p = p_all[s: s + draws.n]                                                # (B, G) view
-        active = np.arange(draws.n)
-        for j in range(n_grid):
-            p[active, j] = apply_calibration(draws.mean_p(float(grid[j]), active)[:, None], calibration[j:j + 1])[:, 0]
-            decide = [0] if j == 0 else ([j - half] if j - half >= 1 else [])   # column 0 is not smoothed
-            if j == n_grid - 1:
-                decide += list(range(max(1, j - half + 1), n_grid))             # the shrinking end windows
-            for m in decide:
-                value = p[active, 0] if m == 0 else smoothed(p, active, m)
-                active = active[value > level]
-            if not len(active):
+        p, out = p_all[s: s + draws.n], sigma_n[s: s + draws.n]                    # (B, G), (B,) views
+
+        def score(j, rows, k=None):   # calibrated mean P at grid column j of the rows
+            raw = draws.mean_p(float(grid[j]), rows, k)
+            return apply_calibration(raw[:, None], calibration[j: j + 1])[:, 0]
+
+        p[:, 0] = score(0, np.arange(draws.n))                                     # sigma = 0: one pass
+        undecided = p[:, 0] > level
+        out[~undecided] = 0.0
+        first = np.ones(draws.n, np.int64)                   # the first column each window is scored at
+        if bracket is not None:
+            stride, k, margin = bracket
+            first = _bracket_start(score, undecided.copy(), range(stride, n_grid, stride), k, level + margin,
+                                   half, n_grid)
+        decide_from = np.where(first > 1, first + half, 1)  # where the smoothed value is complete
+        for j in range(1, n_grid):
+            rows = np.flatnonzero(undecided & (first <= j))
+            if len(rows):
+                p[rows, j] = score(j, rows)
+            for m in range(j - half, n_grid if j == n_grid - 1 else j - half + 1):   # + the end windows
+                rows = np.flatnonzero(undecided & (decide_from <= m)) if m >= 1 else []
+                if len(rows):
+                    hit = rows[smoothed_at(p[rows], m, smooth) <= level]
+                    out[hit], undecided[hit] = grid[m], False
+            if not undecided.any():
                 break
-    return p_all
+    return sigma_n, p_all
+
+
+def _bracket_start(score, open_: np.ndarray, coarse, draws: int, level: float, half: int, n_grid: int) -> np.ndarray:
+    """Per window, the column where the exact scan starts: 2 * half below the last coarse column whose
+    P (from `draws` noise draws, unsmoothed) is still above the level; 1 if the first one is not."""
+    last_above = np.ones(len(open_), np.int64)
+    for c in coarse:
+        rows = np.flatnonzero(open_)
+        if not len(rows):
+            break
+        above = score(c, rows, draws) > level
+        last_above[rows[above]] = c
+        open_[rows[~above]] = False
+    return np.clip(last_above - 2 * half, 1, max(n_grid - 1 - 2 * half, 1))
 
 
 def _batches(model, w: _Windows, k_draws: int, batch: int, device, seed: int, progress: bool):
@@ -293,16 +332,18 @@ class _Draws:
         self.n = len(self.x)
         self.z = [torch.randn(self.x.shape, generator=gen).to(device) for _ in range(k_draws)]  # k x (B, T, 2)
 
-    def mean_p(self, sig: float, rows: np.ndarray) -> np.ndarray:
-        """(R,) mean over the draws of P(corrupt) of rows `rows` at noise level sig (one pass at sigma 0)."""
+    def mean_p(self, sig: float, rows: np.ndarray, k: int | None = None) -> np.ndarray:
+        """(R,) mean over the first k draws (all: None) of P(corrupt) of rows `rows` at noise level sig
+        (one pass at sigma 0)."""
         every = len(rows) == self.n
         idx = torch.from_numpy(rows).to(self.device)
         x, obs = (self.x, self.obs) if every else (self.x[idx], self.obs[idx])
         sigma = torch.full((len(idx),), sig, device=self.device)
         if sig == 0:
             return torch.sigmoid(self.model(x, sigma, obs)).cpu().numpy()
-        p = sum(torch.sigmoid(self.model(x + sig * (z if every else z[idx]), sigma, obs)) for z in self.z)
-        return (p / len(self.z)).cpu().numpy()
+        zs = self.z[:k]
+        p = sum(torch.sigmoid(self.model(x + sig * (z if every else z[idx]), sigma, obs)) for z in zs)
+        return (p / len(zs)).cpu().numpy()
 
 
 def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -344,6 +385,7 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
     windows = [make_windows(raw.episode_ends, spec) for raw in corrupt_raws]
     fold_of = [fold[w.episode] for fold, w in zip(corrupt_folds, windows)]     # per window: its fold
     p_corrupt = [np.zeros((len(w), len(grid)), np.float32) for w in windows]  # calibrated mean P(corrupt)
+    sigma_n = [np.zeros(len(w)) for w in windows]                             # the rule's answer per window
     val_clean, val_corrupt = [], [[] for _ in corrupt_raws]                   # calibrated, held out
     folds = []
     for f in range(cfg.n_folds):
@@ -373,9 +415,15 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
         calibration = fit_calibration(raw_clean, np.concatenate(raw_val)) if cfg.calibrate \
             else identity_calibration(len(grid))
         for i, (w, seed) in enumerate(zip(fold_w, seeds)):
-            p_corrupt[i][fold_of[i] == f] = apply_calibration(raw[i], calibration) if cfg.search == "full" else \
-                calibrated_p_until_crossing(model, w, grid, cfg.k_draws, cfg.annotate_batch, device, seed,
-                                            calibration, cfg.eps, cfg.smooth, cfg.progress)
+            rows = fold_of[i] == f
+            if cfg.search == "full":
+                p_corrupt[i][rows] = apply_calibration(raw[i], calibration)
+                sigma_n[i][rows] = sigma_n_from_p(p_corrupt[i][rows], grid, cfg.eps, cfg.smooth)
+            else:
+                bracket = (cfg.bracket_stride, min(cfg.bracket_draws, cfg.k_draws), cfg.bracket_margin) if cfg.search == "bracket" else None
+                sigma_n[i][rows], p_corrupt[i][rows] = scan_to_crossing(
+                    model, w, grid, cfg.k_draws, cfg.annotate_batch, device, seed, calibration, cfg.eps,
+                    cfg.smooth, bracket, cfg.progress)
             val_corrupt[i].append(apply_calibration(raw_val[i], calibration))
         raw_val = np.concatenate(raw_val)
         val_clean.append(apply_calibration(raw_clean, calibration))
@@ -387,7 +435,6 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
     clean_val = np.concatenate(val_clean)
     corrupt_val = [np.concatenate(v) for v in val_corrupt]
     accuracy, acc_clean, acc_corrupt = balanced_accuracy(clean_val, np.concatenate(corrupt_val))
-    sigma_n = [sigma_n_from_p(p, grid, cfg.eps, cfg.smooth) for p in p_corrupt]
     for record in folds:   # does every fold give the same answer?
         record.update(sigma_n_stats(np.concatenate([s[fo == record["fold"]] for s, fo in zip(sigma_n, fold_of)])))
     datasets = []

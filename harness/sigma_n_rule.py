@@ -65,18 +65,18 @@ def apply_calibration(p: np.ndarray, calibration: np.ndarray) -> np.ndarray:
 def smooth_along_grid(values: np.ndarray, width: int) -> np.ndarray:
     """Moving average over `width` neighbouring nonzero grid sigmas (last axis; column 0 is sigma = 0 and is
     left alone). Near the ends the window shrinks. Smoothing removes the draw-to-draw wiggle of a curve
-    that crosses the threshold slowly, so one low point does not decide sigma_n."""
+    that crosses the threshold slowly, so one low point does not decide sigma_n. A value whose window
+    holds a NaN (a sigma the annotate search did not score) is NaN, and no other."""
     values = np.asarray(values, np.float64)
     if width <= 1 or values.shape[-1] <= 2:
         return values
-    positive = values[..., 1:]
-    half = width // 2
-    padded_sum = np.cumsum(np.pad(positive, [(0, 0)] * (positive.ndim - 1) + [(1, 0)]), axis=-1)
-    g = positive.shape[-1]
-    lo = np.clip(np.arange(g) - half, 0, g)
-    hi = np.clip(np.arange(g) + half + 1, 0, g)
-    smoothed = (padded_sum[..., hi] - padded_sum[..., lo]) / (hi - lo)
-    return np.concatenate([values[..., :1], smoothed], axis=-1)
+    return np.stack([values[..., 0]] + [smoothed_at(values, m, width) for m in range(1, values.shape[-1])], axis=-1)
+
+
+def smoothed_at(values: np.ndarray, m: int, width: int) -> np.ndarray:
+    """(...,) the moving average of `smooth_along_grid` at grid column m >= 1 alone."""
+    half, g = width // 2, values.shape[-1]
+    return np.asarray(values[..., max(1, m - half): min(g - 1, m + half) + 1], np.float64).mean(axis=-1)
 
 
 def first_at_or_below(curve: np.ndarray, grid: np.ndarray, level: float) -> np.ndarray:

@@ -157,10 +157,15 @@ class DiffusionConfig:
         return self.sampler or SAMPLERS[self.kind][0]
 
 
+ALPHA_WORDS = ("natural", "natural_all")   # objective.alpha besides a number
+
+
 @dataclasses.dataclass
 class ObjectiveConfig:
     method: str = Cotrain.name      # one of harness.methods.METHODS (what each does: that module)
-    alpha: float | str = "natural"  # P(clean | sigma); a number in [0, 1] or "natural" (ratio by episodes)
+    alpha: float | str = "natural"  # P(clean | sigma) where a corrupt window is valid: a number in [0, 1],
+                                    # "natural" (ratio by episodes among the sources valid at sigma), or
+                                    # "natural_all" (ratio by all episodes at every sigma: plain cotraining's)
     alpha_table: list[list[float]] | str | None = None  # [[sigma, alpha], ...] (log-interpolated) or
                                                          # "classifier" (from the annotations' accuracy)
     sigma_n: float | Literal["annotations"] | None = None  # noise level of the corrupt data: one number for
@@ -170,6 +175,9 @@ class ObjectiveConfig:
     buffer: float = 1.0             # truncated / ambient: corrupt window valid at sigma > buffer * sigma_n
     contract: bool = True           # ambient: add sigma_n noise to corrupt chunks (false: already noisy)
     locality_sigma_max: float | None = None  # corrupt data also used (plain loss) at sigma < this
+    sigma_n_floor: float | None = None  # per-window sigma_n raised to at least this (docs/objectives.md §15)
+    sigma_n_buckets: int | None = None  # per-window sigma_n coarsened to K equal-count buckets, each window
+                                    # taking its bucket's largest value (docs/objectives.md §15)
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
@@ -184,8 +192,13 @@ class ObjectiveConfig:
             raise ValueError("objective.sigma_n 'annotations' needs objective.annotations")
         if self.buffer < 1:
             raise ValueError("objective.buffer must be >= 1")
-        if isinstance(self.alpha, str) and self.alpha != "natural":
-            raise ValueError(f"objective.alpha must be a number in [0, 1] or 'natural', got {self.alpha!r}")
+        if self.sigma_n_floor is not None and not 0 <= self.sigma_n_floor < float("inf"):
+            raise ValueError(f"objective.sigma_n_floor must be >= 0 (or null), got {self.sigma_n_floor}")
+        if self.sigma_n_buckets is not None and self.sigma_n_buckets < 1:
+            raise ValueError(f"objective.sigma_n_buckets must be >= 1 (or null), got {self.sigma_n_buckets}")
+        if isinstance(self.alpha, str) and self.alpha not in ALPHA_WORDS:
+            raise ValueError(f"objective.alpha must be a number in [0, 1], 'natural' or 'natural_all', "
+                             f"got {self.alpha!r}")
         if not isinstance(self.alpha, str) and not 0 <= self.alpha <= 1:
             raise ValueError(f"objective.alpha must be in [0, 1], got {self.alpha}")
         if isinstance(self.alpha_table, str) and self.alpha_table != "classifier":

@@ -295,13 +295,35 @@ def _corrupt_sigma_n(raw: RawDataset, w: WindowIndex, rows: np.ndarray, cfg: Tra
         if ds is None:
             raise ConfigError("config", "objective.annotations",
                               f"{ocfg.annotations} has no annotations for corrupt dataset {raw.path}")
-        return sigma_n_for_windows(ds, w.episode[rows], w.t0[rows], ocfg.annotations)
+        per_window = sigma_n_for_windows(ds, w.episode[rows], w.t0[rows], ocfg.annotations)
+        return coarsened_sigma_n(per_window, ocfg.sigma_n_floor, ocfg.sigma_n_buckets)
+    if ocfg.sigma_n_floor is not None or ocfg.sigma_n_buckets is not None:
+        raise ConfigError("config", "objective.sigma_n_floor", "sigma_n_floor and sigma_n_buckets reshape per-window "
+                          "sigma_n; they need objective.sigma_n: annotations")
     value = ocfg.sigma_n if ocfg.sigma_n is not None else spec.sigma_n
     if value is None:
         raise ConfigError("config", "objective.sigma_n",
                           f"method {ocfg.method} needs the noise level of corrupt dataset {raw.path}: a number, "
                           "'annotations' (per window), or data.datasets[].sigma_n")
     return np.full(len(rows), float(value))
+
+
+def coarsened_sigma_n(sigma_n: np.ndarray, floor: float | None, buckets: int | None) -> np.ndarray:
+    """Per-window sigma_n (N,) with the low-noise variants of docs/objectives.md section 15 applied.
+
+    floor: no window below this level (per-datapoint sigma_n with a per-dataset minimum). buckets: the
+    finite values sorted into K groups of (nearly) equal count, every window taking the largest value of its
+    group, so a window is never used below its own level and the sigma_n = 0 windows share a positive
+    level unless they fill a whole group. 'never' (inf) stays never."""
+    out = np.asarray(sigma_n, np.float64).copy()
+    finite = np.flatnonzero(np.isfinite(out))
+    if buckets is not None and len(finite):
+        order = finite[np.argsort(out[finite], kind="stable")]
+        for group in np.array_split(order, min(buckets, len(order))):
+            out[group] = out[group].max()
+    if floor is not None:
+        out = np.maximum(out, floor)
+    return out
 
 
 def _mixings(cfg: TrainConfig, pools: dict, annotations) -> tuple[Mixing, Mixing | None]:
@@ -328,6 +350,8 @@ def _configured_mixing(ocfg, annotations, clean_eps: int, corrupt_eps: int) -> M
         base = ocfg.alpha if not isinstance(ocfg.alpha, str) else clean_eps / max(clean_eps + corrupt_eps, 1)
         distinguish = np.clip(2 * acc[keep] - 1, 0, 1)
         return Mixing.table(grid[keep], base + (1 - base) * distinguish)
+    if ocfg.alpha == "natural_all":   # plain cotraining's ratio, held at every sigma
+        return Mixing(kind="constant", value=clean_eps / max(clean_eps + corrupt_eps, 1))
     if isinstance(ocfg.alpha, str):
         return None
     return Mixing(kind="constant", value=float(ocfg.alpha))

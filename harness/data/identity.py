@@ -51,6 +51,8 @@ ADDED_KEYS: dict[str, Any] = {
     "diffusion.prediction_type": "epsilon",
     "diffusion.clip_sample": True,
     "optim.ema_power": None,
+    "objective.sigma_n_floor": None,  # issue 21: the low-noise mixing variants
+    "objective.sigma_n_buckets": None,
     "config.search": "full",        # issue 21: annotate scores each window only up to its crossing
 }
 

@@ -134,6 +134,69 @@ def plot_success_vs_alpha(rows: Sequence[TableRow], path) -> Path | None:
     return _save(fig, path)
 
 
+def plot_success_vs_sigma_n(rows: Sequence[TableRow], path) -> Path | None:
+    """The per-dataset sweep: success against the one fixed sigma_n of a row (log axis), one curve per
+    method with a Wilson band; the rows of methods without sigma_n (target_only, cotrain) are horizontal
+    reference lines. CSV: label, method, sigma_n, rate, ci_low, ci_high, drawn_as (curve | reference).
+    Nothing is written unless some method has rows at two or more sigma_n."""
+    rows = [r for r in rows if r.protocol == "final"]
+    by_method: dict[str, list[TableRow]] = {}
+    for r in rows:
+        if r.sigma_n is not None and r.sigma_n > 0:
+            by_method.setdefault(r.method, []).append(r)
+    curves = {m: sorted(rs, key=lambda r: r.sigma_n) for m, rs in by_method.items() if len(rs) >= 2}
+    if not curves:
+        return None
+    references = [r for r in rows if not method_class(r.method).needs_sigma_n]
+    points = [r for rs in curves.values() for r in rs]
+    _write_csv(path, ["label", "method", "sigma_n", "rate", "ci_low", "ci_high", "drawn_as"],
+               [[r.label, r.method, r.sigma_n, float(r.rate), float(r.ci_low), float(r.ci_high), "curve"]
+                for r in points] +
+               [[r.label, r.method, None, float(r.rate), float(r.ci_low), float(r.ci_high), "reference"]
+                for r in references])
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, (method, rs) in enumerate(curves.items()):
+        s = np.array([r.sigma_n for r in rs])
+        ax.fill_between(s, [r.ci_low * 100 for r in rs], [r.ci_high * 100 for r in rs], alpha=0.15, color=f"C{i}")
+        ax.plot(s, [r.rate * 100 for r in rs], "o-", color=f"C{i}", label=method)
+    left = min(r.sigma_n for r in points)
+    for j, r in enumerate(references):
+        color = f"C{len(curves) + j}"
+        ax.axhline(r.rate * 100, ls="--", lw=1, color=color, alpha=0.8)
+        ax.text(left, r.rate * 100, f" {r.label}", va="bottom", fontsize=8, color=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("sigma_n of every corrupt window (normalized action units)")
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(0, min(100, max(r.ci_high * 100 for r in points + references) + 10))
+    ax.set_title("success versus a fixed sigma_n (the per-dataset sweep)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def plot_clean_fraction_by_sigma(rows: Sequence[TableRow], path) -> Path | None:
+    """The realised clean fraction in each training sigma band, one line per row: where truncation hands
+    the low noise levels to the clean data. CSV: label, then one column per band. None without records."""
+    rows = [r for r in rows if r.protocol == "final" and r.clean_fraction_by_sigma]
+    if not rows:
+        return None
+    bands = list(rows[0].clean_fraction_by_sigma)
+    _write_csv(path, ["label", *bands], [[r.label, *(r.clean_fraction_by_sigma.get(b) for b in bands)] for r in rows])
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    x = np.arange(len(bands))
+    for i, r in enumerate(rows):
+        y = [np.nan if r.clean_fraction_by_sigma.get(b) is None else 100 * r.clean_fraction_by_sigma[b] for b in bands]
+        ax.plot(x, y, marker="o", lw=1, ms=3, color=f"C{i % 10}", ls="-" if i < 10 else "--", label=r.label)
+    ax.set_xticks(x, bands)
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel("training sigma band (normalized action units)")
+    ax.set_ylabel("clean share of training samples (%)")
+    ax.set_title("realised clean fraction per noise level")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_classifier_accuracy(sigmas: Sequence[float], balanced: Sequence[float], path,
                              acc_clean: Sequence[float] | None = None, acc_corrupt: Sequence[float] | None = None,
                              threshold: float | None = None, chance: float = 0.5,

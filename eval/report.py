@@ -73,6 +73,7 @@ class RunResult:
     records: list[TrialRecord]
     alpha: float | None = None     # the mixing ratio P(clean), for the success-versus-alpha plot
     name: str | None = None        # row name chosen by the study (default: "method (setting)")
+    sigma_n: float | None = None   # one fixed sigma_n for every corrupt window (the per-dataset sweep plot)
     training: dict | None = None   # the run's train_summary.json: realised clean fraction, clipped steps
     protocol: str = "final"        # "final": the final checkpoint; "selected": the checkpoint a protocol chose
                                    # (eval/selection.py), its records from held-out start seeds
@@ -106,6 +107,8 @@ class TableRow:
     protocol: str = "final"                # "final" or "selected" (RunResult.protocol)
     checkpoint_mean: float | None = None   # selected rows of select none: mean over candidates and seeds
     left_workspace: float = 0.0            # fraction of trials that ended with the T pushed out of the workspace
+    sigma_n: float | None = None           # the row's one fixed sigma_n (RunResult.sigma_n)
+    clean_fraction_by_sigma: dict | None = None  # sigma band -> realised clean fraction, mean over seeds
 
     def ci_text(self) -> str:
         return wilson_interval(self.successes, self.trials).fmt()
@@ -141,6 +144,7 @@ def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[Table
             clipped_fraction=_mean_training(runs, "clipped_fraction"),
             protocol=runs[0].protocol, checkpoint_mean=_mean_of(r.checkpoint_mean for r in runs),
             left_workspace=sum(t.outcome == "left_workspace" for r in runs for t in r.records) / max(n, 1),
+            sigma_n=runs[0].sigma_n, clean_fraction_by_sigma=_mean_bands(runs),
         ))
     return rows, base_label
 
@@ -154,6 +158,19 @@ def _mean_of(values) -> float | None:
 def _mean_training(runs: Sequence[RunResult], key: str) -> float | None:
     values = [r.training[key] for r in runs if r.training and r.training.get(key) is not None]
     return float(np.mean(values)) if values and len(values) == len(runs) else None
+
+
+def _mean_bands(runs: Sequence[RunResult]) -> dict | None:
+    """Per sigma band of train_summary.json, the realised clean fraction averaged over the seeds that drew
+    a sample in that band (None where none did); None unless every run has the record."""
+    bands = [r.training.get("clean_fraction_by_sigma") if r.training else None for r in runs]
+    if not bands or any(b is None for b in bands):
+        return None
+    out = {}
+    for band in bands[0]:
+        values = [b[band] for b in bands if b.get(band) is not None]
+        out[band] = float(np.mean(values)) if values else None
+    return out
 
 
 def _paired(runs: Sequence[RunResult], base_runs: Sequence[RunResult]) -> PairedTest:

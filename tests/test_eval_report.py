@@ -118,6 +118,30 @@ def test_success_plots_write_the_table_numbers(tmp_path):
     assert not (tmp_path / "none.csv").exists() and not (tmp_path / "none.png").exists()
 
 
+def test_sigma_n_sweep_and_clean_fraction_plots_write_the_table_numbers(tmp_path):
+    """The sweep curve holds the fixed-sigma_n rows of each method in sigma order, the methods without
+    sigma_n are reference lines, per-datapoint rows are neither; the clean fraction per band is the mean
+    over the seeds that drew a sample there."""
+    def band(low, high):
+        return {"training": {"clean_fraction_by_sigma": {"0-0.05": low, "0.05-0.2": high}}}
+    sweep = [RunResult("truncated", f"sigma_n={s}", 0, _recs(w), sigma_n=s, name=f"truncated {s}", **band(1.0, 0.5))
+             for s, w in ((0.4, [1, 1, 0, 0]), (0.05, [1, 0, 0, 0]))]
+    others = [RunResult("cotrain", "", seed, _recs([1, 1, 1, 0]), **band(low, 0.1))
+              for seed, low in ((0, 0.2), (1, None))]
+    others.append(RunResult("truncated", "per-datapoint", 0, _recs([0, 0, 0, 1])))
+    rows, _ = study_table(sweep + others, baseline="cotrain")
+    got = _csv(plots.plot_success_vs_sigma_n(rows, tmp_path / "sweep.png"))
+    assert [(g["label"], float(g["sigma_n"]) if g["sigma_n"] else None, g["drawn_as"]) for g in got] == [
+        ("truncated 0.05", 0.05, "curve"), ("truncated 0.4", 0.4, "curve"), ("cotrain", None, "reference")]
+    assert float(got[1]["rate"]) == pytest.approx(0.5, abs=1e-6)
+    got = _csv(plots.plot_clean_fraction_by_sigma(rows, tmp_path / "bands.png"))
+    by = {g["label"]: g for g in got}
+    assert set(by) == {"truncated 0.4", "truncated 0.05", "cotrain"}      # the row without records is left out
+    assert float(by["cotrain"]["0-0.05"]) == pytest.approx(0.2) and float(by["cotrain"]["0.05-0.2"]) == pytest.approx(0.1)
+    one_point, _ = study_table(sweep[:1] + others, baseline="cotrain")
+    assert plots.plot_success_vs_sigma_n(one_point, tmp_path / "none.png") is None
+
+
 def test_classifier_accuracy_plot_writes_balanced_and_per_class_accuracy(tmp_path):
     sigmas, clean, corrupt = [0.0, 0.01, 0.1, 1.0], [0.9, 0.9, 0.7, 0.5], [1.0, 0.96, 0.7, 0.52]
     balanced = [(a + b) / 2 for a, b in zip(clean, corrupt)]

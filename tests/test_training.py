@@ -268,3 +268,37 @@ def test_image_observations_train_and_act(tmp_path):
     mse_untrained = np.mean((untrained.act(obs, seeds=seeds) - executed) ** 2)
     # measured: ~12x smaller after 300 steps (~5x after 150); assert a clear margin below that
     assert mse_trained < mse_untrained / 4, (mse_trained, mse_untrained)
+
+
+def test_coarsened_sigma_n_floor_and_buckets():
+    """Floor: no window below it. Buckets: equal-count groups of the finite values, each its largest, so
+    no window is used below its own level; never stays never."""
+    from harness.training_data import coarsened_sigma_n
+    s = np.array([0.0, 0.0, 0.1, 0.3, 0.2, np.inf, 0.4, 0.0, 0.8])
+    assert np.array_equal(coarsened_sigma_n(s, 0.05, None), np.maximum(s, 0.05))
+    b = coarsened_sigma_n(s, None, 2)          # finite sorted: 0 0 0 0.1 | 0.2 0.3 0.4 0.8 (+ 0.0 first)
+    assert np.all(b >= s) and np.isinf(b[5]) and len(np.unique(b[np.isfinite(b)])) == 2
+    assert b[0] == b[1] == b[7] == 0.1 and b[3] == b[8] == 0.8
+    assert np.array_equal(coarsened_sigma_n(s, None, 100), s)   # one window per bucket: unchanged
+    assert np.array_equal(coarsened_sigma_n(s, None, None), s)
+
+
+def test_alpha_natural_all_holds_plain_cotrainings_ratio_at_every_sigma(stores, tmp_path):
+    """truncated with alpha natural_all: P(clean) is E_clean / (E_clean + E_corrupt) wherever a corrupt
+    window is valid (the natural alpha would rise towards 1 where few are valid)."""
+    natural = Trainer(tiny_cfg(stores, tmp_path / "n", method="truncated")).data
+    fixed = Trainer(tiny_cfg(stores, tmp_path / "f", method="truncated", **{"objective.alpha": "natural_all"})).data
+    sigma = np.array([0.3, 1.0, 10.0])
+    assert np.allclose(fixed.sampler.p_clean(sigma), natural.alpha_natural)
+    assert fixed.alpha_target == pytest.approx(natural.alpha_natural)
+    assert np.allclose(natural.sampler.p_clean(sigma), natural.alpha_natural)   # sigma_n 0.2: all valid above
+    assert np.all(natural.sampler.p_clean(np.array([0.1])) == 1.0) and np.all(fixed.sampler.p_clean(np.array([0.1])) == 1.0)
+
+
+def test_floor_and_buckets_need_per_window_sigma_n(stores, tmp_path):
+    with pytest.raises(ConfigError, match="sigma_n_floor"):
+        Trainer(tiny_cfg(stores, tmp_path / "a", method="truncated", **{"objective.sigma_n_floor": 0.1}))
+    with pytest.raises(ConfigError, match="sigma_n_buckets"):
+        tiny_cfg(stores, tmp_path / "b", method="truncated", **{"objective.sigma_n_buckets": 0})
+    with pytest.raises(ConfigError, match="does not apply"):
+        tiny_cfg(stores, tmp_path / "c", method="cotrain", **{"objective.sigma_n_floor": 0.1})

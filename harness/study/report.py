@@ -39,8 +39,10 @@ def collect_results(plans: Sequence[RunPlan]) -> tuple[list[RunResult], list[str
             continue
         summary = Path(p.dir) / "train" / SUMMARY_FILE
         training = json.loads(summary.read_text()) if summary.is_file() else None
+        sigma_n = p.train_config["objective"].get("sigma_n")
         results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(trials), _run_alpha(p, training),
-                                 name=p.label, training=training))
+                                 name=p.label, training=training,
+                                 sigma_n=float(sigma_n) if isinstance(sigma_n, (int, float)) else None))
         selected = selected_result(Path(p.dir), results[-1])   # checkpoint protocol: a row of its own
         if selected is not None:
             results.append(selected)
@@ -134,9 +136,11 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
     pdir = out / "plots"
     if rows:
         files.append(plots.plot_success(rows, pdir / "success.png", title))
-        alpha_plot = plots.plot_success_vs_alpha(rows, pdir / "success_vs_alpha.png")
-        if alpha_plot:
-            files.append(alpha_plot)
+        for plot in (plots.plot_success_vs_alpha(rows, pdir / "success_vs_alpha.png"),
+                     plots.plot_success_vs_sigma_n(rows, pdir / "success_vs_sigma_n.png"),
+                     plots.plot_clean_fraction_by_sigma(rows, pdir / "clean_fraction_by_sigma.png")):
+            if plot:
+                files.append(plot)
     scale, sigmas = None, []
     if annotations is not None and Path(annotations).exists():
         from harness.annotations import read_annotations

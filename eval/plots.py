@@ -197,6 +197,38 @@ def plot_clean_fraction_by_sigma(rows: Sequence[TableRow], path) -> Path | None:
     return _save(fig, path)
 
 
+def plot_zero_window_profile(annotations, stores: Mapping[str, str], path) -> Path | None:
+    """Who the sigma_n = 0 windows are (eval/window_profile.py): per feature, the distribution over the
+    sigma_n = 0 windows against all windows of each corrupt dataset. CSV: the profile table."""
+    from eval.window_profile import FEATURES, PROFILE_HEADER, zero_window_profile
+    rows, data = zero_window_profile(annotations, stores)
+    if not data:
+        return None
+    _write_csv(path, PROFILE_HEADER, rows)
+    units = {"phase": "phase of the episode (0 = start)", "pusher_speed": "pusher speed (m/s)",
+             "in_contact": "pusher touching the T", "goal_distance": "T distance to goal (m)"}
+    fig, axes = plt.subplots(1, len(FEATURES), figsize=(3.2 * len(FEATURES), 3.2))
+    for ax, name in zip(axes, FEATURES):
+        for i, (dataset, (features, sigma_n)) in enumerate(data.items()):
+            values = features[name]
+            if name == "in_contact":
+                shares = [values.mean() * 100, values[sigma_n == 0].mean() * 100 if np.any(sigma_n == 0) else 0]
+                ax.bar(np.arange(2) + 0.4 * i, shares, width=0.4, color=["C0", "C3"])
+                ax.set_xticks(np.arange(2), ["all", "sigma_n = 0"])
+                ax.set_ylabel("% of windows in contact")
+                continue
+            bins = np.histogram_bin_edges(values, bins=30)
+            ax.hist(values, bins=bins, density=True, histtype="step", color="C0", label=f"{dataset}: all")
+            ax.hist(values[sigma_n == 0], bins=bins, density=True, histtype="step", color="C3",
+                    label=f"{dataset}: sigma_n = 0")
+            ax.set_ylabel("density")
+        ax.set_xlabel(units[name])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("the corrupt windows called clean at sigma = 0, against all corrupt windows", fontsize=9)
+    return _save(fig, path)
+
+
 def plot_classifier_accuracy(sigmas: Sequence[float], balanced: Sequence[float], path,
                              acc_clean: Sequence[float] | None = None, acc_corrupt: Sequence[float] | None = None,
                              threshold: float | None = None, chance: float = 0.5,

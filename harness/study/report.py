@@ -145,6 +145,10 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
     if annotations is not None and Path(annotations).exists():
         from harness.annotations import read_annotations
         files += plots.plot_annotations(annotations, pdir / "classifier_accuracy.png", pdir / "sigma_n_hist.png")
+        profile = plots.plot_zero_window_profile(
+            annotations, {d.name: d.path for d in datasets if d.role == "corrupt"}, pdir / "sigma_n_zero_profile.png")
+        if profile:
+            files.append(profile)
         ann = read_annotations(annotations)
         smin = np.concatenate([d.sigma_n for d in ann.datasets])
         scale = np.asarray(ann.action_normalizer["scale"], float)   # actions -> normalized units

@@ -74,6 +74,7 @@ class RunResult:
     alpha: float | None = None     # the mixing ratio P(clean), for the success-versus-alpha plot
     name: str | None = None        # row name chosen by the study (default: "method (setting)")
     sigma_n: float | None = None   # one fixed sigma_n for every corrupt window (the per-dataset sweep plot)
+    baseline: str | None = None    # the row label this run is paired with (None: the table's baseline)
     training: dict | None = None   # the run's train_summary.json: realised clean fraction, clipped steps
     protocol: str = "final"        # "final": the final checkpoint; "selected": the checkpoint a protocol chose
                                    # (eval/selection.py), its records from held-out start seeds
@@ -108,6 +109,7 @@ class TableRow:
     checkpoint_mean: float | None = None   # selected rows of select none: mean over candidates and seeds
     left_workspace: float = 0.0            # fraction of trials that ended with the T pushed out of the workspace
     sigma_n: float | None = None           # the row's one fixed sigma_n (RunResult.sigma_n)
+    baseline: str | None = None            # the row it is paired with, when not the table's baseline
     clean_fraction_by_sigma: dict | None = None  # sigma band -> realised clean fraction, mean over seeds
 
     def ci_text(self) -> str:
@@ -132,8 +134,10 @@ def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[Table
         k = sum(sum(t.success for t in r.records) for r in runs)
         n = sum(len(r.records) for r in runs)
         ci = wilson_interval(k, n)
-        test = None
-        if base_label is not None and label != base_label:
+        test, own = None, runs[0].baseline if runs[0].baseline in groups else None
+        if own is not None and own != label:
+            test = _paired(runs, groups[own])
+        elif base_label is not None and label != base_label:
             test = _paired(runs, groups[base_label])
         rows.append(TableRow(
             label=label, method=runs[0].method, setting=runs[0].setting, alpha=runs[0].alpha,
@@ -145,6 +149,7 @@ def study_table(results: Sequence[RunResult], baseline: str) -> tuple[list[Table
             protocol=runs[0].protocol, checkpoint_mean=_mean_of(r.checkpoint_mean for r in runs),
             left_workspace=sum(t.outcome == "left_workspace" for r in runs for t in r.records) / max(n, 1),
             sigma_n=runs[0].sigma_n, clean_fraction_by_sigma=_mean_bands(runs),
+            baseline=own if own != label else None,
         ))
     return rows, base_label
 
@@ -197,6 +202,8 @@ def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
             versus, p = "(baseline)" if r.label == base_label else "", ""
         else:
             versus, p = f"{r.vs_baseline.a_only} / {r.vs_baseline.b_only}", _fmt_p(r.vs_baseline.p_value)
+            if r.baseline is not None and r.baseline != base_label:
+                versus += f" (vs {r.baseline})"
         lines.append(f"| {r.label} | {len(r.seeds)} | {r.trials} | {r.ci_text()} | {per_seed} | {versus} | {p} "
                      f"| {_percent(r.left_workspace)} | {_percent(r.clean_fraction)} | {_percent(r.clipped_fraction)} |"
                      + (f" {_percent(r.checkpoint_mean)} |" if means else ""))
@@ -207,7 +214,7 @@ def table_csv(rows: Sequence[TableRow]) -> str:
     buf = io.StringIO()
     fields = ["label", "method", "setting", "alpha", "n_seeds", "trials", "successes", "rate", "ci_low",
               "ci_high", "per_seed_rate", "pairs", "wins_vs_baseline", "losses_vs_baseline", "p_mcnemar",
-              "clean_fraction", "clipped_fraction", "protocol", "checkpoint_mean", "left_workspace"]
+              "paired_with", "clean_fraction", "clipped_fraction", "protocol", "checkpoint_mean", "left_workspace"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
@@ -220,6 +227,7 @@ def table_csv(rows: Sequence[TableRow]) -> str:
             "pairs": "" if t is None else t.n_pairs, "wins_vs_baseline": "" if t is None else t.a_only,
             "losses_vs_baseline": "" if t is None else t.b_only,
             "p_mcnemar": "" if t is None else f"{t.p_value:.6g}",
+            "paired_with": r.baseline or "",
             "clean_fraction": "" if r.clean_fraction is None else f"{r.clean_fraction:.6f}",
             "clipped_fraction": "" if r.clipped_fraction is None else f"{r.clipped_fraction:.6f}",
             "protocol": r.protocol,

@@ -183,6 +183,28 @@ def test_study_bookkeeping_resumes_with_a_stand_in_job(tmp_path, monkeypatch):
                                                           ("target_only", "fixed"), ("ambient (sigma_n=0.2)", "reference")]
 
 
+def test_a_row_can_have_its_own_train_settings_and_its_own_baseline(tmp_path):
+    """A formulation row: its train overrides reach its runs alone; it is paired with the row it names."""
+    ddpm = {"method": "cotrain", "label": "cotrain ddpm", "train": {"diffusion": {"kind": "ddpm", "num_steps": 3}}}
+    methods = [{"method": "cotrain"}, ddpm,
+               {"method": "truncated", "label": "truncated ddpm", "sigma_n": 0.3, "baseline": "cotrain ddpm",
+                "train": {"diffusion": {"kind": "ddpm", "num_steps": 3}, "run": {"steps": 5}}}]
+    plans = {p.label: p for p in plan_runs(_study(tmp_path, methods, annotate={"enabled": False}), None, dry=True)}
+    assert plans["cotrain"].train_config["diffusion"]["kind"] == "edm" and plans["cotrain"].baseline is None
+    assert plans["cotrain ddpm"].train_config["diffusion"]["kind"] == "ddpm"
+    trunc = plans["truncated ddpm"]
+    assert trunc.train_config["diffusion"]["num_steps"] == 3 and trunc.train_config["run"]["steps"] == 5
+    assert trunc.train_config["objective"]["sigma_n"] == 0.3 and trunc.baseline == "cotrain ddpm"
+    with pytest.raises(ConfigError, match="needs a label"):
+        _study(tmp_path, [{"method": "cotrain", "train": {"run": {"steps": 5}}}])
+    with pytest.raises(ConfigError, match="names no row"):
+        plan_runs(_study(tmp_path, [{"method": "cotrain", "baseline": "nothing"}], annotate={"enabled": False}),
+                  None, dry=True)
+    with pytest.raises(ConfigError, match="diffusion.kind"):
+        plan_runs(_study(tmp_path, [{"method": "cotrain", "label": "x", "train": {"diffusion": {"kind": "vp"}}}],
+                         annotate={"enabled": False}), None, dry=True)
+
+
 def test_matched_alpha_must_name_an_unmatched_row(tmp_path):
     def plan(alphas, extra=()):
         methods = [{"method": "truncated", "sigma_n": 0.3}, {"method": "cotrain", "alphas": alphas}, *extra]

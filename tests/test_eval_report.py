@@ -69,6 +69,18 @@ def test_study_table_counts_trials_that_pushed_the_t_out_of_the_workspace():
                                                                                              "0.000000"]
 
 
+def test_a_row_with_its_own_baseline_is_paired_with_it():
+    edm = RunResult("cotrain", "", 0, _recs([1, 1, 0, 0]))
+    ddpm = RunResult("cotrain", "", 0, _recs([0, 0, 0, 0]), name="cotrain ddpm")
+    trunc = RunResult("truncated", "", 0, _recs([1, 1, 1, 1]), name="truncated ddpm", baseline="cotrain ddpm")
+    rows, base = study_table([edm, ddpm, trunc], baseline="cotrain")
+    by = {r.label: r for r in rows}
+    assert base == "cotrain" and by["truncated ddpm"].vs_baseline.a_only == 4      # 4 wins against cotrain ddpm
+    assert by["cotrain ddpm"].vs_baseline.b_only == 2 and by["cotrain ddpm"].baseline is None
+    md = table_markdown(rows, base)
+    assert "4 / 0 (vs cotrain ddpm)" in md and "0 / 2 |" in md
+
+
 def test_spectrum_of_white_noise_is_flat_at_its_variance():
     rng = np.random.default_rng(0)
     windows = rng.normal(0, 0.1, size=(4000, 32, 2))

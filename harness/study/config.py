@@ -69,9 +69,17 @@ class MethodSpec:
     locality_sigma_max: float | None = None  # + locality: corrupt data also used below this sigma
     sigma_mixing: list[list[float]] | Literal["classifier"] | None = None  # alpha(sigma): [[sigma, alpha], ...]
     objective: dict[str, Any] = dataclasses.field(default_factory=dict)  # any other objective.* keys
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig overrides of this row alone,
+                                     # on top of the study's train (e.g. {diffusion: {kind: ddpm}}); needs a label
+    baseline: str | None = None      # the row label this row is paired with (default: the study's baseline),
+                                     # e.g. the cotrain row of the same formulation
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
+        if self.train and not self.label:
+            raise ValueError(f"method {self.method}: a row with its own train settings needs a label")
+        if "objective" in self.train:
+            raise ValueError(f"method {self.method}: set objective keys in `objective`, not in `train`")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}, got {self.method!r}")
         cls = method_class(self.method)

@@ -33,6 +33,7 @@ class RunPlan:
     train_config: dict               # resolved TrainConfig as a plain dict (out_dir set to <dir>/train)
     matched_to: str | None = None    # the row whose realised clean fraction (same seed) is this run's alpha
     pending: bool = False            # matched, and that row's run has not finished: alpha is a stand-in
+    baseline: str | None = None      # the row it is paired with in the table (None: the study's baseline)
 
     @property
     def key(self) -> str:
@@ -49,6 +50,8 @@ class _Row:
     objective: dict
     datasets: list[dict]
     matched_to: str | None
+    train: dict                      # the row's own TrainConfig overrides
+    baseline: str | None
 
 
 def slugify(text: str) -> str:
@@ -122,10 +125,11 @@ def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunPlan:
         objective = {**objective, "alpha": alpha}
         if not pending:
             setting = f"alpha={alpha:.4f} (matched to {row.matched_to})"
-    train = merge(base, {"seed": seed, "out_dir": str(run_dir / "train"), "objective": objective,
-                         "data": {"datasets": row.datasets, "normalizer": str(cfg.normalizer_path)}})
+    train = merge(merge(base, row.train), {"seed": seed, "out_dir": str(run_dir / "train"), "objective": objective,
+                                           "data": {"datasets": row.datasets, "normalizer": str(cfg.normalizer_path)}})
     tc = from_dict(TrainConfig, train, f"{cfg.name}: {row.label} seed {seed}")
-    return RunPlan(row.label, slug, row.method, setting, alpha, seed, run_dir, to_dict(tc), row.matched_to, pending)
+    return RunPlan(row.label, slug, row.method, setting, alpha, seed, run_dir, to_dict(tc), row.matched_to, pending,
+                   row.baseline)
 
 
 def with_snapshots(cfg: StudyConfig, base: dict) -> dict:
@@ -194,7 +198,12 @@ def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path:
             elif m.sigma_n is not None:
                 objective["sigma_n"] = float(m.sigma_n)
             matched_to = matched_label(objective.get("alpha"))
-            rows.append(_Row(label, m.method, setting, alpha, objective, datasets, matched_to))
+            rows.append(_Row(label, m.method, setting, alpha, objective, datasets, matched_to, m.train, m.baseline))
+    labels = {row.label for row in rows}
+    for row in rows:
+        if row.baseline is not None and row.baseline not in labels:
+            raise ConfigError("experiment", "methods", f"{row.label}: baseline {row.baseline!r} names no row of the "
+                              f"study; rows: {', '.join(repr(r.label) for r in rows)}")
     return rows
 
 

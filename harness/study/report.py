@@ -41,7 +41,7 @@ def collect_results(plans: Sequence[RunPlan]) -> tuple[list[RunResult], list[str
         training = json.loads(summary.read_text()) if summary.is_file() else None
         sigma_n = p.train_config["objective"].get("sigma_n")
         results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(trials), _run_alpha(p, training),
-                                 name=p.label, training=training,
+                                 name=p.label, training=training, baseline=p.baseline,
                                  sigma_n=float(sigma_n) if isinstance(sigma_n, (int, float)) else None))
         selected = selected_result(Path(p.dir), results[-1])   # checkpoint protocol: a row of its own
         if selected is not None:

@@ -13,7 +13,6 @@ with a finite positive value in both, the 'never' fraction and the median sigma_
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from harness.classifier import (AnnotateConfig, _load, _normalizer, _windows, _Windows,  # noqa: E402
-                                mean_p_corrupt, train_classifier)
+from benchmarks.fold0 import fold0_classifier  # noqa: E402
+from harness.classifier import AnnotateConfig, mean_p_corrupt  # noqa: E402
 from harness.data.configs import from_dict, parse_overrides  # noqa: E402
-from harness.device import resolve_device  # noqa: E402
 from harness.sigma_n_rule import apply_calibration, fit_calibration, sigma_n_from_p  # noqa: E402
-from harness.windows import WindowSpec  # noqa: E402
 
 
 def main() -> int:
@@ -43,24 +40,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = from_dict(AnnotateConfig, {"progress": False, **parse_overrides(args.overrides)}, "overrides")
-    spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
-    device = resolve_device(cfg.device)
-    clean_raws, clean_folds = _load(args.clean, "clean", cfg)
-    corrupt_raws, corrupt_folds = _load(args.corrupt, "corrupt", cfg)
-    normalizer = _normalizer(cfg, clean_raws, corrupt_raws)
-    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action)
-                                              for r in clean_raws + corrupt_raws])))
-    started = time.perf_counter()
-    model = train_classifier(_windows(clean_raws, spec, normalizer, [np.flatnonzero(f != 0) for f in clean_folds]),
-                             _windows(corrupt_raws, spec, normalizer, [np.flatnonzero(f != 0) for f in corrupt_folds]),
-                             dataclasses.replace(cfg, seed=cfg.seed * 100), sigma_data, device)
-    trained = time.perf_counter() - started
-    rng = np.random.default_rng(0)
-    held = {}
-    for name, raws, folds in (("clean", clean_raws, clean_folds), ("corrupt", corrupt_raws, corrupt_folds)):
-        w = _windows(raws, spec, normalizer, [np.flatnonzero(f == 0) for f in folds])
-        keep = rng.choice(len(w.action), size=min(args.windows, len(w.action)), replace=False)
-        held[name] = _Windows(w.obs[keep], w.action[keep])
+    setup = fold0_classifier(args.clean, args.corrupt, cfg, args.windows)
+    model, trained, held, device = setup.model, setup.trained_seconds, setup.held, setup.device
     grid = cfg.sigma_grid()
     started = time.perf_counter()
     draws = {name: np.stack([mean_p_corrupt(model, w, grid, 1, cfg.annotate_batch, device, seed=1 + d)

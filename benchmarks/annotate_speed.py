@@ -15,7 +15,6 @@ every window), from the training time and per-window scoring time measured here.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -25,12 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from harness.classifier import (AnnotateConfig, _load, _normalizer, _windows, _Windows,  # noqa: E402
-                                mean_p_corrupt, scan_to_crossing, train_classifier)
+from benchmarks.fold0 import fold0_classifier  # noqa: E402
+from harness.classifier import AnnotateConfig, _Windows, mean_p_corrupt, scan_to_crossing  # noqa: E402
 from harness.data.configs import from_dict, parse_overrides  # noqa: E402
-from harness.device import resolve_device  # noqa: E402
 from harness.sigma_n_rule import apply_calibration, fit_calibration, sigma_n_from_p  # noqa: E402
-from harness.windows import WindowSpec, make_windows  # noqa: E402
+from harness.windows import make_windows  # noqa: E402
 
 
 def main() -> int:
@@ -43,31 +41,15 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*", help="AnnotateConfig key=value, e.g. use_obs=false k_draws=8")
     args = parser.parse_args()
     cfg = from_dict(AnnotateConfig, {"progress": False, **parse_overrides(args.overrides)}, "overrides")
-    spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
-    device = resolve_device(cfg.device)
-    clean_raws, clean_folds = _load(args.clean, "clean", cfg)
-    corrupt_raws, corrupt_folds = _load(args.corrupt, "corrupt", cfg)
-    normalizer = _normalizer(cfg, clean_raws, corrupt_raws)
-    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action)
-                                              for r in clean_raws + corrupt_raws])))
-    started = time.perf_counter()
-    model = train_classifier(_windows(clean_raws, spec, normalizer, [np.flatnonzero(f != 0) for f in clean_folds]),
-                             _windows(corrupt_raws, spec, normalizer, [np.flatnonzero(f != 0) for f in corrupt_folds]),
-                             dataclasses.replace(cfg, seed=cfg.seed * 100), sigma_data, device)
-    trained = time.perf_counter() - started
-    rng = np.random.default_rng(0)
-    held = {}
-    for name, raws, folds in (("clean", clean_raws, clean_folds), ("corrupt", corrupt_raws, corrupt_folds)):
-        w = _windows(raws, spec, normalizer, [np.flatnonzero(f == 0) for f in folds])
-        keep = np.sort(rng.choice(len(w.action), size=min(args.windows, len(w.action)), replace=False))
-        held[name] = _Windows(w.obs[keep], w.action[keep])
+    setup = fold0_classifier(args.clean, args.corrupt, cfg, args.windows, sort=True)
+    model, trained, held, device = setup.model, setup.trained_seconds, setup.held, setup.device
     grid = cfg.sigma_grid()
     n_val = cfg.val_windows // cfg.n_folds
     calibration = fit_calibration(*(mean_p_corrupt(model, _Windows(w.obs[:n_val], w.action[:n_val]), grid,
                                                    cfg.k_draws, cfg.annotate_batch, device, 7)
                                     for w in (held["clean"], held["corrupt"])))
     target = held["corrupt"]
-    n_windows = sum(len(make_windows(r.episode_ends, spec)) for r in corrupt_raws)
+    n_windows = sum(len(make_windows(r.episode_ends, setup.spec)) for r in setup.corrupt_raws)
     print(f"device {device}  threads {torch.get_num_threads()}  classifier (one fold, {cfg.steps} steps) trained "
           f"in {trained:.0f} s; {len(target.action)} held-out corrupt windows x {len(grid)} sigmas, "
           f"k_draws {cfg.k_draws}; the stores hold {n_windows} corrupt windows")

@@ -205,6 +205,28 @@ def test_a_row_can_have_its_own_train_settings_and_its_own_baseline(tmp_path):
                          annotate={"enabled": False}), None, dry=True)
 
 
+def test_a_row_with_its_own_annotate_settings_reads_its_own_store(tmp_path):
+    """The annotation variants (issue 21, section 4): one store per distinct row annotate settings, made
+    with the study's settings plus the row's; every other row reads the shared store."""
+    from harness.study.runner import annotate_jobs
+    wide = {"method": "truncated", "label": "truncated (wide grid)", "sigma_n": "per_datapoint",
+            "annotate": {"sigma_hi": 40.0, "grid_size": 6}}
+    cfg = _study(tmp_path, [{"method": "truncated", "sigma_n": "per_datapoint"}, wide])
+    plans = {p.label: p for p in plan_runs(cfg, cfg.annotations_path, dry=True)}
+    own = cfg.out / "annotations-grid_size6-sigma_hi40.0.zarr"
+    assert plans["truncated (wide grid)"].train_config["objective"]["annotations"] == str(own)
+    assert plans["truncated (per-datapoint)"].train_config["objective"]["annotations"] == str(cfg.annotations_path)
+    jobs = {job.kwargs["out"]: job.kwargs["config"] for job in annotate_jobs(cfg, progress=False)}
+    assert set(jobs) == {str(cfg.annotations_path), str(own)}
+    assert jobs[str(own)]["sigma_hi"] == 40.0 and jobs[str(own)]["grid_size"] == 6
+    assert jobs[str(own)]["steps"] == jobs[str(cfg.annotations_path)]["steps"] == 5     # the study's settings
+    assert jobs[str(cfg.annotations_path)]["sigma_hi"] == 5.0
+    with pytest.raises(ConfigError, match="needs a label"):
+        _study(tmp_path, [{"method": "truncated", "sigma_n": "per_datapoint", "annotate": {"use_obs": True}}])
+    with pytest.raises(ConfigError, match="uses the classifier"):
+        _study(tmp_path, [{"method": "cotrain", "label": "x", "annotate": {"use_obs": True}}])
+
+
 def test_matched_alpha_must_name_an_unmatched_row(tmp_path):
     def plan(alphas, extra=()):
         methods = [{"method": "truncated", "sigma_n": 0.3}, {"method": "cotrain", "alphas": alphas}, *extra]

@@ -73,11 +73,14 @@ class MethodSpec:
                                      # on top of the study's train (e.g. {diffusion: {kind: ddpm}}); needs a label
     baseline: str | None = None      # the row label this row is paired with (default: the study's baseline),
                                      # e.g. the cotrain row of the same formulation
+    annotate: dict[str, Any] = dataclasses.field(default_factory=dict)  # AnnotateConfig overrides of this
+                                     # row's own classifier (on top of the study's annotate); its sigma_n
+                                     # then come from its own store, annotations-<overrides>.zarr; needs a label
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
-        if self.train and not self.label:
-            raise ValueError(f"method {self.method}: a row with its own train settings needs a label")
+        if (self.train or self.annotate) and not self.label:
+            raise ValueError(f"method {self.method}: a row with its own train or annotate settings needs a label")
         if "objective" in self.train:
             raise ValueError(f"method {self.method}: set objective keys in `objective`, not in `train`")
         if self.method not in METHODS:
@@ -94,6 +97,7 @@ class MethodSpec:
                     or not isinstance(a, str) and not 0 <= a <= 1:
                 raise ValueError(f"alphas must be numbers in [0, 1], 'natural' or '{MATCHED_TO} <row label>', "
                                  f"got {a!r}")
+        self.__post_init_annotate__()
         if self.sigma_mixing is not None and any(matched_label(a) for a in self.alphas or []):
             raise ValueError(f"method {self.method}: '{MATCHED_TO}' sets one alpha, sigma_mixing sets alpha(sigma); "
                              "use one")
@@ -101,6 +105,11 @@ class MethodSpec:
     @property
     def uses_classifier(self) -> bool:
         return self.sigma_n in ("per_dataset", "per_datapoint") or self.sigma_mixing == "classifier"
+
+    def __post_init_annotate__(self) -> None:
+        if self.annotate and not self.uses_classifier:
+            raise ValueError(f"method {self.method}: annotate settings of a row need a row that uses the classifier "
+                             "(sigma_n per_datapoint or per_dataset, or sigma_mixing classifier)")
 
 
 @dataclasses.dataclass
@@ -247,8 +256,29 @@ class StudyConfig:
         """Where the shared classifier output goes; None when there is no corrupt data or no use for it."""
         if not any(d.role == "corrupt" for d in self.datasets):
             return None
-        needed = any(m.uses_classifier for m in self.methods) or self.annotate.enabled
+        needed = any(m.uses_classifier and not m.annotate for m in self.methods) or self.annotate.enabled
         return self.out / "annotations.zarr" if needed else None
+
+    def row_annotations_path(self, m: MethodSpec) -> Path | None:
+        """The store a row reads its sigma_n from: the shared one, or its own for rows with annotate settings."""
+        if not m.annotate or not any(d.role == "corrupt" for d in self.datasets):
+            return self.annotations_path
+        return self.out / f"annotations-{annotate_slug(m.annotate)}.zarr"
+
+    def annotation_stores(self) -> dict[Path, dict]:
+        """Every annotations store the study makes -> the AnnotateConfig overrides on top of the study's."""
+        stores = {self.annotations_path: {}} if self.annotations_path is not None else {}
+        if any(d.role == "corrupt" for d in self.datasets):
+            for m in self.methods:
+                if m.annotate:
+                    stores[self.row_annotations_path(m)] = m.annotate
+        return stores
+
+
+def annotate_slug(overrides: dict) -> str:
+    """A store name for annotate overrides, e.g. {sigma_hi: 40, grid_size: 40} -> grid_size40-sigma_hi40."""
+    import re
+    return "-".join(re.sub(r"[^A-Za-z0-9._]+", "", f"{k}{v}") for k, v in sorted(overrides.items()))
 
 
 def _check_preset(name: str, key: str) -> None:

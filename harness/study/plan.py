@@ -101,7 +101,7 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
         corrupt_eps = sum(episodes_used(d) for d in cfg.datasets if d.role == "corrupt")
         natural = clean_eps / max(clean_eps + corrupt_eps, 1)
         per_dataset = per_dataset_sigma_n(cfg, annotations_path)
-    rows = _rows(cfg, natural, per_dataset, annotations_path)
+    rows = _rows(cfg, natural, per_dataset, annotations_path, dry)
     _check_matched(rows)
     plans = []
     for row in rows:
@@ -172,7 +172,8 @@ def _check_matched(rows: list[_Row]) -> None:
                               "matched row; name a row with its own alpha")
 
 
-def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path: Path | None) -> list[_Row]:
+def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path: Path | None,
+          dry: bool = False) -> list[_Row]:
     """Every table row: label, setting, objective and datasets of each setting of each method entry."""
     rows, seen = [], set()
     for m in cfg.methods:
@@ -182,19 +183,22 @@ def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path:
                 raise ConfigError("experiment", "methods", f"two entries give the row {label!r}; set `label`")
             seen.add(label)
             datasets = [{"path": d.path, "role": d.role, "max_episodes": d.episodes} for d in cfg.datasets]
+            # a row with its own annotate settings reads its own store; every other row the shared one
+            row_annotations = cfg.row_annotations_path(m) if m.annotate else annotations_path
             if m.sigma_n == "per_datapoint" or m.sigma_mixing == "classifier":
-                if annotations_path is None:
+                if row_annotations is None:
                     raise ConfigError("experiment", "annotate.enabled",
                                       f"{label} needs the classifier's annotations; there is no corrupt dataset")
-                objective["annotations"] = str(annotations_path)
+                objective["annotations"] = str(row_annotations)
             # Where sigma_n goes: one number in the objective, per window from the annotations, or one
             # value per corrupt dataset (harness.training_data reads exactly one of these).
             if m.sigma_n == "per_datapoint":
                 objective["sigma_n"] = "annotations"
             elif m.sigma_n == "per_dataset":
+                values = per_dataset if not m.annotate or dry else per_dataset_sigma_n(cfg, row_annotations)
                 for spec, d in zip(datasets, cfg.datasets):
                     if d.role == "corrupt":
-                        spec["sigma_n"] = per_dataset[d.name]
+                        spec["sigma_n"] = values[d.name]
             elif m.sigma_n is not None:
                 objective["sigma_n"] = float(m.sigma_n)
             matched_to = matched_label(objective.get("alpha"))

@@ -39,8 +39,7 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
     annotations = cfg.annotations_path
     plans = plan_runs(cfg, annotations, dry=True)       # every TrainConfig, with stand-ins for data numbers
     _check_devices(cfg, plans)
-    if annotations is not None:
-        annotate_job(cfg)                                # the AnnotateConfig
+    annotate_jobs(cfg)                                   # every AnnotateConfig
     generation_jobs(cfg, progress, dry=True)             # every generator config
     check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,9 +62,10 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     _check_datasets(cfg)
     write_study_normalizer(cfg)
 
-    # 2. the shared classifier
-    if annotations is not None:
-        failed = _run_stage(executor, [annotate_job(cfg, progress)], "annotate", log, progress)
+    # 2. the shared classifier (and the classifiers of rows with their own annotate settings)
+    jobs = annotate_jobs(cfg, progress)
+    if jobs:
+        failed = _run_stage(executor, jobs, "annotate", log, progress)
         if failed:
             return StudyResult(out, "", failed, [])
 
@@ -182,9 +182,16 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
     return jobs
 
 
-def annotate_job(cfg: StudyConfig, progress: bool = True) -> Job:
+def annotate_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
+    """One annotate job per store the study makes (the shared one, and one per distinct row annotate
+    settings), each on the cores the executor would give max_parallel jobs, one after the other."""
+    return [annotate_job(cfg, progress, out, overrides) for out, overrides in cfg.annotation_stores().items()]
+
+
+def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = None, overrides: dict | None = None) -> Job:
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
-    sigmas must be in the runs' units, so it normalizes with the study's normalizer."""
+    sigmas must be in the runs' units, so it normalizes with the study's normalizer. out / overrides: a row's
+    own store and its AnnotateConfig overrides (default: the shared store, the study's settings)."""
     from harness.classifier import AnnotateConfig
     from harness.train_config import TrainConfig
 
@@ -192,14 +199,16 @@ def annotate_job(cfg: StudyConfig, progress: bool = True) -> Job:
     data = from_dict(TrainConfig, base, "experiment: train").data
     shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
               "normalizer": str(cfg.normalizer_path), "progress": progress}   # progress: a free key
-    settings = merge(load_yaml(cfg.annotate.config) if cfg.annotate.config else {}, cfg.annotate.overrides)
+    settings = merge(merge(load_yaml(cfg.annotate.config) if cfg.annotate.config else {}, cfg.annotate.overrides),
+                     overrides or {})
     acfg = from_dict(AnnotateConfig, merge(settings, shared), "experiment: annotate")
-    return Job("annotate", "harness.study.jobs:annotate", {
+    out = out or cfg.annotations_path
+    return Job(f"annotate {out.name}" if out != cfg.annotations_path else "annotate", "harness.study.jobs:annotate", {
         # the classifier sees the same first-N episodes that the runs train on
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
         "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "corrupt"],
         # the stage's only job: it gets the cores the executor would give max_parallel jobs
-        "out": str(cfg.annotations_path), "config": to_dict(acfg),
+        "out": str(out), "config": to_dict(acfg),
         "threads": cfg.executor.threads * cfg.executor.max_parallel},
         resources={"num_cpus": cfg.executor.train_num_cpus,
                    "num_gpus": 0 if acfg.device == "cpu" else cfg.executor.train_num_gpus})

@@ -7,8 +7,7 @@ import time
 
 import numpy as np
 
-from harness.classifier import AnnotateConfig, _load, _normalizer, _windows, _Windows, train_classifier
-from harness.device import resolve_device
+from harness.classifier import AnnotateConfig, _windows, _Windows, load_annotate_data, train_classifier
 from harness.windows import WindowSpec
 
 
@@ -24,13 +23,9 @@ class Fold0:
 
 def fold0_classifier(clean, corrupt, cfg: AnnotateConfig, windows: int, sort: bool = False) -> Fold0:
     """Train fold 0's classifier as annotate does and draw the held-out windows (sorted rows if `sort`)."""
-    spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
-    device = resolve_device(cfg.device)
-    clean_raws, clean_folds = _load(clean, "clean", cfg)
-    corrupt_raws, corrupt_folds = _load(corrupt, "corrupt", cfg)
-    normalizer = _normalizer(cfg, clean_raws, corrupt_raws)
-    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action)
-                                              for r in clean_raws + corrupt_raws])))
+    data = load_annotate_data(clean, corrupt, cfg)
+    spec, device, normalizer, sigma_data = data.spec, data.device, data.normalizer, data.sigma_data
+    clean_raws, clean_folds, corrupt_raws, corrupt_folds = data.clean, data.clean_folds, data.corrupt, data.corrupt_folds
     started = time.perf_counter()
     model = train_classifier(_windows(clean_raws, spec, normalizer, [np.flatnonzero(f != 0) for f in clean_folds]),
                              _windows(corrupt_raws, spec, normalizer, [np.flatnonzero(f != 0) for f in corrupt_folds]),

@@ -372,13 +372,9 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
                             ANNOTATE_FREE_KEYS, out)
         return out
     check_writable(out)   # before minutes of training, not after
-    spec = WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action)
-    device = resolve_device(cfg.device)
-    clean_raws, clean_folds = _load(clean_paths, "clean", cfg)
-    corrupt_raws, corrupt_folds = _load(corrupt_paths, "corrupt", cfg)
-    normalizer = _normalizer(cfg, clean_raws, corrupt_raws)
-    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action)
-                                              for r in clean_raws + corrupt_raws])))
+    data = load_annotate_data(clean_paths, corrupt_paths, cfg)
+    spec, device, normalizer, sigma_data = data.spec, data.device, data.normalizer, data.sigma_data
+    clean_raws, clean_folds, corrupt_raws, corrupt_folds = data.clean, data.clean_folds, data.corrupt, data.corrupt_folds
     grid = cfg.sigma_grid()
     rng = np.random.default_rng([cfg.seed, 0xAC])
 
@@ -452,6 +448,30 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
                        "folds": folds})
     write_annotations(out, ann)
     return out
+
+
+@dataclasses.dataclass
+class AnnotateData:
+    """What annotate (and its benchmarks) start from: both classes' datasets with each episode's
+    cross-fitting fold, the normalizer, and sigma_data of the normalized actions."""
+    spec: WindowSpec
+    device: torch.device
+    clean: list
+    clean_folds: list[np.ndarray]
+    corrupt: list
+    corrupt_folds: list[np.ndarray]
+    normalizer: Normalizer
+    sigma_data: float
+
+
+def load_annotate_data(clean_paths, corrupt_paths, cfg: AnnotateConfig) -> AnnotateData:
+    clean_raws, clean_folds = _load(clean_paths, "clean", cfg)
+    corrupt_raws, corrupt_folds = _load(corrupt_paths, "corrupt", cfg)
+    normalizer = _normalizer(cfg, clean_raws, corrupt_raws)
+    sigma_data = float(np.std(np.concatenate([normalizer.action.normalize(r.action)
+                                              for r in clean_raws + corrupt_raws])))
+    return AnnotateData(WindowSpec(cfg.n_obs, cfg.horizon, cfg.n_action), resolve_device(cfg.device),
+                        clean_raws, clean_folds, corrupt_raws, corrupt_folds, normalizer, sigma_data)
 
 
 def _normalizer(cfg: AnnotateConfig, clean_raws, corrupt_raws) -> Normalizer:

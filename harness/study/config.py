@@ -97,7 +97,9 @@ class MethodSpec:
                     or not isinstance(a, str) and not 0 <= a <= 1:
                 raise ValueError(f"alphas must be numbers in [0, 1], 'natural' or '{MATCHED_TO} <row label>', "
                                  f"got {a!r}")
-        self.__post_init_annotate__()
+        if self.annotate and not self.uses_classifier:
+            raise ValueError(f"method {self.method}: annotate settings of a row need a row that uses the classifier "
+                             "(sigma_n per_datapoint or per_dataset, or sigma_mixing classifier)")
         if self.sigma_mixing is not None and any(matched_label(a) for a in self.alphas or []):
             raise ValueError(f"method {self.method}: '{MATCHED_TO}' sets one alpha, sigma_mixing sets alpha(sigma); "
                              "use one")
@@ -106,10 +108,6 @@ class MethodSpec:
     def uses_classifier(self) -> bool:
         return self.sigma_n in ("per_dataset", "per_datapoint") or self.sigma_mixing == "classifier"
 
-    def __post_init_annotate__(self) -> None:
-        if self.annotate and not self.uses_classifier:
-            raise ValueError(f"method {self.method}: annotate settings of a row need a row that uses the classifier "
-                             "(sigma_n per_datapoint or per_dataset, or sigma_mixing classifier)")
 
 
 @dataclasses.dataclass

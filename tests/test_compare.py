@@ -336,3 +336,19 @@ def _assert_success_csv_matches_table(out):
         assert float(r["ci_high"]) == pytest.approx(float(t["ci_high"]), abs=1e-6)
         assert [float(x) for x in r["per_seed_rate"].split()] == pytest.approx(
             [float(x) for x in t["per_seed_rate"].split()], abs=1e-4)
+
+
+def test_a_row_can_have_more_seeds_and_runs_go_seed_by_seed(tmp_path):
+    """The rows that decide get 3 seeds while the rest keep one; the whole table's first seed runs first,
+    and a row cannot have a seed its baseline lacks (its paired test would silently drop those runs)."""
+    methods = [{"method": "cotrain", "seeds": [0, 1, 2]}, {"method": "target_only"},
+               {"method": "truncated", "sigma_n": 0.3, "seeds": [0, 2]}]
+    plans = plan_runs(_study(tmp_path, methods, annotate={"enabled": False}), None, dry=True)
+    assert [(p.label, p.seed) for p in plans] == [
+        ("cotrain", 0), ("target_only", 0), ("truncated (sigma_n=0.3)", 0),
+        ("cotrain", 1), ("truncated (sigma_n=0.3)", 2), ("cotrain", 2)]
+    with pytest.raises(ConfigError, match=r"baseline 'cotrain' has no run at training seed\(s\) \[1\]"):
+        plan_runs(_study(tmp_path, [{"method": "cotrain"}, {"method": "target_only", "seeds": [0, 1]}],
+                         annotate={"enabled": False}), None, dry=True)
+    with pytest.raises(ConfigError, match="distinct training seeds"):
+        _study(tmp_path, [{"method": "cotrain", "seeds": [1, 1]}])

@@ -76,6 +76,8 @@ class MethodSpec:
     annotate: dict[str, Any] = dataclasses.field(default_factory=dict)  # AnnotateConfig overrides of this
                                      # row's own classifier (on top of the study's annotate); its sigma_n
                                      # then come from its own store, annotations-<overrides>.zarr; needs a label
+    seeds: list[int] | None = None   # training seeds of this row alone (default: the study's seeds), e.g. more
+                                     # seeds for the rows that decide; its baseline row needs each of them
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
@@ -97,6 +99,8 @@ class MethodSpec:
                     or not isinstance(a, str) and not 0 <= a <= 1:
                 raise ValueError(f"alphas must be numbers in [0, 1], 'natural' or '{MATCHED_TO} <row label>', "
                                  f"got {a!r}")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(f"method {self.method}: seeds: list distinct training seeds, got {self.seeds}")
         if self.annotate and not self.uses_classifier:
             raise ValueError(f"method {self.method}: annotate settings of a row need a row that uses the classifier "
                              "(sigma_n per_datapoint or per_dataset, or sigma_mixing classifier)")

@@ -52,6 +52,7 @@ class _Row:
     matched_to: str | None
     train: dict                      # the row's own TrainConfig overrides
     baseline: str | None
+    seeds: list[int]                 # its training seeds
 
 
 def slugify(text: str) -> str:
@@ -103,11 +104,9 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
         per_dataset = per_dataset_sigma_n(cfg, annotations_path)
     rows = _rows(cfg, natural, per_dataset, annotations_path, dry)
     _check_matched(rows)
-    plans = []
-    for row in rows:
-        for seed in cfg.seeds:
-            plans.append(_run_plan(cfg, base, row, seed))
-    return plans
+    # every row's first seed, then every row's second seed, ...: one seed of the whole table comes first
+    depth = max(len(row.seeds) for row in rows)
+    return [_run_plan(cfg, base, row, row.seeds[i]) for i in range(depth) for row in rows if i < len(row.seeds)]
 
 
 def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunPlan:
@@ -202,12 +201,19 @@ def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path:
             elif m.sigma_n is not None:
                 objective["sigma_n"] = float(m.sigma_n)
             matched_to = matched_label(objective.get("alpha"))
-            rows.append(_Row(label, m.method, setting, alpha, objective, datasets, matched_to, m.train, m.baseline))
-    labels = {row.label for row in rows}
+            rows.append(_Row(label, m.method, setting, alpha, objective, datasets, matched_to, m.train, m.baseline,
+                             m.seeds or cfg.seeds))
+    by_label = {row.label: row for row in rows}
+    study_base = by_label.get(cfg.baseline) or next((r for r in rows if r.method == cfg.baseline), None)
     for row in rows:
-        if row.baseline is not None and row.baseline not in labels:
+        if row.baseline is not None and row.baseline not in by_label:
             raise ConfigError("experiment", "methods", f"{row.label}: baseline {row.baseline!r} names no row of the "
                               f"study; rows: {', '.join(repr(r.label) for r in rows)}")
+        base = by_label[row.baseline] if row.baseline is not None else study_base
+        missing = [s for s in row.seeds if base is not None and s not in base.seeds]
+        if missing:
+            raise ConfigError("experiment", "methods", f"{row.label}: its baseline {base.label!r} has no run at "
+                              f"training seed(s) {missing}; give the baseline those seeds too")
     return rows
 
 

@@ -5,14 +5,23 @@ rank's random state, for an exact resume) and a policy checkpoint (`final.pt`: E
 what loading a policy needs and nothing else: `ema`, `normalizer`, `sigma_data`, `image_shape` and the full
 resolved `config`.
 
+Loading never runs code: the file is read with `torch.load(weights_only=True)`, which accepts tensors and
+plain values (dicts, lists, numbers, strings) only, so a checkpoint shared between labs cannot carry a
+pickled call. Everything this project writes is of those types. A file that is not (an old one holding
+numpy values, or a hostile one) is refused; one the user trusts can be rewritten in the safe form with
+`python -m harness.checkpoint TRUSTED.pt OUT.pt`.
+
 Policy snapshots (`step_0001000.pt`, written every `run.snapshot_every` steps when that is set) are policy
 checkpoints of earlier steps, for the study's checkpoint protocols (eval/selection.py). Their names are
 made and read here only.
 """
 from __future__ import annotations
 
+import pickle
+import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from harness.data.atomic import atomic_path
@@ -53,7 +62,11 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: refused: it holds objects other than tensors and plain values, and loading it "
+                        "could run code; if you trust it, convert it: python -m harness.checkpoint "
+                        f"{path} OUT.pt") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
         raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -62,3 +75,39 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     if missing:
         raise UserError(f"{path}: checkpoint lacks {missing[0]!r}")
     return ckpt
+
+
+def _plain(value):
+    """numpy values as the plain types the safe loader accepts (tensors and containers kept as they are)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def convert_trusted(path, out) -> None:
+    """Rewrite a checkpoint the user trusts (it is unpickled in full, so it may run code) in the safe form,
+    then read the result back with the safe loader."""
+    out = Path(out)
+    if out.exists():
+        raise UserError(f"{out}: exists; give a new path")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path}: not a cotrain policy checkpoint")
+    write_checkpoint(out, _plain(ckpt))
+    read_checkpoint(out)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m harness.checkpoint TRUSTED.pt OUT.pt  (unpickles TRUSTED.pt in full)")
+    try:
+        convert_trusted(sys.argv[1], sys.argv[2])
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

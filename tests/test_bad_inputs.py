@@ -89,10 +89,29 @@ class Inputs:
         (self.root / name).mkdir()
         return str(self.root / name)
 
+    def code_checkpoint(self) -> str:
+        """A checkpoint file whose unpickling would run a call: it creates the file `ran_code`, which the
+        case's before/after listing would show."""
+        import torch
+        from harness.checkpoint import FORMAT
+        path = self.root / "payload.pt"
+        torch.save({"format": FORMAT, "config": _RunsCode(self.root / "ran_code")}, path)
+        return str(path)
+
     def bad_preset(self) -> str:
         path = self.root / "bad_preset.yaml"
         path.write_text("inherit: target\nslider_mass: -0.1\n")
         return str(path)
+
+
+class _RunsCode:
+    """Pickles as a call to Path.touch: what a hostile checkpoint would hold instead (os.system, ...)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
 
 
 def _listing(root: Path) -> dict[str, str]:
@@ -241,6 +260,8 @@ CASES = [
     ("eval-time-limit-nan", _eval("--time-limit", "nan"), "--time-limit"),
     ("eval-record", _eval("--record", "-1"), "--record"),
     ("eval-env", _eval("--env", "nonexistent"), "--env"),
+    ("eval-checkpoint-runs-code", lambda i: ["eval", i.code_checkpoint(), "--out", "ev", "--trials", "1"],
+     "could run code"),
     ("eval-default-out-seed", lambda i: ["eval", "scripted", "--trials", "1", "--seed", "-5"], "--seed"),
     # ---- info
     ("info-max-rows", lambda i: ["info", i.clean(), "--max-rows", "-1"], "--max-rows"),

@@ -85,6 +85,11 @@ class Inputs:
         blocker.write_text("a file, not a folder\n")
         return str(blocker / name)
 
+    def existing(self, name: str) -> str:
+        """A user's file already at an output path: it must be left as it is."""
+        (self.root / name).write_text("the user's own file\n")
+        return str(self.root / name)
+
     def folder(self, name: str) -> str:
         (self.root / name).mkdir()
         return str(self.root / name)
@@ -146,6 +151,11 @@ def _plan(*extra):
 
 def _teleop(*extra):
     return lambda i: ["teleop", "--out", "teleop.zarr", *extra]
+
+
+def _with_existing(name, argv):
+    """The command line of `argv`, with a user's file already at `name` (an output the command would write)."""
+    return lambda i: (i.existing(name), argv(i))[1]
 
 
 def _compare(**changes):
@@ -270,6 +280,15 @@ CASES = [
     ("rollout-video-folder", lambda i: ["rollout", "--video", i.folder("clip.mp4")], "--video"),
     ("rollout-html-unwritable", lambda i: ["rollout", "--html", i.blocked("out.html")], "--html"),
     ("rollout-seed", lambda i: ["rollout", "--seed", "-1"], "--seed"),
+    # an existing file at an output path is never replaced (harness/data/locks.check_output_file)
+    ("rollout-video-exists", lambda i: ["rollout", "--video", i.existing("clip.mp4")], "exists"),
+    ("rollout-html-exists", lambda i: ["rollout", "--html", i.existing("out.html")], "exists"),
+    ("plan-out-exists", lambda i: ["plan", "--seed", "0", "--out", i.existing("p.npz")], "exists"),
+    ("plan-show-exists", lambda i: ["plan", "--seed", "0", "--out", "p.npz", "--show", i.existing("p.png")], "exists"),
+    ("curve-out-exists", lambda i: ["curve", "steps", "x.pt", "--out", i.existing("c.png")], "exists"),
+    ("curve-out-csv-exists", _with_existing("c.csv", lambda i: ["curve", "steps", "x.pt", "--out", "c.png"]),
+     "its CSV"),
+    ("annotate-figure-exists", _with_existing("ann.accuracy.csv", _annotate("steps=5")), "figure beside"),
     ("rollout-steps", lambda i: ["rollout", "--steps", "0"], "--steps"),
     ("rollout-image-size", lambda i: ["rollout", "--video", "out.mp4", "--image-size", "4x4"], "--image-size"),
     ("physics-slider_mass", lambda i: ["rollout", "--set", "slider_mass=-1"], "slider_mass"),

@@ -5,6 +5,8 @@ store by eval.plots, the one home of the plots).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 
 
 def add_arguments(parser) -> None:
@@ -16,7 +18,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from eval.plots import plot_annotations
+    from eval.plots import annotation_plot_paths, plot_annotations
+    from harness.data.locks import check_output_file
     from harness.annotations import read_annotations
     from harness.classifier import AnnotateConfig, annotate, annotation_summary
     from harness.data.configs import load_config
@@ -27,6 +30,10 @@ def run(args) -> int:
     clean = [p for p in args.clean if "=" not in p]
     corrupt = [p for p in args.corrupt if "=" not in p]
     cfg = load_config(AnnotateConfig, args.config, overrides)
+    if not Path(args.out).exists():   # a new store: the figure files beside it must be new too
+        for png in annotation_plot_paths(args.out):
+            for path in (png, png.with_suffix(".csv")):
+                check_output_file(path, f"--out {args.out}: the figure beside it,")
     out = annotate(clean, corrupt, args.out, cfg)
     figures = plot_annotations(out)            # the figures (+ their CSVs) beside the store
     ann = read_annotations(out)

@@ -63,11 +63,15 @@ def points_to_run(args) -> list[tuple[int, Path, int | None]]:
 def run(args) -> int:
     from eval.evaluation import EvalSpec, default_out_dir, run_eval
     from eval.plots import plot_success_curve
+    from harness.data.locks import check_output_file
     from harness.commands.eval import _check_env, check_counts
     from harness.policy import load_policy
 
     check_counts(args, ("trials", "n_envs", "workers"))
     _check_env(args.env)
+    if args.out:                 # the default path is curve's own file in the run's eval folder
+        check_output_file(Path(args.out), "--out")
+        check_output_file(Path(args.out).with_suffix(".csv"), "--out (its CSV)")
     points = points_to_run(args)
     by_steps = args.kind in ("steps", "heun")
     results = []

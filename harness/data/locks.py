@@ -62,10 +62,15 @@ def check_writable(path) -> None:
 
 
 def check_output_file(path, flag: str) -> None:
-    """An output *file* a command will write (named by `flag`): not a folder, and its place writable."""
+    """An output *file* a command will write (named by `flag`): new, not a folder, and its place writable.
+
+    A file already there is refused: single-file outputs carry no record of who made them, so the one
+    rule (never replace an output the command did not make) leaves nothing else to do."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a folder, expected a file name")
+    if path.exists() or path.is_symlink():
+        raise UserError(f"{flag} {path}: exists; give a new file name (an existing file is never replaced)")
     try:
         check_writable(path)
     except UserError as exc:

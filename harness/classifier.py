@@ -31,7 +31,7 @@ from harness.annotations import AnnotatedDataset, Annotations, write_annotations
 from harness.data.configs import to_dict
 from harness.data.errors import ConfigError, UserError
 from harness.data.identity import check_same_identity
-from harness.data.locks import check_writable
+from harness.data.locks import check_writable, hold_output_lock
 from harness.device import resolve_device
 from harness.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.network import FiLMResBlock, NoiseEmbedding
@@ -367,11 +367,22 @@ def annotate(clean_paths, corrupt_paths, out, cfg: AnnotateConfig | None = None)
     if not clean_paths or not corrupt_paths:
         raise ConfigError("annotate", "--clean/--corrupt", "need at least one clean and one corrupt store")
     out = Path(out)
-    if out.exists():   # only ever an annotations store made from the same data and settings: reused as is
-        check_same_identity(existing_annotation_identity(out), annotation_identity(clean_paths, corrupt_paths, cfg),
-                            ANNOTATE_FREE_KEYS, out)
+
+    def reused() -> bool:   # only ever an annotations store made from the same data and settings: reused as is
+        if out.exists():
+            check_same_identity(existing_annotation_identity(out),
+                                annotation_identity(clean_paths, corrupt_paths, cfg), ANNOTATE_FREE_KEYS, out)
+        return out.exists()
+
+    if reused():
         return out
     check_writable(out)   # before minutes of training, not after
+    with hold_output_lock(out, "annotations store"):   # a second annotate of `out` is refused meanwhile
+        return out if reused() else _annotate_new(clean_paths, corrupt_paths, out, cfg)
+
+
+def _annotate_new(clean_paths, corrupt_paths, out: Path, cfg: AnnotateConfig) -> Path:
+    """`annotate` for an output that does not exist yet (its lock held)."""
     data = load_annotate_data(clean_paths, corrupt_paths, cfg)
     spec, device, normalizer, sigma_data = data.spec, data.device, data.normalizer, data.sigma_data
     clean_raws, clean_folds, corrupt_raws, corrupt_folds = data.clean, data.clean_folds, data.corrupt, data.corrupt_folds

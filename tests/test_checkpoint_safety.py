@@ -1,6 +1,7 @@
 """Loading a checkpoint never runs code; a trusted file in an unsafe form can be converted and then loads."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -42,3 +43,20 @@ def test_the_converter_is_a_command_with_one_line_errors(tmp_path):
     again = subprocess.run([sys.executable, "-m", "harness.checkpoint", str(src), str(tmp_path / "new.pt")],
                            capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists" in again.stderr
+
+
+def test_a_write_clears_the_temporaries_of_dead_writers_only(tmp_path):
+    """SIGKILL during a checkpoint write leaves `.latest.pt.tmp-<pid>`; the next write removes those of dead
+    processes (a killed-and-resumed run does not pile them up) and leaves a live writer's alone."""
+    from harness.checkpoint import write_checkpoint
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".latest.pt.tmp-{dead}"
+    live = tmp_path / f".latest.pt.tmp-{os.getppid()}"
+    other = tmp_path / f".final.pt.tmp-{dead}"          # another output's: not this write's business
+    for p in (stale, live, other):
+        p.write_bytes(b"half a checkpoint")
+    write_checkpoint(tmp_path / "latest.pt", {"config": {}, "ema": {}, "normalizer": {}, "sigma_data": 1.0,
+                                             "image_shape": None})
+    assert not stale.exists() and live.exists() and other.exists()
+    assert read_checkpoint(tmp_path / "latest.pt")["sigma_data"] == 1.0

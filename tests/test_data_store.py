@@ -248,3 +248,37 @@ def test_reopen_with_resume_free_keys_refuses_another_generator_before_touching_
     with EpisodeWriter(path, generator={"other": True}, **kwargs):   # the recorded identity stays
         assert dict(zarr.open_group(str(path), mode="r").attrs["generator"]) == {"seed": 0}
     assert validate(path).n_episodes == 2
+
+
+def _open_new_store_at_once(path, barrier, results):
+    """One of two writers started at the same instant on a store that does not exist yet."""
+    barrier.wait()
+    try:
+        with EpisodeWriter(path, domain="target", source="teleop_scripted", env="target", env_params={},
+                           generator={}) as w:
+            w.add_episode(episode(3, 0.0), {"seed": 0, "success": True})
+            time.sleep(0.3)                       # hold the store while the other writer tries
+        results.put("ok")
+    except DatasetError as exc:
+        results.put("busy" if "another writer" in str(exc) else repr(exc))
+    except Exception as exc:  # noqa: BLE001 - what the test looks for
+        results.put(repr(exc))
+
+
+def test_two_writers_creating_one_store_at_once_give_one_store_and_one_refusal(tmp_path):
+    """Creation is claim-then-build: the loser of the race is refused in one line (another writer), never
+    an OSError, and no temporary folder is left beside the store."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(4):
+        path = tmp_path / f"s{round_}.zarr"
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_open_new_store_at_once, args=(path, barrier, results)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        got = sorted(results.get(timeout=5) for _ in procs)
+        assert got in (["busy", "ok"], ["ok", "ok"]), got
+        assert EpisodeStore(path).n_episodes == got.count("ok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"s{i}.zarr" for i in range(4)]

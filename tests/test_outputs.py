@@ -69,6 +69,24 @@ def test_a_second_trainer_on_a_held_run_folder_is_refused(stores, tmp_path, caps
     assert Path(train(cfg)).is_file()          # released: the same command now runs
 
 
+@pytest.mark.parametrize("command", ["import", "annotate"])
+def test_a_second_import_or_annotate_of_one_output_is_refused(command, stores, tmp_path, capsys):
+    """Both build beside the output and rename it into place: without the lock two runs both exit 0 and
+    one result is lost. The second is refused while the first holds the output; the lock file goes away."""
+    from harness.data.locks import hold_output_lock
+    out = tmp_path / "out.zarr"
+    args = (["import", str(write_replay_buffer(tmp_path / "dp.zarr", images=False)), "--format",
+             "diffusion-policy", "--out", str(out)] if command == "import" else
+            ["annotate", "--clean", str(stores["clean"]), "--corrupt", str(stores["corrupt"]), "--out", str(out),
+             "steps=5", "grid_size=4", "k_draws=1", "val_windows=20", "batch_size=16", "progress=false"])
+    with hold_output_lock(out, "test's output"):
+        assert main(args) == 2
+        _one_line_error(capsys, "another process is writing this")
+        assert not out.exists()
+    assert main(args) == 0 and out.is_dir()      # released: the same command now runs
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_two_evaluations_of_one_folder_never_interleave(checkpoint, tmp_path, capsys):
     out = tmp_path / "ev"
     args = ["eval", str(checkpoint), "--trials", "1", "--time-limit", "0.3", "--n-envs", "1", "--workers", "1",

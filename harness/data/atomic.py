@@ -29,6 +29,7 @@ def atomic_path(path):
         raise UserError(f"{path}: cannot write there ({exc.strerror})") from None
     tmp = temporary_sibling(path)
     _remove(tmp)
+    remove_stale_temporaries(path)
     try:
         yield tmp
         if path.is_dir() and tmp.is_dir():
@@ -43,14 +44,34 @@ def atomic_path(path):
         raise
 
 
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporaries of `path` left by writers that died mid-write (SIGKILL, power loss): the
+    `.<name>.tmp-<pid>` siblings whose process no longer exists. Each write clears them, so a run killed
+    again and again does not pile up copies of its checkpoint. A live pid is left alone (it may be a
+    writer now, or a reused pid: keeping a stale file is the safe error)."""
+    path = Path(path)
+    removed = []
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(stale)
+            removed.append(stale)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's live process
+        return True
+    return True
+
+
 def atomic_write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
 
 
 def _remove(p: Path) -> None:

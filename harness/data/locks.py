@@ -43,6 +43,36 @@ def hold_lock(lock_file, busy: str | UserError) -> Iterator[None]:
         handle.close()
 
 
+@contextlib.contextmanager
+def hold_output_lock(out, kind: str) -> Iterator[None]:
+    """Hold the lock of an output that is built beside its place and renamed into it (an import, an
+    annotations store), so that two commands on one output cannot both build it and lose one result.
+
+    The lock is a file `.<name>.lock` beside the output. It is removed when the block ends, before the
+    lock is released: a process that then makes a new lock file finds the work finished (or not begun).
+    The inode check below skips a lock file removed between our open and our lock."""
+    out = Path(out)
+    lock_file = out.with_name(f".{out.name}.lock")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write there ({exc.strerror})") from None
+    busy = f"{out}: another process is writing this {kind}; wait for it to finish"
+    while True:
+        handle = acquire_lock(lock_file, busy)
+        try:
+            if os.stat(lock_file).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_file.unlink(missing_ok=True)
+        handle.close()
+
+
 def check_writable(path) -> None:
     """Refuse, before any work, an output whose folder cannot be written (read-only, not a folder).
 

@@ -64,18 +64,18 @@ class EpisodeWriter:
             "env_params": _plain(dict(env_params)), "generator": _plain(dict(generator)),
             **_plain(dict(extra_attrs or {})),
         }
-        if self.path.exists():
-            self._check_reopen(attrs, resume_free_keys)   # read-only: a refused store is untouched
-            self._lock = _lock_store(self.path)
-            self._root = self._reopen()
-        else:
+        if not self.path.exists():
             check_writable(self.path)   # a read-only place: one line now, not a traceback mid-creation
-            self._root = self._create(attrs)
-            self._lock = _lock_store(self.path)
+            self._create(attrs)         # (a writer that lost the race to create it goes on as a reopen)
+        self._check_reopen(attrs, resume_free_keys)   # read-only: a refused store is untouched
+        self._lock = _lock_store(self.path)
+        self._root = self._reopen()
         self._ends = self._root["meta/episode_ends"]
 
     # ---- opening
-    def _create(self, attrs: dict) -> zarr.Group:
+    def _create(self, attrs: dict) -> None:
+        """Build an empty store beside `path` and rename it into place. Two writers creating one store at
+        once both build; the rename lets one win, and the other drops its copy and opens the winner's."""
         tmp = temporary_sibling(self.path)
         shutil.rmtree(tmp, ignore_errors=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,8 +85,12 @@ class EpisodeWriter:
         meta = root.require_group("meta")
         # fill_value 0 marks an unwritten slot (see store.committed_ends)
         meta.create_array("episode_ends", shape=(0,), chunks=(LOWDIM_CHUNK,), dtype="int64", fill_value=0)
-        os.replace(tmp, self.path)
-        return zarr.open_group(str(self.path), mode="r+")
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not self.path.is_dir():
+                raise
 
     def _check_reopen(self, attrs: dict, free_keys: Iterable[str] | None) -> None:
         """Refuse a store that is invalid or belongs to another dataset (or generator config); reads only."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.atomic import atomic_path
+from harness.data.locks import hold_output_lock
 from harness.data.errors import UserError
 from harness.data.store import is_image_key
 from harness.data.writer import EpisodeWriter
@@ -83,6 +84,38 @@ def import_logs(src, fmt: str, out, mapping_path=None, overwrite: bool = False, 
     """Validate `src`, then write every episode to a new store at `out` (atomically)."""
     out = Path(out)
     mapping = load_mapping(fmt, mapping_path)
+    _check_out(out, src, overwrite)
+    source = read_source(src, fmt, mapping)       # every bad input is refused before anything is written
+    with hold_output_lock(out, "import"):         # a second import into `out` is refused meanwhile
+        _check_out(out, src, overwrite)           # (it may have finished since the first check)
+        generator = {
+            "importer": "real_data.importers", "format": fmt, "src": str(Path(src).resolve()),
+            "mapping": mapping_dict(mapping), "rate_in_hz": source.rate_hz, "rate_out_hz": OUTPUT_HZ,
+            "resample_method": resample.METHOD,
+            "source_info": {**source.info, "keys": [list(f) for f in source.fates]},
+        }
+        n_out = 0
+        bar = progress(total=len(source.episodes), desc="import", unit="ep") if progress else None
+        try:
+            with atomic_path(out) as tmp:
+                with EpisodeWriter(tmp, domain="real", source="imported", env="real", env_params={},
+                                   generator=generator) as writer:
+                    for i, ep in enumerate(source.episodes):
+                        data = resample_episode(source, i)
+                        n_out += len(data["action"])
+                        writer.add_episode(data, {"source_episode": ep.index, "source_length": ep.length, **ep.meta})
+                        if bar:
+                            bar.update(1)
+        finally:
+            if bar:
+                bar.close()
+    return ImportSummary(out=out, n_episodes=len(source.episodes),
+                         n_steps_in=sum(e.length for e in source.episodes), n_steps_out=n_out,
+                         rate_in_hz=source.rate_hz, images=source.image_shape is not None,
+                         fates=list(source.fates), warnings=list(source.warnings))
+
+
+def _check_out(out: Path, src, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise UserError(f"{out}: output exists (pass --overwrite to replace it)")
     if out.exists() and not _is_imported_store(out):   # --overwrite replaces only an earlier import
@@ -90,32 +123,6 @@ def import_logs(src, fmt: str, out, mapping_path=None, overwrite: bool = False, 
                         "replace it")
     if Path(src).resolve() == out.resolve():
         raise UserError(f"{out}: output would replace the source")
-    source = read_source(src, fmt, mapping)
-    generator = {
-        "importer": "real_data.importers", "format": fmt, "src": str(Path(src).resolve()),
-        "mapping": mapping_dict(mapping), "rate_in_hz": source.rate_hz, "rate_out_hz": OUTPUT_HZ,
-        "resample_method": resample.METHOD,
-        "source_info": {**source.info, "keys": [list(f) for f in source.fates]},
-    }
-    n_out = 0
-    bar = progress(total=len(source.episodes), desc="import", unit="ep") if progress else None
-    try:
-        with atomic_path(out) as tmp:
-            with EpisodeWriter(tmp, domain="real", source="imported", env="real", env_params={},
-                               generator=generator) as writer:
-                for i, ep in enumerate(source.episodes):
-                    data = resample_episode(source, i)
-                    n_out += len(data["action"])
-                    writer.add_episode(data, {"source_episode": ep.index, "source_length": ep.length, **ep.meta})
-                    if bar:
-                        bar.update(1)
-    finally:
-        if bar:
-            bar.close()
-    return ImportSummary(out=out, n_episodes=len(source.episodes),
-                         n_steps_in=sum(e.length for e in source.episodes), n_steps_out=n_out,
-                         rate_in_hz=source.rate_hz, images=source.image_shape is not None,
-                         fates=list(source.fates), warnings=list(source.warnings))
 
 
 def _is_imported_store(path: Path) -> bool:

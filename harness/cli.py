@@ -72,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return _interrupted(args.command)
+    except MemoryError:
+        print(f"cotrain {args.command}: error: out of memory; make the sizes (batch, network, counts) "
+              "smaller", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if "can't allocate memory" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        print(f"cotrain {args.command}: error: out of memory ({str(exc).splitlines()[0][:160]}); make the "
+              "sizes (batch, network, counts) smaller", file=sys.stderr)
+        return 2
     except ImportError as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):   # Ctrl-C while a library (pydrake) was importing
             return _interrupted(args.command)

@@ -6,9 +6,18 @@ per dimension before diffusion (harness/normalizer.py).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from harness.methods import METHODS, Cotrain, method_class
+
+
+# Sizes past these are typos (2e9 for 2e3), not experiments: refused at load instead of exhausting memory
+# or threads mid-run (the kernel's OOM killer gives no message; torch segfaults on 1e5 threads).
+MAX_BATCH = 1 << 16
+MAX_WIDTH = 1 << 14            # an MLP width or a U-Net stage width
+MAX_DEPTH = 64
+MAX_THREADS = 256
 
 
 def _require(ok: bool, key: str, what: str, value) -> None:
@@ -18,7 +27,8 @@ def _require(ok: bool, key: str, what: str, value) -> None:
 
 
 def _check_widths(key: str, widths) -> None:
-    _require(len(widths) >= 1 and all(w >= 1 for w in widths), key, "a non-empty list of widths >= 1", widths)
+    _require(len(widths) >= 1 and all(1 <= w <= MAX_WIDTH for w in widths), key,
+             f"a non-empty list of widths in [1, {MAX_WIDTH}]", widths)
 
 
 @dataclasses.dataclass
@@ -59,6 +69,10 @@ class DataConfig:
         _require(self.n_action >= 1, "data.n_action", ">= 1", self.n_action)
         need = self.n_obs + self.n_action - 1   # harness.windows.WindowSpec: executed steps inside the horizon
         _require(self.horizon >= need, "data.horizon", f">= data.n_obs + data.n_action - 1 = {need}", self.horizon)
+        paths = [str(Path(d.path).resolve()) for d in self.datasets]
+        twice = next((d.path for d, p in zip(self.datasets, paths) if paths.count(p) > 1), None)
+        if twice is not None:   # clean and corrupt at once would train on one demo as both
+            raise ValueError(f"data.datasets: {twice} is listed twice; list each store once")
 
 
 @dataclasses.dataclass
@@ -86,8 +100,8 @@ class PolicyConfig:
     def __post_init__(self):
         _require(self.arch in ("unet", "mlp"), "policy.arch", "unet or mlp", self.arch)
         _check_widths("policy.down_dims", self.down_dims)
-        _require(self.mlp_width >= 1, "policy.mlp_width", ">= 1", self.mlp_width)
-        _require(self.mlp_depth >= 0, "policy.mlp_depth", ">= 0", self.mlp_depth)
+        _require(1 <= self.mlp_width <= MAX_WIDTH, "policy.mlp_width", f"in [1, {MAX_WIDTH}]", self.mlp_width)
+        _require(0 <= self.mlp_depth <= MAX_DEPTH, "policy.mlp_depth", f"in [0, {MAX_DEPTH}]", self.mlp_depth)
         # 'same' padding (kernel // 2) keeps the chunk length only for odd kernels
         _require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "policy.kernel_size", "an odd number >= 1",
                  self.kernel_size)
@@ -138,7 +152,8 @@ class DiffusionConfig:
                  f"one of {', '.join(SAMPLERS[self.kind])} for diffusion.kind {self.kind} (or null)", self.sampler)
         _require(self.sigma_data is None or self.sigma_data > 0, "diffusion.sigma_data", "> 0 (or null)",
                  self.sigma_data)
-        _require(self.P_std > 0, "diffusion.P_std", "> 0", self.P_std)
+        _require(0 < self.P_std <= 10, "diffusion.P_std", "in (0, 10] (a log-normal's spread)", self.P_std)
+        _require(abs(self.P_mean) <= 10, "diffusion.P_mean", "in [-10, 10] (log sigma)", self.P_mean)
         _require(self.rho > 0, "diffusion.rho", "> 0", self.rho)
         _require(self.S_churn >= 0, "diffusion.S_churn", ">= 0", self.S_churn)
         _require(0 <= self.S_min <= self.S_max, "diffusion.S_min", f"in [0, S_max = {self.S_max}]", self.S_min)
@@ -192,6 +207,8 @@ class ObjectiveConfig:
             raise ValueError("objective.sigma_n 'annotations' needs objective.annotations")
         if self.buffer < 1:
             raise ValueError("objective.buffer must be >= 1")
+        if self.locality_sigma_max is not None and not self.locality_sigma_max > 0:
+            raise ValueError(f"objective.locality_sigma_max must be > 0 (or null), got {self.locality_sigma_max}")
         if self.sigma_n_floor is not None and not 0 <= self.sigma_n_floor < float("inf"):
             raise ValueError(f"objective.sigma_n_floor must be >= 0 (or null), got {self.sigma_n_floor}")
         if self.sigma_n_buckets is not None and self.sigma_n_buckets < 1:
@@ -222,7 +239,7 @@ class OptimConfig:
                                    # decay = min(cap, 1 - (1 + k)^-p) (0.75 in every published config)
 
     def __post_init__(self):
-        _require(self.batch_size >= 1, "optim.batch_size", ">= 1", self.batch_size)
+        _require(1 <= self.batch_size <= MAX_BATCH, "optim.batch_size", f"in [1, {MAX_BATCH}]", self.batch_size)
         _require(0 < self.lr < float("inf"), "optim.lr", "> 0", self.lr)
         _require(0 <= self.weight_decay < float("inf"), "optim.weight_decay", ">= 0", self.weight_decay)
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
@@ -250,7 +267,8 @@ class RunConfig:
     def __post_init__(self):
         for key in ("steps", "log_every", "val_every", "val_windows", "checkpoint_every"):
             _require(getattr(self, key) >= 1, f"run.{key}", ">= 1", getattr(self, key))
-        _require(self.threads >= 0, "run.threads", ">= 0 (0 = torch's default)", self.threads)
+        _require(0 <= self.threads <= MAX_THREADS, "run.threads", f"in [0, {MAX_THREADS}] (0 = torch's default)",
+                 self.threads)
         _require(self.snapshot_every >= 0, "run.snapshot_every", ">= 0 (0 = no snapshots)", self.snapshot_every)
 
 

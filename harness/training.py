@@ -260,6 +260,10 @@ class Trainer:
         loss.backward()
         clip = self.cfg.optim.grad_clip
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
+        if not math.isfinite(float(grad_norm)):   # the same on every rank (gradients are averaged first)
+            raise UserError(f"step {self.step + 1}: the loss or its gradient is not finite (loss {loss.item():.4g}, "
+                            f"gradient norm {float(grad_norm):.4g}); the run stops before the weights are spoiled "
+                            "(check diffusion.P_mean / P_std / sigma_data, optim.lr and the data)")
         self.totals.add(draw.sigma, draw.corrupt, clipped=clip > 0 and float(grad_norm) > clip)
         self.opt.step()
         self.sched.step()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.annotations import read_annotations, sigma_n_for_windows
-from harness.data.errors import ConfigError, DatasetError
+from harness.data.errors import ConfigError, DatasetError, UserError
 from harness.data.store import EpisodeStore
 from harness.methods import Method, make_method
 from harness.model import make_formulation
@@ -213,7 +213,11 @@ def _measured_sigma_data(raws: list[RawDataset], normalizer: Normalizer) -> floa
     actions can lie far outside the clean range and would inflate it."""
     clean = [raw for raw in raws if raw.role == "clean"] or raws
     actions = np.concatenate([raw.action[_episode_steps(raw.episode_ends, raw.train_episodes)] for raw in clean])
-    return float(np.std(normalizer.action.normalize(actions)))
+    sigma_data = float(np.std(normalizer.action.normalize(actions)))
+    if not sigma_data > 1e-6:   # a diffusion model of a constant has nothing to learn, and EDM divides by it
+        raise UserError(f"{clean[0].name}: the training actions are constant (sigma_data {sigma_data:.3g}); "
+                        "a policy needs demonstrations that move (or set diffusion.sigma_data)")
+    return sigma_data
 
 
 def _run_normalizer(cfg: TrainConfig, raws: list[RawDataset], annotations) -> Normalizer:

@@ -85,6 +85,12 @@ class Inputs:
         blocker.write_text("a file, not a folder\n")
         return str(blocker / name)
 
+    def raw_train_yaml(self, content: bytes) -> str:
+        """A train config whose bytes are given: the valid one with `content` appended."""
+        path = self.root / "raw.yaml"
+        path.write_bytes(Path(self.train_yaml()).read_bytes() + content)
+        return str(path)
+
     def existing(self, name: str) -> str:
         """A user's file already at an output path: it must be left as it is."""
         (self.root / name).write_text("the user's own file\n")
@@ -166,6 +172,20 @@ def _compare(**changes):
 CASES = [
     # ---- train (TrainConfig)
     ("train-batch_size", _train("optim.batch_size=-4"), "optim.batch_size"),
+    # sizes past a stated bound, and non-finite numbers (harness/train_config.py MAX_*, data/configs._coerce)
+    ("train-threads-huge", _train("run.threads=100000"), "run.threads"),
+    ("train-batch_size-huge", _train("optim.batch_size=2000000000"), "optim.batch_size"),
+    ("train-mlp_width-huge", _train("policy.mlp_width=3000000"), "policy.mlp_width"),
+    ("train-P_mean-inf", _train("diffusion.P_mean=.inf"), "finite"),
+    ("train-P_std-huge", _train("diffusion.P_std=1e308"), "diffusion.P_std"),
+    ("train-sigma_data-inf", _train("diffusion.sigma_data=.inf"), "finite"),
+    ("train-sampler_sigma_max-inf", _train("diffusion.sampler_sigma_max=.inf"), "finite"),
+    ("train-locality-negative", _train("objective.locality_sigma_max=-5"), "locality_sigma_max"),
+    ("train-sigma_n-inf", _train("objective.sigma_n=.inf"), "finite"),
+    ("train-same-store-twice", lambda i: ["train", i.train_yaml(), f"data.datasets=[{{path: {i.clean()}, role: clean}}, "
+                                          f"{{path: {i.clean()}, role: corrupt}}]"], "listed twice"),
+    ("train-duplicate-key", lambda i: ["train", i.raw_train_yaml(b"seed: 1\nseed: 2\n")], "given twice"),
+    ("train-latin-1", lambda i: ["train", i.raw_train_yaml("# r\u00e9glage\n".encode("latin-1"))], "not UTF-8"),
     ("train-lr", _train("optim.lr=-0.01"), "optim.lr"),
     ("train-horizon-short", _train("data.horizon=4"), "data.horizon"),
     ("train-horizon-unet", _train("data.horizon=11"), "data.horizon"),

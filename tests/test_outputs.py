@@ -258,3 +258,36 @@ def test_a_refused_compare_leaves_the_study_config_alone(tmp_path, monkeypatch, 
     with pytest.raises(UserError, match="eval.trials"):
         run_study(changed, progress=False, log=lambda *_: None)
     assert (tmp_path / "results" / "experiment.yaml").read_text() == recorded
+
+
+def test_a_non_finite_loss_stops_the_run_in_one_line_and_writes_no_policy(stores, tmp_path, capsys):
+    """lr 1e30 is finite (so the config accepts it) but blows the weights up at once: the run must stop
+    with one line before it saves spoiled weights, not train on to loss=nan and write `done`."""
+    path = _train_yaml(stores, tmp_path, tmp_path / "run", optim={"batch_size": 8, "warmup_steps": 0, "lr": 1e30})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["run"].update(steps=6, checkpoint_every=1)
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 2
+    _one_line_error(capsys, "not finite")
+    run = tmp_path / "run"
+    assert not (run / "done").exists() and not (run / "checkpoints" / "final.pt").exists()
+
+
+def test_constant_actions_are_refused_before_training(tmp_path, capsys):
+    """sigma_data 0: EDM would divide by it and train on NaN."""
+    from harness.data import EpisodeWriter
+    from tests.helpers import episode
+    import numpy as np
+    with EpisodeWriter(tmp_path / "still.zarr", domain="target", source="teleop_scripted", env="target",
+                       env_params={}, generator={}) as w:
+        for i in range(3):
+            ep = episode(30, 0.0)
+            ep["slider_pose"] = np.tile([0.1 * i, 0.0, 0.0], (30, 1))
+            w.add_episode(ep, {"seed": i, "success": True})
+    path = _train_yaml({"clean": tmp_path / "still.zarr", "corrupt": tmp_path / "still.zarr"}, tmp_path,
+                       tmp_path / "run", objective={"method": "target_only"})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"]["datasets"] = [{"path": str(tmp_path / "still.zarr")}]
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 2
+    _one_line_error(capsys, "actions are constant")

@@ -22,13 +22,31 @@ from harness.data.errors import ConfigError
 T = TypeVar("T")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *defaults` is not a key of its own
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(path) -> dict:
     """Read a YAML mapping; a missing file or bad syntax becomes a one-line ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, None, "file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -158,15 +176,19 @@ def _coerce(tp, value: Any, source: str, key: str):
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors = {}
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(arg, value, source, key)
             except ConfigError as exc:
-                errors.append(exc.problem)
-        raise ConfigError(source, key, errors[0] if len(errors) == 1 else f"does not match {tp}: {value!r}")
+                errors[arg] = exc.problem
+        numeric = next((errors[a] for a in (float, int) if a in errors), None)
+        if numeric is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ConfigError(source, key, numeric)   # a number: what is wrong with it as a number
+        problems = list(errors.values())
+        raise ConfigError(source, key, problems[0] if len(problems) == 1 else f"does not match {tp}: {value!r}")
     if origin is Literal:
         if value not in args:
             raise ConfigError(source, key, f"must be one of {list(args)}, got {value!r}")
@@ -221,8 +243,8 @@ def _coerce(tp, value: Any, source: str, key: str):
                 raise ConfigError(source, key, f"expected a number, got {value!r}") from None
         else:
             raise ConfigError(source, key, f"expected a number, got {value!r}")
-        if math.isnan(out):
-            raise ConfigError(source, key, "must not be NaN")
+        if not math.isfinite(out):   # no setting means anything at NaN or infinity
+            raise ConfigError(source, key, f"must be a finite number, got {out}")
         return out
     if tp is str:
         if isinstance(value, str):

@@ -24,6 +24,14 @@ SPEC_FILE = "eval_spec.json"
 LOG_FILE = "trials.jsonl"
 
 
+# Bounds on what an evaluation is asked for (typos such as 1e15 trials, not experiments). The study's
+# eval settings and the eval / curve flags check against the same numbers.
+MAX_TRIALS = 1_000_000
+MAX_SEED = 2**31 - 1 - MAX_TRIALS  # start seeds seed .. seed + trials - 1 stay below 2**31 (numpy, Drake)
+MAX_N_ENVS = 4096
+MAX_WORKERS = 256
+
+
 @dataclasses.dataclass
 class EvalSpec:
     """What is evaluated and on which starts (the identity of an evaluation folder)."""
@@ -40,10 +48,10 @@ class EvalSpec:
         # UserError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict
         if not self.checkpoint or not self.env:
             raise UserError("an evaluation needs a checkpoint and an env preset")
-        if self.trials < 1:
-            raise UserError(f"evaluation trials must be >= 1, got {self.trials}")
-        if self.seed < 0:
-            raise UserError(f"evaluation seed must be >= 0, got {self.seed}")
+        if not 1 <= self.trials <= MAX_TRIALS:
+            raise UserError(f"evaluation trials must be in [1, {MAX_TRIALS}], got {self.trials}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"evaluation seed must be in [0, {MAX_SEED}], got {self.seed}")
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
             raise UserError(f"evaluation time_limit must be > 0 seconds, got {self.time_limit}")
         if self.num_steps is not None and self.num_steps < 1:

@@ -18,6 +18,7 @@ MAX_BATCH = 1 << 16
 MAX_WIDTH = 1 << 14            # an MLP width or a U-Net stage width
 MAX_DEPTH = 64
 MAX_THREADS = 256
+MAX_SEED = 2**31 - 1           # torch, numpy and Drake all take it
 
 
 def _require(ok: bool, key: str, what: str, value) -> None:
@@ -287,7 +288,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.run.steps < 1:
             raise ValueError("run.steps must be >= 1")
-        _require(self.seed >= 0, "seed", ">= 0", self.seed)
+        _require(0 <= self.seed <= MAX_SEED, "seed", f"in [0, {MAX_SEED}]", self.seed)
         # the U-Net halves the chunk len(down_dims) - 1 times and doubles it back: skips must line up
         factor = 2 ** (len(self.policy.down_dims) - 1)
         _require(self.data.horizon % factor == 0, "data.horizon",

@@ -62,11 +62,15 @@ def run(args) -> int:
 
 
 def check_counts(args, flags) -> None:
-    """Every named flag must be >= 1 (one line naming the flag otherwise); shared with `cotrain curve`."""
+    """Every named flag must be >= 1 and within eval.evaluation's bound (one line naming the flag otherwise);
+    shared with `cotrain curve`."""
+    from eval.evaluation import MAX_N_ENVS, MAX_TRIALS, MAX_WORKERS
     from harness.data.errors import UserError
+    bounds = {"trials": MAX_TRIALS, "n_envs": MAX_N_ENVS, "workers": MAX_WORKERS}
     for flag in flags:
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+        if not 1 <= getattr(args, flag) <= bounds.get(flag, float("inf")):
+            raise UserError(f"--{flag.replace('_', '-')} must be in [1, {bounds.get(flag, 'inf')}], "
+                            f"got {getattr(args, flag)}")
 
 
 def _check_device(name: str) -> str:

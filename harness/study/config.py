@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from harness.data.configs import load_config
 from harness.data.errors import UserError
 from harness.methods import METHODS, Cotrain, method_class
+from harness.train_config import MAX_SEED
 
 
 @dataclasses.dataclass
@@ -150,10 +151,19 @@ class EvalSettings:
     PROTOCOL_KEYS: ClassVar[tuple[str, ...]] = IDENTITY[4:]   # meaningless with checkpoints: final
 
     def __post_init__(self):
-        for key in ("trials", "n_envs", "workers", "selection_trials", "selection_rounds"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"eval.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("seed", "record", "snapshot_every", "selection_seed"):
+        from eval.evaluation import MAX_N_ENVS, MAX_SEED, MAX_TRIALS, MAX_WORKERS
+        bounds = {"trials": MAX_TRIALS, "n_envs": MAX_N_ENVS, "workers": MAX_WORKERS,
+                  "selection_trials": MAX_TRIALS, "selection_rounds": 100}
+        for key, most in bounds.items():
+            if not 1 <= getattr(self, key) <= most:
+                raise ValueError(f"eval.{key} must be in [1, {most}], got {getattr(self, key)}")
+        for key in ("seed", "selection_seed"):
+            if getattr(self, key) > MAX_SEED:
+                raise ValueError(f"eval.{key} must be <= {MAX_SEED}, got {getattr(self, key)}")
+        if self.record:   # Meshcat needs the main thread of its process; a study's job runs elsewhere
+            raise ValueError("eval.record: recording is not done inside a study; record a finished run with "
+                             "cotrain eval runs/<row>/seed<k>/train/checkpoints/final.pt --record N")
+        for key in ("seed", "snapshot_every", "selection_seed"):
             if getattr(self, key) < 0:
                 raise ValueError(f"eval.{key} must be >= 0, got {getattr(self, key)}")
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
@@ -239,6 +249,8 @@ class StudyConfig:
             raise ValueError("methods: list at least one method")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds: list distinct training seeds")
+        if any(not 0 <= s <= MAX_SEED for s in self.seeds + [s for m in self.methods for s in m.seeds or []]):
+            raise ValueError(f"seeds: training seeds must be in [0, {MAX_SEED}]")
         if self.eval.trials < 1:
             raise ValueError("eval.trials must be >= 1")
         if self.spectra_window < 2:

@@ -174,13 +174,17 @@ def _check_matched(rows: list[_Row]) -> None:
 def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path: Path | None,
           dry: bool = False) -> list[_Row]:
     """Every table row: label, setting, objective and datasets of each setting of each method entry."""
-    rows, seen = [], set()
+    rows, seen, slugs = [], set(), {}
     for m in cfg.methods:
         for setting, alpha, objective in method_settings(m, natural):
             label = m.label or (f"{m.method} ({setting})" if setting else m.method)
             if label in seen:
                 raise ConfigError("experiment", "methods", f"two entries give the row {label!r}; set `label`")
+            if slugify(label) in slugs:   # one run folder for two rows
+                raise ConfigError("experiment", "methods", f"rows {slugs[slugify(label)]!r} and {label!r} share the "
+                                  f"run folder runs/{slugify(label)}; make the labels differ in a letter or digit")
             seen.add(label)
+            slugs[slugify(label)] = label
             datasets = [{"path": d.path, "role": d.role, "max_episodes": d.episodes} for d in cfg.datasets]
             # a row with its own annotate settings reads its own store; every other row the shared one
             row_annotations = cfg.row_annotations_path(m) if m.annotate else annotations_path

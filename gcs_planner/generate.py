@@ -25,9 +25,9 @@ import numpy as np
 from gcs_planner.config import PlannerConfig
 from gcs_planner.planner import Planner
 from gcs_planner.replay import replay_kinematic, replay_physics
-from harness.data.configs import to_dict
+from harness.data.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
 from harness.data.errors import ConfigError, DatasetError
-from harness.data.parallel import map_seeds
+from harness.data.parallel import check_ray_address, map_seeds
 from harness.data.writer import EpisodeWriter
 from sim_envs.initial_states import sample_initial_pose
 
@@ -51,14 +51,14 @@ class GenSimConfig:
     planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
 
     def __post_init__(self):
-        if self.num < 1:
-            raise ValueError(f"num must be >= 1, got {self.num}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if not 1 <= self.num <= MAX_EPISODES:
+            raise ValueError(f"num must be in [1, {MAX_EPISODES}], got {self.num}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be in [1, {MAX_WORKERS}], got {self.workers}")
         if self.max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {self.max_replans}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED - self.seed_budget:
+            raise ValueError(f"seed must be in [0, {MAX_SEED} - the seeds tried], got {self.seed}")
         if min(self.image_size) < 8 or max(self.image_size) > 2048:
             raise ValueError(f"image_size must be [H, W] with each side 8..2048 pixels, got {list(self.image_size)}")
         if not self.env:
@@ -167,6 +167,8 @@ def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
 
     path = Path(out)
     physics = load_preset(cfg.env)
+    if cfg.executor == "ray":
+        check_ray_address(None)   # before the store exists: an unreachable cluster leaves nothing behind
     try:
         writer = EpisodeWriter(path, domain="sim", source=cfg.source, env=cfg.env,
                                env_params=dataclasses.asdict(physics), generator=to_dict(cfg),

@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from harness.data.configs import MAX_SEED
 from harness.methods import METHODS, Cotrain, method_class
 
 
@@ -18,7 +19,6 @@ MAX_BATCH = 1 << 16
 MAX_WIDTH = 1 << 14            # an MLP width or a U-Net stage width
 MAX_DEPTH = 64
 MAX_THREADS = 256
-MAX_SEED = 2**31 - 1           # torch, numpy and Drake all take it
 
 
 def _require(ok: bool, key: str, what: str, value) -> None:

@@ -238,6 +238,10 @@ CASES = [
     ("gen-teleop-image-size", _gen_teleop("--image-size", "-5", "96"), "--image-size"),
     ("gen-teleop-num", lambda i: ["gen-teleop", "--num", "0", "--out", "teleop.zarr"], "--num"),
     ("gen-teleop-workers", _gen_teleop("--workers", "0"), "--workers"),
+    ("gen-teleop-num-huge", lambda i: ["gen-teleop", "--num", str(10**15), "--out", "teleop.zarr"], "--num"),
+    ("gen-teleop-seed-huge", _gen_teleop("--seed", str(10**20)), "--seed"),
+    ("gen-sim-seed-huge", _gen_sim("--seed", str(10**20)), "seed"),
+    ("gen-sim-num-huge", lambda i: ["gen-sim", "--num", str(10**15), "--out", "sim.zarr"], "num"),
     ("gen-teleop-env", _gen_teleop("--env", "nonexistent"), "env (--env)"),
     ("gen-teleop-image_size-key", _gen_teleop("image_size=[4, 4]"), "image_size"),
     ("gen-teleop-pause_prob", _gen_teleop("human.pause_prob=-0.5"), "pause_prob"),
@@ -340,6 +344,10 @@ CASES = [
     ("teleop-env", _teleop("--env", "nonexistent"), "--env"),
     # ---- compare (StudyConfig and its parts)
     ("compare-eval-env", _compare(**{"eval.env": "nonexistent"}), "eval.env"),
+    ("compare-ray-unreachable", _compare(**{"executor.kind": "ray", "executor.address": "127.0.0.1:1"}),
+     "no Ray cluster answers"),
+    ("compare-ray-address-malformed", _compare(**{"executor.kind": "ray", "executor.address": "not_a_host"}),
+     "expected host:port"),
     ("compare-eval-trials-huge", _compare(**{"eval.trials": 10**15}), "eval.trials"),
     ("compare-eval-record", _compare(**{"eval.record": 1}), "eval.record"),
     ("compare-seeds-huge", _compare(seeds=[10**20]), "seeds"),
@@ -397,6 +405,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, argv, needle, tmp
     assert after == before, sorted(set(after.items()) ^ set(before.items()))
     if case.startswith("compare"):
         assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("command", ["gen-sim", "gen-teleop"])
+def test_an_unreachable_ray_cluster_is_one_line_and_leaves_no_store(command, tmp_path, monkeypatch, capsys):
+    """RAY_ADDRESS naming a port where nothing listens: ray.init would retry for minutes (a hang)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert main([command, "--num", "1", "--out", "s.zarr", "--executor", "ray", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no Ray cluster answers" in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_in_a_missing_folder_is_still_accepted(tmp_path):

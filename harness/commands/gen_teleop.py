@@ -23,20 +23,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="YAML teleoperator config (strategy, human traits)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="also record top-down camera images of this size")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. human.pause_prob=0 strategy.push_speed_max=0.05")
 
 
 def run(args) -> int:
+    from harness.data.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS
     from real_data.teleop.generate import generate
     from real_data.teleop.scripted import TeleopConfig
 
-    if args.num < 1:
-        raise UserError(f"--num must be >= 1, got {args.num}")
-    if args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    if not 1 <= args.num <= MAX_EPISODES:
+        raise UserError(f"--num must be in [1, {MAX_EPISODES}], got {args.num}")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be in [1, {MAX_WORKERS}], got {args.workers}")
+    if not 0 <= args.seed <= MAX_SEED - args.num:
+        raise UserError(f"--seed must be in [0, {MAX_SEED} - num], got {args.seed}")
     overrides = list(args.overrides)
     if args.env is not None:
         overrides.append(f"env={args.env}")
@@ -52,6 +54,7 @@ def run(args) -> int:
         raise UserError(f"env (--env): {exc}") from None
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: exists and is not a dataset store folder")
-    summary = generate(args.out, args.num, config, seed=args.seed, workers=args.workers, executor=args.executor)
+    summary = generate(args.out, args.num, config, seed=args.seed, workers=args.workers, executor=args.executor,
+                       progress=not args.no_progress)
     print("\n".join(summary.lines()))
     return 0

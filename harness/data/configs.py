@@ -19,6 +19,11 @@ import yaml
 from harness.data.atomic import atomic_write_text
 from harness.data.errors import ConfigError
 
+# Bounds that every part of the harness shares (a typo such as 1e15, not an experiment, lies past them).
+MAX_SEED = 2**31 - 1            # torch, numpy and Drake all take it
+MAX_EPISODES = 1_000_000        # episodes a generator is asked for
+MAX_WORKERS = 256               # worker processes of one command
+
 T = TypeVar("T")
 
 

@@ -75,10 +75,34 @@ def start_ray(address: str | None = None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
     if address:
+        check_ray_address(address)
         ray.init(address=address, **quiet)
         return False
     ray.init(num_cpus=os.cpu_count(), **quiet)
     return True
+
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_ray_address(address: str | None) -> None:
+    """A "host:port" Ray address must answer within CONNECT_TIMEOUT_S: ray.init retries an unreachable GCS
+    for minutes with no word, which looks like a hang. ("auto" and "ray://" addresses are left to Ray.)"""
+    import os
+    import socket
+
+    from harness.data.errors import UserError
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"Ray address {address!r}: expected host:port, auto or ray://host:port")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserError(f"Ray address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                        "start one with `ray start --head`, or leave the address out for a local Ray") from None
 
 
 def cancel_ray_tasks(refs, grace_s: float = 10.0) -> None:

@@ -5,10 +5,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness.data.configs import load_config
+from harness.data.configs import MAX_SEED, load_config
 from harness.data.errors import UserError
 from harness.methods import METHODS, Cotrain, method_class
-from harness.train_config import MAX_SEED
 
 
 @dataclasses.dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.data.configs import from_dict, load_yaml, merge, save_config, to_dict
 from harness.data.errors import ConfigError, DatasetError, UserError
 from harness.data.identity import LOCK_FILE, claim_output
+from harness.data.parallel import check_ray_address
 from harness.data.locks import check_writable, hold_lock
 from harness.study.config import StudyConfig
 from harness.study.executor import Job, JobResult, make_executor
@@ -41,6 +42,8 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
     _check_devices(cfg, plans)
     annotate_jobs(cfg)                                   # every AnnotateConfig
     generation_jobs(cfg, progress, dry=True)             # every generator config
+    if cfg.executor.kind == "ray":
+        check_ray_address(cfg.executor.address)          # an unreachable cluster: one line, not a long retry
     check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     with hold_lock(out / LOCK_FILE, f"{out}: another `cotrain compare` is running this study; wait for it"):

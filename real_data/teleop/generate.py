@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.configs import to_dict
-from harness.data.parallel import map_seeds
+from harness.data.parallel import check_ray_address, map_seeds
 from harness.data.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
 
@@ -62,6 +62,8 @@ def generate(out, num: int, config: TeleopConfig, seed: int = 0, workers: int = 
     generator = {"generator": "real_data.teleop.scripted", "seed": seed, "num": num, "workers": workers,
                  "executor": executor,
                  "teleop": to_dict(config)}
+    if executor == "ray":
+        check_ray_address(None)   # before the store exists: an unreachable cluster leaves nothing behind
     writer = EpisodeWriter(out, domain="target", source="teleop_scripted", env=env_config.name,
                            env_params=dataclasses.asdict(env_config), generator=generator,
                            resume_free_keys=RESUME_FREE_KEYS)

@@ -91,6 +91,10 @@ class Inputs:
         path.write_bytes(Path(self.train_yaml()).read_bytes() + content)
         return str(path)
 
+    def empty_yaml(self) -> str:
+        (self.root / "empty.yaml").write_text("")
+        return str(self.root / "empty.yaml")
+
     def existing(self, name: str) -> str:
         """A user's file already at an output path: it must be left as it is."""
         (self.root / name).write_text("the user's own file\n")
@@ -173,6 +177,8 @@ CASES = [
     # ---- train (TrainConfig)
     ("train-batch_size", _train("optim.batch_size=-4"), "optim.batch_size"),
     # sizes past a stated bound, and non-finite numbers (harness/train_config.py MAX_*, data/configs._coerce)
+    ("train-empty-file", lambda i: ["train", i.empty_yaml()], "empty.yaml: data.datasets"),
+    ("train-device-cuda-names-file", _train("device=cuda"), "train.yaml: device"),
     ("train-threads-huge", _train("run.threads=100000"), "run.threads"),
     ("train-batch_size-huge", _train("optim.batch_size=2000000000"), "optim.batch_size"),
     ("train-mlp_width-huge", _train("policy.mlp_width=3000000"), "policy.mlp_width"),
@@ -384,7 +390,7 @@ CASES = [
 
 @pytest.mark.parametrize("case, argv, needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, argv, needle, tmp_path, monkeypatch, capsys):
-    if case == "eval-device-cuda":
+    if case in ("eval-device-cuda", "train-device-cuda-names-file"):
         import torch
         if torch.cuda.is_available():
             pytest.skip("torch sees a CUDA device here")

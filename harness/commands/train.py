@@ -12,11 +12,13 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from harness.data.configs import load_config
+    from harness.data.errors import named_config_errors
     from harness.train_config import TrainConfig
     from harness.training import train
 
     cfg = load_config(TrainConfig, args.config, args.overrides)
-    path = train(cfg)
+    with named_config_errors(args.config):
+        path = train(cfg)
     if os.environ.get("RANK", "0") == "0":  # one line, also under torchrun
         print(f"checkpoint {path}")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import binomtest
@@ -103,12 +103,11 @@ def mcnemar_exact(success_a: Sequence[bool], success_b: Sequence[bool]) -> Paire
     return PairedTest(n_pairs=len(a), a_only=a_only, b_only=b_only, p_value=p)
 
 
-def paired_by_seed(records_a: Iterable[TrialRecord], records_b: Iterable[TrialRecord]) -> PairedTest:
-    """McNemar on the seeds both record lists share (each list: at most one record per seed)."""
-    a = {r.seed: r.success for r in records_a}
-    b = {r.seed: r.success for r in records_b}
+def paired_test(a: Mapping[Hashable, bool], b: Mapping[Hashable, bool]) -> PairedTest:
+    """McNemar on the trials both sides share, each side {trial key: success}; the key is a start seed
+    (two evaluations) or (training seed, start seed) (two study rows)."""
     shared = sorted(set(a) & set(b))
-    return mcnemar_exact([a[s] for s in shared], [b[s] for s in shared])
+    return mcnemar_exact([a[k] for k in shared], [b[k] for k in shared])
 
 
 def outcome_counts(records: Iterable[TrialRecord]) -> dict[str, int]:

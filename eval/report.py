@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eval.metrics import PairedTest, Summary, TrialRecord, mcnemar_exact, summarize, wilson_interval
+from eval.metrics import PairedTest, Summary, TrialRecord, paired_test, summarize, wilson_interval
 from harness.data.atomic import atomic_write_text
 
 TRIAL_FIELDS = [f.name for f in dataclasses.fields(TrialRecord)]
@@ -55,10 +55,6 @@ def write_eval_report(out_dir, records: Sequence[TrialRecord], extra: dict | Non
     atomic_write_text(out_dir / "summary.json", json.dumps(payload, indent=2) + "\n")
     atomic_write_text(out_dir / "summary.txt", "\n".join(summary.lines()) + "\n")
     return summary
-
-
-def read_summary(out_dir) -> dict:
-    return json.loads((Path(out_dir) / "summary.json").read_text())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -180,10 +176,8 @@ def _mean_bands(runs: Sequence[RunResult]) -> dict | None:
 
 def _paired(runs: Sequence[RunResult], base_runs: Sequence[RunResult]) -> PairedTest:
     """McNemar over (training seed, start seed) pairs present in both."""
-    a = {(r.seed, t.seed): t.success for r in runs for t in r.records}
-    b = {(r.seed, t.seed): t.success for r in base_runs for t in r.records}
-    shared = sorted(set(a) & set(b))
-    return mcnemar_exact([a[key] for key in shared], [b[key] for key in shared])
+    return paired_test({(r.seed, t.seed): t.success for r in runs for t in r.records},
+                       {(r.seed, t.seed): t.success for r in base_runs for t in r.records})
 
 
 def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:

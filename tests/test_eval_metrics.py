@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eval import metrics
-from eval.metrics import TrialRecord, mcnemar_exact, paired_by_seed, summarize, wilson_interval
+from eval.metrics import TrialRecord, mcnemar_exact, paired_test, summarize, wilson_interval
 
 
 def test_wilson_matches_published_values():
@@ -59,10 +59,10 @@ def _rec(seed, outcome, t=math.nan):
                        final_theta_error=0.02)
 
 
-def test_paired_by_seed_uses_only_shared_seeds():
+def test_paired_test_uses_only_shared_seeds():
     a = [_rec(0, "success", 3.0), _rec(1, "timeout"), _rec(2, "success", 4.0)]
     b = [_rec(1, "success", 5.0), _rec(2, "success", 2.0), _rec(7, "success", 1.0)]
-    test = paired_by_seed(a, b)
+    test = paired_test({r.seed: r.success for r in a}, {r.seed: r.success for r in b})
     assert (test.n_pairs, test.a_only, test.b_only) == (2, 0, 1)
 
 

@@ -187,7 +187,7 @@ def read_diffusion_policy(path, mapping: ImportMapping) -> Source:
         key = f"data/{name}"
         if key in mapped or name == image_name:
             continue
-        why = _drop_reason(mapping, name, key, unreadable)
+        why = mapping.drop_reason(name, key) or unreadable.get(key)
         arr = arrays.get(key)
         if why is None and (arr.ndim == 0 or arr.shape[0] != n_rows):
             why = f"has {arr.shape[0] if arr.ndim else 0} rows, the episodes have {n_rows}"
@@ -226,7 +226,7 @@ def read_diffusion_policy(path, mapping: ImportMapping) -> Source:
         key = f"meta/{name}"
         if name == "episode_ends":
             continue
-        why = _drop_reason(mapping, name, key, unreadable)
+        why = mapping.drop_reason(name, key) or unreadable.get(key)
         arr = arrays.get(key)
         if why is None and (arr.ndim != 1 or arr.shape[0] != len(ends)):
             why = f"not one value per episode (shape {arr.shape}, {len(ends)} episodes)"
@@ -271,14 +271,6 @@ def read_diffusion_policy(path, mapping: ImportMapping) -> Source:
         fates.append((".zattrs", "kept in attrs generator.source_info.attrs"))
     return Source(path=path, format="diffusion-policy", rate_hz=rate, episodes=episodes, image_shape=image_shape,
                   info=info, fates=fates, warnings=warnings)
-
-
-def _drop_reason(mapping: ImportMapping, name: str, key: str, unreadable: dict) -> str | None:
-    if name in mapping.drop or key in mapping.drop:
-        return "listed in the mapping's drop"
-    if not mapping.extras:
-        return "extras: false in the mapping"
-    return unreadable.get(key)
 
 
 def _checked(path, key: str, arr, sl: slice) -> np.ndarray:

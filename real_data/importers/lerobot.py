@@ -220,7 +220,7 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
     for key, feature in features.items():
         if key in mapped or key == image or key in BOOKKEEPING or key == "task_index":
             continue
-        why = _drop_reason(mapping, key)
+        why = mapping.drop_reason(key)
         dtype = feature.get("dtype")
         if why is None and dtype in ("video", "image"):
             _image_hw(path, key, feature)
@@ -235,7 +235,7 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
 
     image_columns = [k for k in [image, *more_cameras] if k and features[k]["dtype"] == "image"]
     lowdim_keys = list(dict.fromkeys(f.key for f in mapping.lowdim().values()))
-    keep_tasks = _drop_reason(mapping, "task_index") is None
+    keep_tasks = mapping.drop_reason("task_index") is None
     frames = _read_frames(path, list(dict.fromkeys(["episode_index", *lowdim_keys, *image_columns])),
                           optional=("frame_index", "timestamp", *extra_columns,
                                     *(("task_index",) if keep_tasks else ())))
@@ -278,7 +278,7 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
         extras["extra.task_index"] = _column_array(path, "task_index", frames.column("task_index"))
         fates.append(("task_index", "-> data/extra.task_index (task texts in attrs generator.source_info.tasks)"))
     elif "task_index" in features:
-        fates.append(("task_index", "dropped: " + (_drop_reason(mapping, "task_index") or "no data column")))
+        fates.append(("task_index", "dropped: " + (mapping.drop_reason("task_index") or "no data column")))
     if tasks is not None:
         fates.append((tasks[0], "kept in attrs generator.source_info.tasks (task_index -> text)"))
     for key in more_cameras:
@@ -343,14 +343,6 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
                   info=source_info, fates=fates, warnings=warnings)
 
 
-def _drop_reason(mapping: ImportMapping, key: str) -> str | None:
-    if key in mapping.drop:
-        return "listed in the mapping's drop"
-    if not mapping.extras:
-        return "extras: false in the mapping"
-    return None
-
-
 def _camera_loader(path, info, meta, frames, features, key, ep, rows, raw_t, fps, cache):
     shape = _image_hw(path, key, features[key])
     if features[key]["dtype"] == "image":
@@ -413,7 +405,7 @@ def _episode_values(path: Path, meta: dict[int, dict], mapping: ImportMapping, m
         if col == "tasks":
             fates.append((f"{meta_file}: {col}", "kept in attrs generator.source_info.episode_tasks"))
             continue
-        why = _drop_reason(mapping, col)
+        why = mapping.drop_reason(col)
         if why is None and uncovered:
             why = f"episode {uncovered[0]} has no metadata row"
         column = [meta[ep].get(col) for ep in present] if why is None else []

@@ -76,6 +76,14 @@ class ImportMapping:
         if self.rate_hz is not None and not self.rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
 
+    def drop_reason(self, *names: str) -> str | None:
+        """Why an unmapped source key (given by any of its names) is not imported; None: it is kept."""
+        if any(n in self.drop for n in names):
+            return "listed in the mapping's drop"
+        if not self.extras:
+            return "extras: false in the mapping"
+        return None
+
     def lowdim(self) -> dict[str, FieldMap]:
         return {"agent_pos": self.agent_pos, "slider_pose": self.slider_pose, "action": self.action}
 

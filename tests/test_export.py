@@ -152,3 +152,24 @@ def test_lerobot_tasks_names_and_robot_type_survive_import_and_export(tmp_path):
     stats = json.loads((tmp_path / "lr" / "meta" / "stats.json").read_text())
     np.testing.assert_allclose(stats["observation.state"]["max"], [0.9, 0.4], rtol=1e-6)
     assert set(stats["action"]) >= {"min", "max", "mean", "std", "count", "q01", "q99"}
+
+
+def test_an_exported_sim_store_imports_back_as_sim_data(tmp_path):
+    """Export records what the data are; import restores it, so GCS demos never turn into clean data."""
+    rng = np.random.default_rng(1)
+    with EpisodeWriter(tmp_path / "sim.zarr", domain="sim", source="gcs_kinematic", env="sim",
+                       env_params={"mu": 0.3}, generator={"planner": "gcs"}) as w:
+        for n in LENGTHS:
+            w.add_episode({"agent_pos": rng.uniform(0.3, 0.9, (n, 2)), "slider_pose": rng.uniform(-0.3, 0.3, (n, 3)),
+                           "action": rng.uniform(0.3, 0.9, (n, 2))}, meta={"seed": n, "success": True})
+    export_lerobot(tmp_path / "sim.zarr", tmp_path / "lr", images="png")
+    import_logs(tmp_path / "lr", "lerobot", tmp_path / "back.zarr")
+    back = EpisodeStore(tmp_path / "back.zarr").attrs
+    assert (back["domain"], back["source"], back["env"], back["env_params"]) == ("sim", "gcs_kinematic", "sim",
+                                                                                   {"mu": 0.3})
+    assert back["generator"]["importer"] == "real_data.importers"
+    assert back["generator"]["origin_generator"] == {"planner": "gcs"}
+    import_logs(tmp_path / "lr", "lerobot", tmp_path / "back.zarr", overwrite=True)   # still our import
+    (tmp_path / "lr" / "meta" / "cotrain_origin.json").write_text('{"domain": "moon"}')
+    with pytest.raises(UserError, match="cotrain_origin.json: needs domain"):
+        import_logs(tmp_path / "lr", "lerobot", tmp_path / "again.zarr")

@@ -10,6 +10,8 @@
                                                 to_timestamp}, meta/episodes/*, stats/<feature>/<stat>,
                                                 and the store's per-episode metadata
       meta/cotrain_export.json                  what was exported (this output's identity; cotrain's file)
+      meta/cotrain_origin.json                  the store's domain, source, env and generator (cotrain's file),
+                                                so that sim data imported back stays sim data
       data/chunk-000/file-000.parquet           one row per frame (a new file past DATA_FILE_MB)
       videos/<key>/chunk-000/file-000.mp4       images as video (h264, yuv420p; a new file past VIDEO_FILE_MB),
                                                 or, with images="png", PNG bytes in the frame parquet
@@ -53,6 +55,7 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 RECORD = "meta/cotrain_export.json"
+ORIGIN = "meta/cotrain_origin.json"   # the store's domain, source, env and generator: `cotrain import` restores them
 DEFAULT_TASK = "Push the T-shaped block onto the goal pose."
 CORE = {"agent_pos": ("observation.state", ["x", "y"]),
         "slider_pose": ("observation.environment_state", ["x", "y", "theta"]),
@@ -190,6 +193,8 @@ def export_lerobot(store_path, out, images: str = "video", task: str | None = No
             (tmp / "meta" / "info.json").write_text(json.dumps(info, indent=4) + "\n")
             all_stats = {name: st.result() for name, st in stats.items()}
             (tmp / "meta" / "stats.json").write_text(json.dumps(all_stats, indent=4) + "\n")
+            origin = {k: store.attrs.get(k) for k in ("domain", "source", "env", "env_params", "generator")}
+            (tmp / ORIGIN).write_text(json.dumps(origin, indent=2, default=str) + "\n")
             write_identity(tmp / RECORD, identity)
     finally:
         if bar:

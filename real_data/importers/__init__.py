@@ -98,8 +98,12 @@ def import_logs(src, fmt: str, out, mapping_path=None, overwrite: bool = False, 
         bar = progress(total=len(source.episodes), desc="import", unit="ep") if progress else None
         try:
             with atomic_path(out) as tmp:
-                with EpisodeWriter(tmp, domain="real", source="imported", env="real", env_params={},
-                                   generator=generator) as writer:
+                # a cotrain export keeps what its data are (sim stays sim); anything else is real robot data
+                origin = source.origin or {"domain": "real", "source": "imported", "env": "real", "env_params": {}}
+                if source.origin:
+                    generator["origin_generator"] = source.origin.get("generator")
+                with EpisodeWriter(tmp, domain=origin["domain"], source=origin["source"], env=origin["env"],
+                                   env_params=origin["env_params"], generator=generator) as writer:
                     for i, ep in enumerate(source.episodes):
                         data = resample_episode(source, i)
                         n_out += len(data["action"])
@@ -128,7 +132,8 @@ def _check_out(out: Path, src, overwrite: bool) -> None:
 def _is_imported_store(path: Path) -> bool:
     from harness.data.store import open_group
     try:
-        return open_group(path).attrs.get("source") == "imported"
+        generator = open_group(path).attrs.get("generator")
+        return isinstance(generator, dict) and generator.get("importer") == "real_data.importers"
     except UserError:
         return False
 

@@ -340,7 +340,24 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
     if episode_tasks:
         source_info["episode_tasks"] = episode_tasks
     return Source(path=path, format="lerobot", rate_hz=rate, episodes=episodes, image_shape=image_shape,
-                  info=source_info, fates=fates, warnings=warnings)
+                  info=source_info, fates=fates, warnings=warnings, origin=_cotrain_origin(path))
+
+
+def _cotrain_origin(path: Path) -> dict | None:
+    """What `cotrain export` recorded of the store it exported (None for other LeRobot datasets)."""
+    from harness.data.store import DOMAINS, SOURCES
+    from real_data.exporters.lerobot import ORIGIN
+    file = path / ORIGIN
+    if not file.is_file():
+        return None
+    try:
+        origin = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(path, ORIGIN, f"unreadable ({type(exc).__name__})") from None
+    if not isinstance(origin, dict) or origin.get("domain") not in DOMAINS or origin.get("source") not in SOURCES \
+            or not isinstance(origin.get("env"), str) or not isinstance(origin.get("env_params"), dict):
+        raise DatasetError(path, ORIGIN, f"needs domain in {DOMAINS}, source in {SOURCES}, env and env_params")
+    return origin
 
 
 def _camera_loader(path, info, meta, frames, features, key, ep, rows, raw_t, fps, cache):

@@ -50,6 +50,7 @@ class Source:
     info: dict                                      # format-specific facts kept in the output's attrs
     fates: list[tuple[str, str]] = dataclasses.field(default_factory=list)   # (source key, what became of it)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    origin: Optional[dict] = None                   # a cotrain export's store attrs (domain, source, env, ...)
 
 
 def store_name(key: str) -> str:

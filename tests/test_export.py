@@ -60,6 +60,12 @@ def test_png_export_round_trips_exactly(tmp_path):
     assert b.meta("extra.seed").tolist() == [10, 11, 12]
     assert b.meta("extra.success").tolist() == [True, False, True]
     np.testing.assert_array_equal(b.meta("extra.cotrain.length"), a.meta("length"))   # `length` is LeRobot's
+    assert info["features"]["observation.images.wrist"]["dtype"] == "image"   # LeRobot's name for a camera
+    stats = json.loads((tmp_path / "lr" / "meta" / "stats.json").read_text())
+    q01, q99 = np.asarray(stats["observation.image"]["q01"]), np.asarray(stats["observation.image"]["q99"])
+    assert q01.shape == q99.shape == (3, 1, 1) and np.all(q01 <= q99)
+    assert np.all(np.asarray(stats["observation.image"]["min"]) <= q01)
+    assert np.all(q99 <= np.asarray(stats["observation.image"]["max"]))
 
 
 def test_video_export_in_several_files(tmp_path):
@@ -70,7 +76,7 @@ def test_video_export_in_several_files(tmp_path):
     info = check_v3_layout(tmp_path / "lr")
     assert info["features"]["observation.image"]["dtype"] == "video"
     assert len(list((tmp_path / "lr" / "data").rglob("*.parquet"))) == 3
-    assert len(list((tmp_path / "lr" / "videos" / "wrist").rglob("*.mp4"))) == 3
+    assert len(list((tmp_path / "lr" / "videos" / "observation.images.wrist").rglob("*.mp4"))) == 3
     export_lerobot(store_path, tmp_path / "lr1")                   # default limits: one file holds all
     rows = pq.read_table(tmp_path / "lr1" / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
     assert [r["videos/observation.image/from_timestamp"] for r in rows] == [0.0, 0.6, 1.5]

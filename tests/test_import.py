@@ -662,7 +662,7 @@ def test_lerobot_several_cameras_none_named(tmp_path):
     assert any("no data/image" in w and "observation.images.wrist" in w for w in summary.warnings)
     store = EpisodeStore(tmp_path / "out.zarr")
     assert "image" not in store.data_keys
-    np.testing.assert_array_equal(store.data("image.observation.images.wrist"), episodes[0]["observation.images.wrist"])
+    np.testing.assert_array_equal(store.data("image.wrist"), episodes[0]["observation.images.wrist"])
     mapping = tmp_path / "map.yaml"
     mapping.write_text("image: observation.images.wrist\ndrop: [observation.images.top]\n")
     summary = import_logs(src, "lerobot", tmp_path / "out2.zarr", mapping_path=mapping)

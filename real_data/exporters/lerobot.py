@@ -2,7 +2,7 @@
 
     OUT/
       meta/info.json                            codebase_version v3.0, fps, features, path templates, totals
-      meta/stats.json                           per feature: min, max, mean, std, count (+ q01..q99 low-dim)
+      meta/stats.json                           per feature: min, max, mean, std, count, q01..q99
       meta/tasks.parquet                        task_index, task (read by pandas with the task as index)
       meta/episodes/chunk-000/file-000.parquet  per episode: episode_index, tasks, length, data/chunk_index,
                                                 data/file_index, dataset_from_index, dataset_to_index,
@@ -18,7 +18,7 @@
 
 Store key -> LeRobot feature (the LeRobot importer's defaults, so export then import gives the same arrays):
     agent_pos -> observation.state [x, y]; slider_pose -> observation.environment_state [x, y, theta];
-    action -> action [x, y]; image -> observation.image; image.<name> -> <name>; extra.<name> -> <name>;
+    action -> action [x, y]; image -> observation.image; image.<name> -> observation.images.<name>; extra.<name> -> <name>;
     meta/<key>, meta/extra.<key> -> episode column <key>. A per-step shape () or (1,) is a scalar column
     (LeRobot's shape [1]); it imports back as (T,). Frames are at the store's 10 Hz: timestamp =
     frame_index / fps as float32, as LeRobot writes it. Tasks: the store's imported task texts
@@ -61,6 +61,7 @@ CORE = {"agent_pos": ("observation.state", ["x", "y"]),
         "slider_pose": ("observation.environment_state", ["x", "y", "theta"]),
         "action": ("action", ["x", "y"])}
 IMAGE_FEATURE = "observation.image"
+CAMERA_PREFIX = "observation.images."   # a further camera image.<name> -> observation.images.<name>
 DEFAULT_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64",
                     "task_index": "int64"}
 EPISODE_COLUMNS = ("episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index")
@@ -247,7 +248,7 @@ def _plan(store: EpisodeStore, images: str, exclude: set[str]) -> list[_Feature]
         elif key == IMAGE_KEY:
             name, names = IMAGE_FEATURE, ["height", "width", "channels"]
         else:
-            name = key[len(IMAGE_KEY) + 1:] if is_image_key(key) else \
+            name = f"{CAMERA_PREFIX}{key[len(IMAGE_KEY) + 1:]}" if is_image_key(key) else \
                 key[len(EXTRA_PREFIX):] if key.startswith(EXTRA_PREFIX) else key
             if name in taken or name in {c[0] for c in CORE.values()} | {IMAGE_FEATURE} or "/" in name or not name:
                 name = key
@@ -381,7 +382,8 @@ class _Stats:
     """LeRobot's statistics: per episode, and over the dataset (min, max, mean, std, count, quantiles).
 
     Low-dim features over axis 0 (a scalar feature keeps shape (1,)); images per channel, shape (3, 1, 1),
-    in [0, 1], from up to 100 evenly spaced frames per episode, as LeRobot computes them."""
+    in [0, 1], from up to 100 evenly spaced frames per episode, as LeRobot computes them. An image's
+    dataset quantiles are the frame-count-weighted mean of its episodes' quantiles."""
 
     def __init__(self, image: bool):
         self.image = image
@@ -396,6 +398,8 @@ class _Stats:
             st = {"min": x.min(axis=(0, 2, 3), keepdims=True)[0], "max": x.max(axis=(0, 2, 3), keepdims=True)[0],
                   "mean": x.mean(axis=(0, 2, 3), keepdims=True)[0], "std": x.std(axis=(0, 2, 3), keepdims=True)[0],
                   "count": np.array([len(values)])}
+            for name, q in QUANTILES.items():   # per channel, over the sampled frames' pixels
+                st[name] = np.quantile(x, q, axis=(0, 2, 3), keepdims=True)[0]
         else:
             x = values.astype(np.float64).reshape(len(values), -1) if values.ndim > 1 else \
                 values.astype(np.float64)[:, None]
@@ -419,6 +423,10 @@ class _Stats:
         var = ((np.stack([p["std"] for p in self.parts]) ** 2 + (means - mean) ** 2) * counts.reshape(shape)).sum(axis=0) / total
         out = {"min": np.min([p["min"] for p in self.parts], axis=0), "max": np.max([p["max"] for p in self.parts], axis=0),
                "mean": mean, "std": np.sqrt(var), "count": np.array([int(total)])}
+        if self.image:   # exact quantiles would need every frame: the frame-count-weighted mean of the episodes'
+            weights = counts.reshape(shape) / total
+            for name in QUANTILES:
+                out[name] = (np.stack([p[name] for p in self.parts]) * weights).sum(axis=0)
         if not self.image and self.values:
             x = np.concatenate(self.values)
             shape = self.parts[0]["mean"].shape

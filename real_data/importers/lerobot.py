@@ -282,7 +282,7 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
     if tasks is not None:
         fates.append((tasks[0], "kept in attrs generator.source_info.tasks (task_index -> text)"))
     for key in more_cameras:
-        fates.append((key, f"-> data/image.{store_name(key)} (camera, {features[key]['dtype']})"))
+        fates.append((key, f"-> data/{_camera_store_key(key)} (camera, {features[key]['dtype']})"))
 
     meta = _episode_meta(path, version)
     meta_file = "meta/episodes.jsonl" if version.startswith("v2") else "meta/episodes"
@@ -321,7 +321,7 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
             raw_t = times
         loaders = {k: _camera_loader(path, info, meta, frames, features, k, ep, rows, raw_t, fps, caches[k])
                    for k in caches}
-        streams = {f"image.{store_name(k)}": Stream(load=loaders[k]) for k in more_cameras}
+        streams = {_camera_store_key(k): Stream(load=loaders[k]) for k in more_cameras}
         streams.update({k: Stream(load=lambda v=v, rows=rows: v[rows]) for k, v in extras.items()})
         episodes.append(SourceEpisode(index=int(ep), times=times,
                                       lowdim={t: v[rows] for t, v in lowdim_all.items()},
@@ -341,6 +341,14 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
         source_info["episode_tasks"] = episode_tasks
     return Source(path=path, format="lerobot", rate_hz=rate, episodes=episodes, image_shape=image_shape,
                   info=source_info, fates=fates, warnings=warnings, origin=_cotrain_origin(path))
+
+
+CAMERA_PREFIX = "observation.images."   # LeRobot's name for a camera: observation.images.<camera>
+
+
+def _camera_store_key(key: str) -> str:
+    """A further camera's data key: observation.images.wrist -> image.wrist (any other name kept whole)."""
+    return f"image.{store_name(key.removeprefix(CAMERA_PREFIX) or key)}"
 
 
 def _cotrain_origin(path: Path) -> dict | None:

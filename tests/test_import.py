@@ -638,7 +638,7 @@ def test_lerobot_keeps_every_key_and_finds_a_differently_named_camera(tmp_path):
     assert fates["language"] == "dropped: dtype 'string' is not numeric"
     assert fates["task_index"].startswith("-> data/extra.task_index")
     assert fates["meta/episodes: success"] == "-> meta/extra.success"
-    assert fates["meta/episodes: operator"] == "dropped: not one number per episode"
+    assert fates["meta/episodes: operator"] == "-> meta/extra.operator"     # text per episode is kept
     assert fates["meta/tasks.parquet"].startswith("kept in attrs")
     assert set(fates) >= set(features) | {"timestamp", "frame_index", "episode_index", "index", "task_index"}
     store = EpisodeStore(tmp_path / "out.zarr")
@@ -646,6 +646,7 @@ def test_lerobot_keeps_every_key_and_finds_a_differently_named_camera(tmp_path):
     np.testing.assert_allclose(store.episode(0)["extra.next.reward"], np.linspace(0, 1, 6), atol=1e-7)
     assert store.data("extra.task_index").tolist() == [0] * 6 + [1] * 4
     assert store.meta("extra.success").tolist() == [True, False]
+    assert store.meta("extra.operator").tolist() == ["ann", "bob"]
     info = store.attrs["generator"]["source_info"]
     assert info["robot_type"] == "so100" and info["tasks"] == {"0": "push the T", "1": "push it again"}
     assert info["features"]["observation.velocity"]["names"] == ["vx", "vy"]

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.data.errors import DatasetError
+from harness.data.writer import MAX_TEXT
 from real_data.importers.mapping import ImportMapping
 from real_data.importers.source import Source, SourceEpisode, Stream, check_extra, check_image_shape, check_times, \
     choose_primary_camera, lowdim_fates, select_columns, store_name, unit_warnings
@@ -436,9 +437,12 @@ def _episode_values(path: Path, meta: dict[int, dict], mapping: ImportMapping, m
         column = [meta[ep].get(col) for ep in present] if why is None else []
         if why is None and any(v is None for v in column):
             why = "missing for some episodes"
-        if why is None and not all(isinstance(v, (bool, int, float)) for v in column):
-            why = "not one number per episode"
-        if why is None and not all(np.isfinite(float(v)) for v in column):
+        text = why is None and all(isinstance(v, str) for v in column)
+        if text and max(len(v) for v in column) > MAX_TEXT:
+            why = f"text longer than {MAX_TEXT} characters"
+        if why is None and not text and not all(isinstance(v, (bool, int, float)) for v in column):
+            why = "not one number or text per episode"
+        if why is None and not text and not all(np.isfinite(float(v)) for v in column):
             why = "NaN or inf"
         if why is None:
             name = f"extra.{store_name(col)}"

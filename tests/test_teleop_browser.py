@@ -8,7 +8,8 @@ import pytest
 from harness.data.store import EpisodeStore, validate
 from real_data.teleop import inputs
 from real_data.teleop.browser import make_session
-from real_data.teleop.inputs import Command, ScriptedInput
+from real_data.teleop.inputs import Command
+from tests.helpers import ScriptedInput
 from real_data.teleop.session import TeleopSession
 
 

@@ -12,7 +12,8 @@ from harness.data.store import EpisodeStore, validate
 from real_data.teleop import generate as generate_module
 from real_data.teleop.generate import generate
 from real_data.teleop.scripted import TeleopConfig, run_episode
-from real_data.teleop.style import style_stats, straight_line_actions
+from real_data.teleop.style import style_stats
+from tests.helpers import straight_line_actions
 from sim_envs.config import load_preset
 from sim_envs.geometry import is_success
 from tests.helpers import tree_digest

@@ -110,22 +110,6 @@ class MeshcatInput:
         self.meshcat.DeleteAddedControls()
 
 
-class ScriptedInput:
-    """Commands from a list, one per step (then empty ones): for demos and for tests of the session logic."""
-
-    def __init__(self, commands):
-        self.commands = list(commands)
-
-    def start(self, pusher_xy) -> None:
-        pass
-
-    def follow(self, target_xy) -> None:
-        pass
-
-    def poll(self) -> Command:
-        return self.commands.pop(0) if self.commands else Command()
-
-
 # ---- what a browser sends, for driving MeshcatInput without one ------------------------------------
 def inject(meshcat, message: dict) -> None:
     """Deliver `message` to Meshcat as if a browser had sent it over the websocket, e.g.

@@ -36,13 +36,6 @@ def style_stats(actions: np.ndarray, dt: float = TASK.control_dt) -> dict[str, f
     }
 
 
-def straight_line_actions(start, goal, speed: float = 0.1, dt: float = TASK.control_dt) -> np.ndarray:
-    """(T, 2) a constant-speed straight path from start to goal: the simplest 'planner-style' reference."""
-    start, goal = np.asarray(start, float), np.asarray(goal, float)
-    n = max(2, int(np.ceil(np.linalg.norm(goal - start) / (speed * dt))) + 1)
-    return start + (goal - start) * np.linspace(0.0, 1.0, n)[:, None]
-
-
 def plan_actions(plan, dt: float = TASK.control_dt) -> np.ndarray:
     """(T, 2) a GCS plan's pusher path sampled at the control rate, i.e. the actions its replay commands."""
     times = np.arange(0.0, plan.duration + 1e-9, dt)

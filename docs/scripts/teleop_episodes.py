@@ -1,6 +1,6 @@
 """The teleoperator's figure and style table for docs/teleop.md, beside GCS plans of the same starts.
 
-    python -m real_data.teleop.figures --seeds 1 3 9 --out docs/teleop_episodes.png
+    python docs/scripts/teleop_episodes.py --seeds 1 3 9 --out docs/teleop_episodes.png
 
 Top row: a scripted-teleop episode per seed (pusher path, slider outlines over time, goal) with the GCS
 plan's pusher path for the same start, when the planner solves it. Bottom row: commanded speed over time,

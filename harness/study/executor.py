@@ -19,9 +19,6 @@ writing into a run folder after `run` returns; the next run of the study resumes
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
-import json
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
@@ -29,49 +26,10 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    key: str                       # unique, human-readable id, e.g. "train+eval cotrain-alpha0.5/seed0"
-    fn: str                        # "package.module:function", called as fn(**kwargs)
-    kwargs: dict                   # JSON-able keyword arguments
-    resources: dict = dataclasses.field(default_factory=dict)  # what the job needs, for engines that place
-                                   # jobs (Ray): {"num_cpus": 2, "num_gpus": 0.25}; the local engine ignores it
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-
-@dataclasses.dataclass
-class JobResult:
-    key: str
-    ok: bool
-    value: Any = None              # what the function returned (JSON-able by convention)
-    error: str | None = None       # one line: "ExceptionType: message"
-    seconds: float = 0.0
-
-
-def run_job(job: Job) -> Any:
-    """Resolve job.fn and call it: the one entry point an engine needs on the machine that runs a job."""
-    module_name, _, fn_name = job.fn.partition(":")
-    fn = getattr(importlib.import_module(module_name), fn_name)
-    return fn(**job.kwargs)
-
-
-def _run_caught(job: Job) -> JobResult:
-    started = time.perf_counter()
-    try:
-        value = run_job(job)
-        return JobResult(job.key, True, value, seconds=time.perf_counter() - started)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a failed job is reported, the study goes on
-        detail = traceback.format_exc(limit=-3)
-        return JobResult(job.key, False, error=f"{type(exc).__name__}: {exc}".splitlines()[0] + "\n" + detail,
-                         seconds=time.perf_counter() - started)
+from harness.data.parallel import sigterm_as_keyboard_interrupt
+from harness.study.job import Job, JobResult, run_caught, run_job  # noqa: F401 - run_job: the engines' entry
 
 
 class Executor(Protocol):
@@ -108,10 +66,10 @@ class LocalExecutor:
         called here when a job starts ("running", "") and as its progress bars move ("running",
         "train cotrain 120/1500"); the workers' own bars are not drawn."""
         jobs = list(jobs)
-        with _sigterm_as_interrupt():
+        with sigterm_as_keyboard_interrupt():
             if self.max_parallel == 1 or len(jobs) <= 1:
                 for job in jobs:
-                    yield _run_caught(job)
+                    yield run_caught(job)
                 return
             yield from self._run_workers(jobs, on_status)
 
@@ -238,7 +196,7 @@ def _worker_main(job: Job, conn, report: bool, parent: int) -> None:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     _die_with_parent(parent)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM as Ctrl-C in the job
     signal.signal(signal.SIGINT, signal.default_int_handler)
     lock = threading.Lock()
 
@@ -250,7 +208,7 @@ def _worker_main(job: Job, conn, report: bool, parent: int) -> None:
         _report_progress_bars(send)
     code = 0
     try:
-        result = _run_caught(job)
+        result = run_caught(job)
         try:
             send(("result", result))
         except Exception as exc:  # noqa: BLE001 - e.g. a value that does not pickle
@@ -282,23 +240,6 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:   # it died before the line above
         os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM behaves as Ctrl-C while the block runs (main thread only; else the handler is left alone)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _report_progress_bars(send) -> None:

@@ -1,7 +1,7 @@
 """The study's Ray engine (`executor: {kind: ray, address: ...}`): each Job is one Ray task.
 
 The boundary is the same as the local engine's: a task receives the Job as JSON and calls
-`harness.study.executor.run_job` on whatever node Ray places it; the job's `resources` (CPUs, GPUs, a GPU
+`harness.study.job.run_job` on whatever node Ray places it; the job's `resources` (CPUs, GPUs, a GPU
 fraction) tell Ray where it fits. Jobs are idempotent and resume from their checkpoints, so a task whose
 worker or node dies is simply run again (`max_retries`); a job that raises is reported as failed and the
 others go on. Ctrl-C or SIGTERM cancels the outstanding tasks (politely, then by force after a grace
@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 
 from harness.data.errors import UserError
 from harness.data.parallel import cancel_ray_tasks, sigterm_as_keyboard_interrupt, start_ray
-from harness.study.executor import Job, JobResult, _run_caught
+from harness.study.job import Job, JobResult, run_caught
 
 
 def _run_json(job_json: str, cwd: str) -> JobResult:
@@ -36,7 +36,7 @@ def _run_json(job_json: str, cwd: str) -> JobResult:
     except OSError as exc:
         return JobResult(job.key, False, error=f"cannot enter the driver's directory {cwd} on "
                                                f"{socket.gethostname()}: {type(exc).__name__}")
-    return _run_caught(job)
+    return run_caught(job)
 
 
 def _probe(folder: str, driver_probe: str, token: str) -> str | None:

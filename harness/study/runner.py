@@ -12,7 +12,8 @@ from harness.data.identity import LOCK_FILE, claim_output
 from harness.data.parallel import check_ray_address
 from harness.data.locks import check_writable, hold_lock
 from harness.study.config import StudyConfig
-from harness.study.executor import Job, JobResult, make_executor
+from harness.study.executor import make_executor
+from harness.study.job import Job, JobResult
 from harness.study.plan import RunPlan, plan_runs
 from harness.study.report import write_report
 

@@ -107,8 +107,7 @@ class Method:
         sigma = batch.sigma.to(batch.x.dtype)
         noised = add_noise(batch.x, sigma, torch.zeros_like(sigma), self.contract, generator)
         h = denoise(noised.x_t, sigma)
-        per_sample = (h - batch.x).pow(2).flatten(1).mean(dim=1)
-        return LossOut(diffusion.loss_weight(sigma) * per_sample, torch.zeros_like(batch.corrupt))
+        return LossOut(weighted_mse(h, batch.x, sigma, diffusion), torch.zeros_like(batch.corrupt))
 
     @classmethod
     def settings_error(cls, objective) -> str | None:
@@ -207,6 +206,11 @@ def method_class(name: str) -> type[Method]:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def weighted_mse(h: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor, diffusion) -> torch.Tensor:
+    """(B,) lambda(sigma) * mean squared error per sample: the formulation's weighting of every loss here."""
+    return diffusion.loss_weight(sigma) * (h - target).pow(2).flatten(1).mean(dim=1)
 
 
 def make_method(objective) -> Method:

@@ -41,7 +41,7 @@ from harness.data.configs import to_dict
 from harness.data.errors import ConfigError, UserError
 from harness.data.identity import check_same_identity, claim_output, hold_output
 from harness.device import limit_threads, resolve_device
-from harness.methods import LossBatch, make_method
+from harness.methods import LossBatch, weighted_mse
 from harness.model import build_model
 from harness.sources import SourceSampler
 from harness.train_config import TrainConfig
@@ -194,7 +194,7 @@ class Trainer:
         self.model, self.diffusion = build_model(cfg, self.data.sigma_data)   # EDM or DDPM
         self.model.to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.method = make_method(cfg.objective)
+        self.method = self.data.method
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
                                      weight_decay=o.weight_decay)
@@ -292,7 +292,7 @@ class Trainer:
                 sigma = torch.full((len(x0),), float(s), device=self.device)
                 with self.autocast:
                     h = self.ema(x0 + s * z, sigma, obs, img).float()
-                total += float((self.diffusion.loss_weight(sigma) * (h - x0).pow(2).flatten(1).mean(1)).mean())
+                total += float(weighted_mse(h, x0, sigma, self.diffusion).mean())
             result[f"val_{name}"] = total / len(sigmas)
         return result
 

@@ -106,6 +106,7 @@ class TrainingData:
     sampler: SourceSampler
     val: dict[str, tuple[str, np.ndarray]]  # dataset name -> (pool role, window rows)
     image_shape: tuple | None
+    method: Method                       # the objective's method (harness/methods.py), made once here
     alpha_natural: float = 1.0           # clean / (clean + corrupt) training episodes (after the validation
                                          # split and the success filter): the natural alpha of plain cotraining
     alpha_target: float | None = None    # the constant alpha the mixing aims at where every corrupt window
@@ -194,7 +195,8 @@ def build(cfg: TrainConfig) -> TrainingData:
     image_shape = tuple(raws[0].image.shape[1:]) if dcfg.use_image else None
     alpha_natural = float(natural(np.ones(1), np.ones(1))[0])   # every corrupt window valid: plain cotraining
     alpha_target = mixing.value if mixing.kind == "constant" else alpha_natural if mixing.kind == "natural" else None
-    return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shape, alpha_natural, alpha_target)
+    return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shape, method, alpha_natural,
+                        alpha_target)
 
 
 def fit_dataset_normalizer(raws: list[RawDataset]) -> Normalizer:

@@ -63,7 +63,9 @@ def read_checkpoint(path, map_location="cpu") -> dict:
         raise UserError(f"{path}: no such checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):   # not an object we refuse: a damaged or foreign file
+            raise UserError(f"{path}: not a readable checkpoint (UnpicklingError)") from None
         raise UserError(f"{path}: refused: it holds objects other than tensors and plain values, and loading it "
                         "could run code; if you trust it, convert it: python -m harness.checkpoint "
                         f"{path} OUT.pt") from None

@@ -43,7 +43,7 @@ def test_eval_refuses_an_out_that_is_not_an_evaluation_folder_and_leaves_it_unto
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     for argv, message in [
         (["eval", str(tmp_path / "missing.pt")], "no such checkpoint"),
-        (["eval", "scripted", "--trials", "0"], "--trials must be >= 1"),
+        (["eval", "scripted", "--trials", "0"], "--trials must be in [1, "),
         (["eval", "scripted", "--env", "nowhere"], "nowhere"),
         (["eval", "scripted", "--num-steps", "0"], "--num-steps"),
         (["compare", str(tmp_path / "missing.yaml")], "file not found"),

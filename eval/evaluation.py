@@ -16,6 +16,7 @@ from pathlib import Path
 from eval.metrics import Summary
 from eval.report import write_eval_report
 from eval.rollouts import PolicyFile, evaluate
+from harness.data.configs import MAX_SEED
 from harness.data.errors import UserError
 from harness.data.identity import hold_output
 from sim_envs.geometry import TASK
@@ -27,9 +28,8 @@ LOG_FILE = "trials.jsonl"
 # Bounds on what an evaluation is asked for (typos such as 1e15 trials, not experiments). The study's
 # eval settings and the eval / curve flags check against the same numbers.
 MAX_TRIALS = 1_000_000
-MAX_SEED = 2**31 - 1 - MAX_TRIALS  # start seeds seed .. seed + trials - 1 stay below 2**31 (numpy, Drake)
+MAX_START_SEED = MAX_SEED - MAX_TRIALS  # start seeds seed .. seed + trials - 1 stay within MAX_SEED
 MAX_N_ENVS = 4096
-MAX_WORKERS = 256
 
 
 @dataclasses.dataclass
@@ -50,8 +50,8 @@ class EvalSpec:
             raise UserError("an evaluation needs a checkpoint and an env preset")
         if not 1 <= self.trials <= MAX_TRIALS:
             raise UserError(f"evaluation trials must be in [1, {MAX_TRIALS}], got {self.trials}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise UserError(f"evaluation seed must be in [0, {MAX_SEED}], got {self.seed}")
+        if not 0 <= self.seed <= MAX_START_SEED:
+            raise UserError(f"evaluation seed must be in [0, {MAX_START_SEED}], got {self.seed}")
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
             raise UserError(f"evaluation time_limit must be > 0 seconds, got {self.time_limit}")
         if self.num_steps is not None and self.num_steps < 1:

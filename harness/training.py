@@ -260,11 +260,12 @@ class Trainer:
         loss.backward()
         clip = self.cfg.optim.grad_clip
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
-        if not math.isfinite(float(grad_norm)):   # the same on every rank (gradients are averaged first)
+        norm = float(grad_norm)
+        if not math.isfinite(norm):   # the same on every rank (gradients are averaged first)
             raise UserError(f"step {self.step + 1}: the loss or its gradient is not finite (loss {loss.item():.4g}, "
-                            f"gradient norm {float(grad_norm):.4g}); the run stops before the weights are spoiled "
+                            f"gradient norm {norm:.4g}); the run stops before the weights are spoiled "
                             "(check diffusion.P_mean / P_std / sigma_data, optim.lr and the data)")
-        self.totals.add(draw.sigma, draw.corrupt, clipped=clip > 0 and float(grad_norm) > clip)
+        self.totals.add(draw.sigma, draw.corrupt, clipped=clip > 0 and norm > clip)
         self.opt.step()
         self.sched.step()
         ema_update(self.ema, self.model, ema_decay(self.step, self.cfg.optim.ema_decay, self.cfg.optim.ema_power))
@@ -273,7 +274,7 @@ class Trainer:
         corrupt = b["corrupt"]
         return {"loss": loss.item(), "loss_clean": float(per[~corrupt].sum()), "n_clean": int((~corrupt).sum()),
                 "loss_corrupt": float(per[corrupt].sum()), "n_corrupt": int(corrupt.sum()),
-                "n_ambient": int(out.ambient.sum()), "n": len(per), "grad_norm": float(grad_norm)}
+                "n_ambient": int(out.ambient.sum()), "n": len(per), "grad_norm": norm}
 
     # ---- validation: the plain loss of the EMA model on held-out windows, at fixed sigmas and noise
     @torch.no_grad()

@@ -64,7 +64,8 @@ def run(args) -> int:
 def check_counts(args, flags) -> None:
     """Every named flag must be >= 1 and within eval.evaluation's bound (one line naming the flag otherwise);
     shared with `cotrain curve`."""
-    from eval.evaluation import MAX_N_ENVS, MAX_TRIALS, MAX_WORKERS
+    from eval.evaluation import MAX_N_ENVS, MAX_TRIALS
+    from harness.data.configs import MAX_WORKERS
     from harness.data.errors import UserError
     bounds = {"trials": MAX_TRIALS, "n_envs": MAX_N_ENVS, "workers": MAX_WORKERS}
     for flag in flags:

@@ -26,8 +26,6 @@ class DatasetError(UserError):
         where = _where(path, key)
         super().__init__(f"{where}: {problem}" if where else problem)
 
-
-
 @contextlib.contextmanager
 def named_config_errors(path):
     """A ConfigError raised while a loaded config is used (not while it is read) names the generic place

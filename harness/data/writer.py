@@ -31,8 +31,8 @@ from harness.data.locks import acquire_lock, check_writable
 from harness.data.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
     committed_ends, is_image_key, open_group
 
-LOCK_FILE = ".writer.lock"
-MAX_TEXT = 64              # characters of a text value per episode (meta/<key> is a fixed-width array)  # in the store folder; zarr ignores it
+LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
+MAX_TEXT = 64              # characters of a text value per episode (meta/<key> is a fixed-width array)
 # Steps per chunk along time: low-dim arrays are tiny per step; images are ~100 KB per step raw.
 LOWDIM_CHUNK = 4096
 IMAGE_CHUNK = 16

@@ -5,7 +5,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness.data.configs import MAX_SEED, load_config
+from harness.data.configs import MAX_SEED, MAX_WORKERS, load_config
 from harness.data.errors import UserError
 from harness.methods import METHODS, Cotrain, method_class
 
@@ -150,15 +150,15 @@ class EvalSettings:
     PROTOCOL_KEYS: ClassVar[tuple[str, ...]] = IDENTITY[4:]   # meaningless with checkpoints: final
 
     def __post_init__(self):
-        from eval.evaluation import MAX_N_ENVS, MAX_SEED, MAX_TRIALS, MAX_WORKERS
+        from eval.evaluation import MAX_N_ENVS, MAX_START_SEED, MAX_TRIALS
         bounds = {"trials": MAX_TRIALS, "n_envs": MAX_N_ENVS, "workers": MAX_WORKERS,
                   "selection_trials": MAX_TRIALS, "selection_rounds": 100}
         for key, most in bounds.items():
             if not 1 <= getattr(self, key) <= most:
                 raise ValueError(f"eval.{key} must be in [1, {most}], got {getattr(self, key)}")
         for key in ("seed", "selection_seed"):
-            if getattr(self, key) > MAX_SEED:
-                raise ValueError(f"eval.{key} must be <= {MAX_SEED}, got {getattr(self, key)}")
+            if getattr(self, key) > MAX_START_SEED:
+                raise ValueError(f"eval.{key} must be <= {MAX_START_SEED}, got {getattr(self, key)}")
         if self.record:   # Meshcat needs the main thread of its process; a study's job runs elsewhere
             raise ValueError("eval.record: recording is not done inside a study; record a finished run with "
                              "cotrain eval runs/<row>/seed<k>/train/checkpoints/final.pt --record N")

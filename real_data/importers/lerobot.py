@@ -23,7 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.data.errors import DatasetError
+from harness.data.store import DOMAINS, SOURCES
 from harness.data.writer import MAX_TEXT
+from real_data.exporters.lerobot import CAMERA_PREFIX, ORIGIN
 from real_data.importers.mapping import ImportMapping
 from real_data.importers.source import Source, SourceEpisode, Stream, check_extra, check_image_shape, check_times, \
     choose_primary_camera, lowdim_fates, select_columns, store_name, unit_warnings
@@ -344,9 +346,6 @@ def read_lerobot(path, mapping: ImportMapping) -> Source:
                   info=source_info, fates=fates, warnings=warnings, origin=_cotrain_origin(path))
 
 
-CAMERA_PREFIX = "observation.images."   # LeRobot's name for a camera: observation.images.<camera>
-
-
 def _camera_store_key(key: str) -> str:
     """A further camera's data key: observation.images.wrist -> image.wrist (any other name kept whole)."""
     return f"image.{store_name(key.removeprefix(CAMERA_PREFIX) or key)}"
@@ -354,8 +353,6 @@ def _camera_store_key(key: str) -> str:
 
 def _cotrain_origin(path: Path) -> dict | None:
     """What `cotrain export` recorded of the store it exported (None for other LeRobot datasets)."""
-    from harness.data.store import DOMAINS, SOURCES
-    from real_data.exporters.lerobot import ORIGIN
     file = path / ORIGIN
     if not file.is_file():
         return None

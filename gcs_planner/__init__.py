@@ -10,6 +10,6 @@ Modules, in the order a plan is made (docs/gcs_planner.md explains the formulati
   verify.verify               independent check of a plan
   planner.Planner             all of the above with fallbacks: Planner().plan(start_pose) -> PlanResult
   replay                      plan -> demonstration (kinematic | physics) through PushTEnv
-  generate                    GenSimConfig, generate_episode(seed, cfg), run_generation(out, cfg)
+  generate                    GenSimConfig, generate_episode(seed, cfg), fill_store(out, cfg)
   show.plot_plan              matplotlib picture of a plan
 """

@@ -161,7 +161,7 @@ class Summary:
         return out
 
 
-def run_generation(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
+def fill_store(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
     """Fill the store at `out` up to cfg.num episodes (resuming), in parallel; Ctrl-C keeps finished work."""
     from sim_envs.config import load_preset
 

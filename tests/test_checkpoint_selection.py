@@ -170,8 +170,8 @@ def test_plan_gives_every_run_its_snapshots_and_refuses_too_few(tmp_path):
     from harness.study.plan import plan_runs
     protocol = {"checkpoints": "every", "snapshot_every": 1, "select": "beta_pruning"}
     plans = plan_runs(_tiny_study(tmp_path, protocol), None, dry=True)
-    assert all(p.train_config["run"]["snapshot_every"] == 1 for p in plans)
-    assert all(p.train_config["run"]["snapshot_every"] == 0
+    assert all(p.train.run.snapshot_every == 1 for p in plans)
+    assert all(p.train.run.snapshot_every == 0
                for p in plan_runs(_tiny_study(tmp_path, {}), None, dry=True))
     with pytest.raises(ConfigError, match="eval.snapshot_every: must be < run.steps = 4"):
         plan_runs(_tiny_study(tmp_path, {**protocol, "snapshot_every": 4}), None, dry=True)
@@ -252,7 +252,7 @@ def test_table_keeps_the_final_row_and_adds_a_paired_selected_row(tmp_path):
 # ---------------------------------------------------------------- a real tiny run
 def test_a_real_run_selects_on_its_own_seeds_and_is_reported_on_the_eval_seeds(tmp_path):
     """The whole study machinery (runner, train+eval job, report) on one tiny run with Beta pruning."""
-    from harness.study import jobs, run_study
+    from harness.study import run_study
     from harness.study.plan import plan_runs
 
     cfg = _tiny_study(tmp_path, {"checkpoints": "every", "snapshot_every": 1, "select": "beta_pruning",
@@ -260,20 +260,20 @@ def test_a_real_run_selects_on_its_own_seeds_and_is_reported_on_the_eval_seeds(t
     study = run_study(cfg, progress=False, log=lambda *_: None)
     assert not study.failed
     plan = plan_runs(cfg, None)[0]
-    sel = json.loads((plan.dir / jobs.SELECTION_FILE).read_text())
+    sel = json.loads((plan.folder.selection).read_text())
     assert sel["candidates"] == ["step_0000001", "step_0000002", "step_0000003", "final"]
     assert set(sel["heldout_seeds"]) == {100_000, 100_001}    # the study's eval seeds ...
     assert set(sel["heldout_seeds"]).isdisjoint(sel["selection_seeds"])   # ... none of them used to choose
     for r in sel["rounds"]:
         for name in r["scored"]:
-            folder = plan.dir / jobs.SELECTION_DIR / f"{name}-r{r['round']}"
+            folder = plan.folder.selection_evals / f"{name}-r{r['round']}"
             spec = json.loads((folder / "eval_spec.json").read_text())
             assert spec["seed"] == r["seeds"][0] and spec["trials"] == len(r["seeds"])
             assert spec["checkpoint"].endswith(f"{name}.pt")
             assert set(range(spec["seed"], spec["seed"] + spec["trials"])).isdisjoint(sel["heldout_seeds"])
-    heldout = json.loads((plan.dir / sel["heldout_dir"] / "eval_spec.json").read_text())
+    heldout = json.loads((plan.folder.root / sel["heldout_dir"] / "eval_spec.json").read_text())
     assert heldout["checkpoint"].endswith(f"{sel['chosen']}.pt") and heldout["seed"] == 100_000
-    result = json.loads((plan.dir / "result.json").read_text())
+    result = json.loads(plan.folder.result.read_text())
     assert result["selected"]["chosen"] == sel["chosen"] and result["selected"]["n_candidates"] == 4
 
     table = (cfg.out / "table.md").read_text()

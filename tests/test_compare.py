@@ -9,11 +9,12 @@ import json
 import numpy as np
 import pytest
 
-import harness.study.jobs as jobs
+import harness.study.runner as runner
 from harness.data.configs import from_dict
 from harness.data.errors import ConfigError, UserError
 from harness.study import StudyConfig, run_study
 from harness.study.plan import plan_runs
+from harness.study.run_spec import RunSpec
 from tests.synthetic_stores import write_store
 
 TINY_TRAIN = {
@@ -51,12 +52,13 @@ def test_methods_expand_into_validated_runs(tmp_path):
     labels = sorted({p.label for p in plans})
     assert labels == ["cotrain (alpha=0.25)", "cotrain (alpha=natural)", "target_only",
                       "truncated (sigma_n=0.3, locality<0.05)"]
-    assert len(plans) == 8 and len({p.dir for p in plans}) == 8
+    assert len(plans) == 8 and len({p.folder for p in plans}) == 8
     natural = next(p for p in plans if p.label == "cotrain (alpha=natural)")
-    assert natural.alpha == pytest.approx(3 / 9)        # 3 clean episodes used, 6 corrupt
+    assert natural.alpha is None and natural.train.objective.alpha == "natural"   # the trainer measures it
+    assert next(p for p in plans if p.label == "cotrain (alpha=0.25)").alpha == 0.25
     trunc = next(p for p in plans if p.method == "truncated")
-    assert trunc.train_config["objective"]["sigma_n"] == 0.3
-    assert trunc.train_config["data"]["datasets"][0]["max_episodes"] == 3
+    assert trunc.train.objective.sigma_n == 0.3
+    assert trunc.train.data.datasets[0].max_episodes == 3
     with pytest.raises(ConfigError):   # per-datapoint sigma needs the classifier
         plan_runs(_study(tmp_path, [{"method": "ambient", "sigma_n": "per_datapoint"}],
                          annotate={"enabled": False}), annotations_path=None)
@@ -70,21 +72,21 @@ def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
                {"method": "truncated", "sigma_n": "per_datapoint"}]
     cfg = _study(tmp_path, methods)
     calls = []
-    real_job = jobs.train_and_evaluate
+    real_job = runner.train_and_evaluate
 
     class Stop(BaseException):   # like Ctrl-C: not an Exception, so no job-failure handling catches it
         pass
 
     interrupt_at = [2]
 
-    def interrupted(run_dir, **kw):
-        calls.append(run_dir)
+    def interrupted(run, **kw):
+        calls.append(run)
         if len(calls) == interrupt_at[0]:
             interrupt_at[0] = 0
             raise Stop   # killed during the second run of the first session
-        return real_job(run_dir, **kw)
+        return real_job(run, **kw)
 
-    monkeypatch.setattr(jobs, "train_and_evaluate", interrupted)
+    monkeypatch.setattr(runner, "train_and_evaluate", interrupted)
     with pytest.raises(Stop):
         run_study(cfg, progress=False, log=lambda *_: None)
     first = tmp_path / "results" / "runs" / "target_only" / "seed0"
@@ -147,12 +149,12 @@ def test_study_bookkeeping_resumes_with_a_stand_in_job(tmp_path, monkeypatch):
     from eval.metrics import TrialRecord
     from eval.report import trials_csv
 
-    def fake_job(run_dir, train_config, eval, **kw):
-        from pathlib import Path
-        run_dir = Path(run_dir)
+    def fake_job(run, **kw):
+        spec = RunSpec.from_json(run)
+        run_dir, eval = spec.folder.root, spec.eval
         calls.append(run_dir.parent.name)
         wins = {"target_only": [0, 0], "cotrain-alpha0.5": [1, 0]}.get(run_dir.parent.name, [1, 1])
-        recs = [TrialRecord(eval["seed"] + i, "success" if w else "timeout", 5, 0.5 if w else float("nan"),
+        recs = [TrialRecord(eval.seed + i, "success" if w else "timeout", 5, 0.5 if w else float("nan"),
                             0.01, 0.01) for i, w in enumerate(wins)]
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
         (run_dir / "eval" / "trials.csv").write_text(trials_csv(recs))
@@ -163,7 +165,7 @@ def test_study_bookkeeping_resumes_with_a_stand_in_job(tmp_path, monkeypatch):
         return {}
 
     calls, first_session = [], [True]
-    monkeypatch.setattr(jobs, "train_and_evaluate", fake_job)
+    monkeypatch.setattr(runner, "train_and_evaluate", fake_job)
     cfg = _study(tmp_path, [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]},
                             {"method": "ambient", "sigma_n": 0.2}], annotate={"enabled": False})
     result = run_study(cfg, progress=False, log=lambda *_: None)
@@ -190,11 +192,11 @@ def test_a_row_can_have_its_own_train_settings_and_its_own_baseline(tmp_path):
                {"method": "truncated", "label": "truncated ddpm", "sigma_n": 0.3, "baseline": "cotrain ddpm",
                 "train": {"diffusion": {"kind": "ddpm", "num_steps": 3}, "run": {"steps": 5}}}]
     plans = {p.label: p for p in plan_runs(_study(tmp_path, methods, annotate={"enabled": False}), None, dry=True)}
-    assert plans["cotrain"].train_config["diffusion"]["kind"] == "edm" and plans["cotrain"].baseline is None
-    assert plans["cotrain ddpm"].train_config["diffusion"]["kind"] == "ddpm"
+    assert plans["cotrain"].train.diffusion.kind == "edm" and plans["cotrain"].baseline is None
+    assert plans["cotrain ddpm"].train.diffusion.kind == "ddpm"
     trunc = plans["truncated ddpm"]
-    assert trunc.train_config["diffusion"]["num_steps"] == 3 and trunc.train_config["run"]["steps"] == 5
-    assert trunc.train_config["objective"]["sigma_n"] == 0.3 and trunc.baseline == "cotrain ddpm"
+    assert trunc.train.diffusion.num_steps == 3 and trunc.train.run.steps == 5
+    assert trunc.train.objective.sigma_n == 0.3 and trunc.baseline == "cotrain ddpm"
     with pytest.raises(ConfigError, match="needs a label"):
         _study(tmp_path, [{"method": "cotrain", "train": {"run": {"steps": 5}}}])
     with pytest.raises(ConfigError, match="names no row"):
@@ -214,8 +216,8 @@ def test_a_row_with_its_own_annotate_settings_reads_its_own_store(tmp_path):
     cfg = _study(tmp_path, [{"method": "truncated", "sigma_n": "per_datapoint"}, wide])
     plans = {p.label: p for p in plan_runs(cfg, cfg.annotations_path, dry=True)}
     own = cfg.out / "annotations-grid_size6-sigma_hi40.0.zarr"
-    assert plans["truncated (wide grid)"].train_config["objective"]["annotations"] == str(own)
-    assert plans["truncated (per-datapoint)"].train_config["objective"]["annotations"] == str(cfg.annotations_path)
+    assert plans["truncated (wide grid)"].train.objective.annotations == str(own)
+    assert plans["truncated (per-datapoint)"].train.objective.annotations == str(cfg.annotations_path)
     jobs = {job.kwargs["out"]: job.kwargs["config"] for job in annotate_jobs(cfg, progress=False)}
     assert set(jobs) == {str(cfg.annotations_path), str(own)}
     assert jobs[str(own)]["sigma_hi"] == 40.0 and jobs[str(own)]["grid_size"] == 6
@@ -256,24 +258,23 @@ def test_matched_alpha_control_and_one_normalizer_per_study(tmp_path, monkeypatc
     study's one normalizer."""
     from eval.metrics import TrialRecord
     from eval.report import trials_csv
-    from harness.train_config import TrainConfig
     from harness.training import train
 
     order = []
 
-    def train_then_stand_in_eval(run_dir, train_config, eval, **kw):
-        from pathlib import Path
-        run_dir = Path(run_dir)
+    def train_then_stand_in_eval(run, **kw):
+        spec = RunSpec.from_json(run)
+        run_dir, eval = spec.folder.root, spec.eval
         order.append(run_dir.parent.name)
-        train(from_dict(TrainConfig, train_config, "test"))
-        records = [TrialRecord(eval["seed"] + i, "success", 5, 0.5, 0.01, 0.01) for i in range(2)]
+        train(spec.train)
+        records = [TrialRecord(eval.seed + i, "success", 5, 0.5, 0.01, 0.01) for i in range(2)]
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
         (run_dir / "eval" / "trials.csv").write_text(trials_csv(records))
         (run_dir / "result.json").write_text("{}")
         (run_dir / "done").write_text("")
         return {}
 
-    monkeypatch.setattr(jobs, "train_and_evaluate", train_then_stand_in_eval)
+    monkeypatch.setattr(runner, "train_and_evaluate", train_then_stand_in_eval)
     steps, batch = 150, 32
     train_cfg = {**TINY_TRAIN, "optim": {"batch_size": batch, "warmup_steps": 1},
                  "run": {**TINY_TRAIN["run"], "steps": steps, "val_every": steps, "checkpoint_every": steps},

@@ -1,13 +1,14 @@
-"""The executor interface: JSON-able jobs, results per job, failures reported without stopping the rest;
+"""The executor interface: jobs that pickle (a module-level function and JSON-able arguments), results per job, failures reported without stopping the rest;
 stopping (signals to workers, then killing their process groups) and the status view of parallel jobs."""
 import json
+import pickle
 
 import pytest
 
 from harness.study.executor import Job, LocalExecutor, make_executor, run_job
 
-JOBS = [Job("ok", "json:dumps", {"obj": [1, 2]}), Job("bad", "json:loads", {"s": "{"}),
-        Job("ok2", "json:dumps", {"obj": {"a": 1}})]
+JOBS = [Job("ok", json.dumps, {"obj": [1, 2]}), Job("bad", json.loads, {"s": "{"}),
+        Job("ok2", json.dumps, {"obj": {"a": 1}})]
 
 
 @pytest.mark.parametrize("parallel", [1, 2])
@@ -19,10 +20,10 @@ def test_local_executor_reports_each_job(parallel):
     assert not results["bad"].ok and results["bad"].error.startswith("JSONDecodeError")
 
 
-def test_jobs_are_plain_json_for_other_engines():
+def test_jobs_pickle_by_reference_for_other_engines():
     job = JOBS[0]
-    again = Job(**json.loads(job.to_json()))
-    assert again == job and run_job(again) == "[1, 2]"
+    again = pickle.loads(pickle.dumps(job))
+    assert again == job and again.fn is json.dumps and run_job(again) == "[1, 2]"
     with pytest.raises(ValueError, match="unknown executor"):
         make_executor("slurm")
 
@@ -58,9 +59,9 @@ def stubborn_job(folder: str, ignore_sigterm: bool) -> None:
 
 def test_status_view_lists_each_jobs_state():
     from harness.study.progress import StatusView
-    jobs = [Job("a", "tests.test_compare_executor:counting_job", {"n": 3}),
-            Job("b", "tests.test_compare_executor:counting_job", {"n": 2, "fail": True}),
-            Job("c", "tests.test_compare_executor:counting_job", {"n": 4})]
+    jobs = [Job("a", counting_job, {"n": 3}),
+            Job("b", counting_job, {"n": 2, "fail": True}),
+            Job("c", counting_job, {"n": 4})]
     logged, snapshots, details = [], [], {}
     view = StatusView("runs", [j.key for j in jobs], log=logged.append, live=False)
     assert view.lines() == ["runs: 3 queued", "  queued   a", "  queued   b", "  queued   c"]
@@ -106,8 +107,8 @@ def test_stop_signals_workers_then_kills_what_is_left(tmp_path, sig):
     import signal
     import threading
     import time
-    jobs = [Job("obeys", "tests.test_compare_executor:stubborn_job", {"folder": str(tmp_path), "ignore_sigterm": False}),
-            Job("ignores", "tests.test_compare_executor:stubborn_job", {"folder": str(tmp_path), "ignore_sigterm": True})]
+    jobs = [Job("obeys", stubborn_job, {"folder": str(tmp_path), "ignore_sigterm": False}),
+            Job("ignores", stubborn_job, {"folder": str(tmp_path), "ignore_sigterm": True})]
     sent = []
 
     def signal_when_started():

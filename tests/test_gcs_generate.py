@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gcs_planner.generate as generate
-from gcs_planner.generate import GenSimConfig, run_generation
+from gcs_planner.generate import GenSimConfig, fill_store
 from gcs_planner.planner import Planner
 from gcs_planner.replay import control_times, replay_kinematic
 from harness.cli import main
@@ -45,7 +45,7 @@ def _store_dict(path):
 
 def test_interrupted_then_resumed_generation_equals_uninterrupted(tmp_path, monkeypatch):
     cfg = GenSimConfig(num=2, seed=7, workers=1)
-    run_generation(tmp_path / "full.zarr", cfg, progress=False)
+    fill_store(tmp_path / "full.zarr", cfg, progress=False)
 
     real = generate.generate_episode
     calls = []
@@ -58,10 +58,10 @@ def test_interrupted_then_resumed_generation_equals_uninterrupted(tmp_path, monk
 
     monkeypatch.setattr(generate, "generate_episode", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_generation(tmp_path / "resumed.zarr", cfg, progress=False)
+        fill_store(tmp_path / "resumed.zarr", cfg, progress=False)
     assert EpisodeStore(tmp_path / "resumed.zarr").n_episodes == 1
     monkeypatch.setattr(generate, "generate_episode", real)
-    summary = run_generation(tmp_path / "resumed.zarr", cfg, progress=False)
+    summary = fill_store(tmp_path / "resumed.zarr", cfg, progress=False)
     assert summary.kept_before == 1 and summary.kept == 1
 
     full, full_seeds = _store_dict(tmp_path / "full.zarr")
@@ -149,11 +149,11 @@ def test_gen_sim_num_fills_the_store_up_to_num_kept_seeds(tmp_path, monkeypatch)
 
     monkeypatch.setattr(generate, "generate_episode", fake)
     out = tmp_path / "s.zarr"
-    run_generation(out, GenSimConfig(num=2, seed=7, workers=1), progress=False)
+    fill_store(out, GenSimConfig(num=2, seed=7, workers=1), progress=False)
     assert calls == [7, 8, 9] and EpisodeStore(out).meta("seed").tolist() == [7, 9]
     calls.clear()
-    summary = run_generation(out, GenSimConfig(num=3, seed=7, workers=1), progress=False)
+    summary = fill_store(out, GenSimConfig(num=3, seed=7, workers=1), progress=False)
     assert calls == [8, 10] and (summary.kept_before, summary.kept) == (2, 1)   # dropped seed 8 is tried again
     calls.clear()
-    run_generation(out, GenSimConfig(num=1, seed=7, workers=1), progress=False)
+    fill_store(out, GenSimConfig(num=1, seed=7, workers=1), progress=False)
     assert calls == [] and EpisodeStore(out).meta("seed").tolist() == [7, 9, 10]

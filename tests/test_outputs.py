@@ -231,21 +231,23 @@ def test_sigterm_stops_gen_sim_cleanly_and_the_rerun_resumes(tmp_path):
 
 def test_a_refused_compare_leaves_the_study_config_alone(tmp_path, monkeypatch, capsys):
     """A compare refused for changed settings must not overwrite results/<study>/experiment.yaml."""
-    import harness.study.jobs as jobs
+    import harness.study.runner as runner
     from harness.study import StudyConfig, run_study
+    from harness.study.run_spec import RunSpec
 
-    def fake_job(run_dir, train_config, eval, **kw):
+    def fake_job(run, **kw):
         from eval.metrics import TrialRecord
         from eval.report import trials_csv
-        run_dir = Path(run_dir)
+        spec = RunSpec.from_json(run)
+        run_dir, eval = spec.folder.root, spec.eval
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
-        (run_dir / "eval" / "trials.csv").write_text(trials_csv([TrialRecord(eval["seed"], "timeout", 3,
+        (run_dir / "eval" / "trials.csv").write_text(trials_csv([TrialRecord(eval.seed, "timeout", 3,
                                                                              float("nan"), 0.1, 0.1)]))
         (run_dir / "result.json").write_text("{}")
         (run_dir / "done").write_text("")
         return {}
 
-    monkeypatch.setattr(jobs, "train_and_evaluate", fake_job)
+    monkeypatch.setattr(runner, "train_and_evaluate", fake_job)
     clean = write_store(tmp_path / "c.zarr", "target", 3, seed=1)
     raw = {"name": "s", "out_dir": str(tmp_path / "results"), "annotate": {"enabled": False},
            "datasets": [{"name": "c", "path": str(clean), "role": "clean"}],

@@ -11,6 +11,7 @@ ray = pytest.importorskip("ray")
 from harness.data.errors import UserError  # noqa: E402
 from harness.study.executor import Job, make_executor  # noqa: E402
 from harness.study.ray_executor import RayExecutor  # noqa: E402
+from tests import ray_helpers  # noqa: E402
 
 ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -24,8 +25,8 @@ def local_ray():
 
 
 def test_jobs_run_as_ray_tasks_and_a_failure_does_not_stop_the_others(tmp_path):
-    jobs = [Job(f"double {i}", "tests.ray_helpers:double", {"x": i}, resources={"num_cpus": 1}) for i in range(3)]
-    jobs.insert(1, Job("broken", "tests.ray_helpers:fail", {"message": "no luck"}))
+    jobs = [Job(f"double {i}", ray_helpers.double, {"x": i}, resources={"num_cpus": 1}) for i in range(3)]
+    jobs.insert(1, Job("broken", ray_helpers.fail, {"message": "no luck"}))
     ex = make_executor("ray", shared_dir=tmp_path)
     assert isinstance(ex, RayExecutor)
     results = {r.key: r for r in ex.run(jobs)}
@@ -50,8 +51,8 @@ def test_shared_folder_probe_names_the_node_that_cannot_see_it(tmp_path, monkeyp
 
 def test_stop_cancels_outstanding_tasks(tmp_path):
     pid_file = tmp_path / "pid"
-    jobs = [Job("slow", "tests.ray_helpers:sleepy", {"seconds": 60, "pid_file": str(pid_file)}),
-            Job("fast", "tests.ray_helpers:double", {"x": 1})]
+    jobs = [Job("slow", ray_helpers.sleepy, {"seconds": 60, "pid_file": str(pid_file)}),
+            Job("fast", ray_helpers.double, {"x": 1})]
     ex = RayExecutor(grace_s=2.0)
     it = ex.run(jobs)
     first = next(it)
@@ -74,7 +75,7 @@ def test_an_infeasible_job_fails_at_once_on_a_local_ray(tmp_path):
     ex._started = True                     # pretend it started this local Ray (which cannot grow)
     ex._ready = True
     try:
-        (result,) = list(ex.run([Job("huge", "tests.ray_helpers:double", {"x": 1}, resources={"num_cpus": 64})]))
+        (result,) = list(ex.run([Job("huge", ray_helpers.double, {"x": 1}, resources={"num_cpus": 64})]))
     finally:
         ex._started = False
     assert not result.ok and "CPU 64" in result.error and "CPU 2" in result.error
@@ -122,7 +123,7 @@ def test_a_study_survives_a_killed_training_worker(tmp_path):
 
     def kill_first_training_worker():
         while not stop.is_set() and not killed:
-            pids = _task_pids("ray::_run_json")
+            pids = _task_pids("ray::_run_in")
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])

@@ -22,7 +22,7 @@ def test_experiments_plan_every_run(path, monkeypatch):
     monkeypatch.chdir(ROOT)                       # their paths are relative to the repository
     cfg = load_study(str(path), [])
     plans = plan_runs(cfg, annotations_path=cfg.annotations_path, dry=True)
-    assert plans and all(from_dict(TrainConfig, p.train_config, p.label) for p in plans)
+    assert plans and all(isinstance(p.train, TrainConfig) for p in plans)
 
 
 def test_the_published_study_trains_the_published_recipe(monkeypatch):
@@ -30,7 +30,7 @@ def test_the_published_study_trains_the_published_recipe(monkeypatch):
     cfg = load_study("experiments/published.yaml", [])
     plans = plan_runs(cfg, annotations_path=cfg.annotations_path, dry=True)
     for plan in plans:
-        cfg = from_dict(TrainConfig, plan.train_config, plan.label)
+        cfg = plan.train
         d, o = cfg.diffusion, cfg.optim
         assert (d.kind, d.num_train_timesteps, d.beta_schedule, d.prediction_type, d.clip_sample) == \
             ("ddpm", 100, "squaredcos_cap_v2", "epsilon", True)

@@ -10,7 +10,7 @@ import pytest
 from harness.cli import main as cli_main
 from harness.data.store import EpisodeStore, validate
 from real_data.teleop import generate as generate_module
-from real_data.teleop.generate import generate
+from real_data.teleop.generate import GenTeleopConfig, fill_store
 from real_data.teleop.scripted import TeleopConfig, run_episode
 from real_data.teleop.style import style_stats
 from tests.helpers import straight_line_actions
@@ -76,12 +76,12 @@ def test_generator_resumes_and_keeps_work_on_interrupt(tmp_path, monkeypatch):
 
     monkeypatch.setattr(generate_module, "run_episode", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        generate(out, 2, TeleopConfig(), seed=FAST_SEEDS[0], progress=False)
+        fill_store(out, GenTeleopConfig(num=2, seed=FAST_SEEDS[0]), progress=False)
     assert EpisodeStore(out).meta("seed").tolist() == [FAST_SEEDS[0]]   # the finished episode is kept
 
     calls = []
     monkeypatch.setattr(generate_module, "run_episode", lambda s, c: calls.append(s) or _fake(s))
-    summary = generate(out, 2, TeleopConfig(), seed=FAST_SEEDS[0], progress=False)
+    summary = fill_store(out, GenTeleopConfig(num=2, seed=FAST_SEEDS[0]), progress=False)
     assert calls == [FAST_SEEDS[0] + 1]                       # seed already in the store is skipped
     assert (summary.new_episodes, summary.skipped, summary.total_episodes) == (1, 1, 2)
     store = EpisodeStore(out)
@@ -145,13 +145,13 @@ def test_gen_teleop_num_fills_the_store_up_to_num_like_gen_sim(tmp_path, monkeyp
     out = tmp_path / "t.zarr"
     calls = []
     monkeypatch.setattr(generate_module, "run_episode", lambda s, c: calls.append(s) or _fake(s))
-    first = generate(out, 2, TeleopConfig(), seed=5, progress=False)
+    first = fill_store(out, GenTeleopConfig(num=2, seed=5), progress=False)
     assert calls == [5, 6] and (first.new_episodes, first.skipped, first.total_episodes) == (2, 0, 2)
     calls.clear()
-    more = generate(out, 4, TeleopConfig(), seed=5, progress=False)
+    more = fill_store(out, GenTeleopConfig(num=4, seed=5), progress=False)
     assert calls == [7, 8] and (more.new_episodes, more.skipped, more.total_episodes) == (2, 2, 4)
     calls.clear()
-    fewer = generate(out, 3, TeleopConfig(), seed=5, progress=False)
+    fewer = fill_store(out, GenTeleopConfig(num=3, seed=5), progress=False)
     assert calls == [] and (fewer.new_episodes, fewer.total_episodes) == (0, 4)
     assert EpisodeStore(out).meta("seed").tolist() == [5, 6, 7, 8]
     assert EpisodeStore(out).attrs["generator"]["seed"] == 5

@@ -25,23 +25,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from gcs_planner.generate import GenSimConfig, check_out_path, run_generation
+    from gcs_planner.generate import GenSimConfig, check_out_path, fill_store
     from harness.data.configs import load_config
     from sim_envs.config import load_preset
 
+    from harness.commands.flags import flag_names
     from harness.data.errors import UserError
-    for flag, low in (("num", 1), ("workers", 1), ("seed", 0)):
-        value = getattr(args, flag)
-        if value is not None and value < low:
-            raise UserError(f"--{flag} must be >= {low}, got {value}")
     flags = {"num": args.num, "env": args.env, "replay": args.replay, "workers": args.workers,
              "seed": args.seed, "executor": args.executor}
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    given = {k: v for k, v in flags.items() if v is not None}
+    overrides = [f"{k}={v}" for k, v in given.items()]
     if args.images:
         overrides.append("images=true")
     if args.keep_failed_replays:
         overrides.append("keep_failed_replays=true")
-    cfg = load_config(GenSimConfig, args.config, [*args.overrides, *overrides])
+    with flag_names({k: f"--{k}" for k in given}):
+        cfg = load_config(GenSimConfig, args.config, [*args.overrides, *overrides])
     try:
         load_preset(cfg.env)                # unknown or bad preset -> one-line error before any work
     except UserError as exc:
@@ -49,7 +48,7 @@ def run(args) -> int:
     out = check_out_path(args.out)
     logging.getLogger("drake").setLevel(logging.WARNING)
     try:
-        summary = run_generation(out, cfg, progress=not args.no_progress)
+        summary = fill_store(out, cfg, progress=not args.no_progress)
     except KeyboardInterrupt as exc:
         if hasattr(exc, "summary"):
             print("\n".join(exc.summary.lines()))

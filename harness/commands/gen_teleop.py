@@ -29,32 +29,28 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from harness.data.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS
-    from real_data.teleop.generate import generate
+    from harness.commands.flags import flag_names
+    from harness.data.configs import from_dict, to_dict
+    from real_data.teleop.generate import GenTeleopConfig, fill_store
     from real_data.teleop.scripted import TeleopConfig
+    from sim_envs.config import load_preset
 
-    if not 1 <= args.num <= MAX_EPISODES:
-        raise UserError(f"--num must be in [1, {MAX_EPISODES}], got {args.num}")
-    if not 1 <= args.workers <= MAX_WORKERS:
-        raise UserError(f"--workers must be in [1, {MAX_WORKERS}], got {args.workers}")
-    if not 0 <= args.seed <= MAX_SEED - args.num:
-        raise UserError(f"--seed must be in [0, {MAX_SEED} - num], got {args.seed}")
     overrides = list(args.overrides)
     if args.env is not None:
         overrides.append(f"env={args.env}")
     if args.image_size is not None:
-        if not all(8 <= s <= 2048 for s in args.image_size):
-            raise UserError(f"--image-size: each side must be 8..2048 pixels, got {args.image_size[0]} {args.image_size[1]}")
         overrides.append(f"image_size=[{args.image_size[0]}, {args.image_size[1]}]")
-    config = load_config(TeleopConfig, args.config, overrides)
-    from sim_envs.config import load_preset
+    with flag_names({"image_size": "--image-size"} if args.image_size is not None else {}):
+        teleop = load_config(TeleopConfig, args.config, overrides)
+    with flag_names({"num": "--num", "seed": "--seed", "workers": "--workers"}):
+        cfg = from_dict(GenTeleopConfig, {"num": args.num, "seed": args.seed, "workers": args.workers,
+                                          "executor": args.executor, "teleop": to_dict(teleop)}, "gen-teleop")
     try:
-        load_preset(config.env)            # unknown preset: one line, before the store is made
+        load_preset(cfg.env)            # unknown preset: one line, before the store is made
     except UserError as exc:
         raise UserError(f"env (--env): {exc}") from None
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: exists and is not a dataset store folder")
-    summary = generate(args.out, args.num, config, seed=args.seed, workers=args.workers, executor=args.executor,
-                       progress=not args.no_progress)
+    summary = fill_store(args.out, cfg, progress=not args.no_progress)
     print("\n".join(summary.lines()))
     return 0

@@ -193,6 +193,12 @@ class EvalSettings:
             raise ValueError(f"eval.selection_seed: selection seeds {self.selection_seed}..{sel_end - 1} overlap "
                              f"the eval seeds {self.seed}..{self.seed + self.trials - 1}; move one range")
 
+    def spec(self, checkpoint, seed: int | None = None, trials: int | None = None):
+        """The EvalSpec of a checkpoint on these settings' start seeds (or `trials` seeds from `seed`)."""
+        from eval.evaluation import EvalSpec
+        return EvalSpec(checkpoint=str(checkpoint), env=self.env, trials=self.trials if trials is None else trials,
+                        seed=self.seed if seed is None else seed, time_limit=self.time_limit)
+
     def identity(self) -> dict:
         """What changes a run's results; the protocol keys only count when a protocol beyond final is on,
         so runs scored on the final checkpoint keep their identity whatever those keys say."""

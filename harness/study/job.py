@@ -1,26 +1,21 @@
 """A study job, the one thing that crosses the boundary to an engine (harness/study/executor.py, local
-processes; harness/study/ray_executor.py, Ray tasks): a function named by "module:function" and JSON-able
-keyword arguments, and its result."""
+processes; harness/study/ray_executor.py, Ray tasks): a module-level function (it pickles by reference, so
+the engine's process imports it) and JSON-able keyword arguments, and its result."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import json
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
     key: str                       # unique, human-readable id, e.g. "train+eval cotrain-alpha0.5/seed0"
-    fn: str                        # "package.module:function", called as fn(**kwargs)
+    fn: Callable                   # a module-level function, called as fn(**kwargs)
     kwargs: dict                   # JSON-able keyword arguments
     resources: dict = dataclasses.field(default_factory=dict)  # what the job needs, for engines that place
                                    # jobs (Ray): {"num_cpus": 2, "num_gpus": 0.25}; the local engine ignores it
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
 @dataclasses.dataclass
@@ -33,10 +28,8 @@ class JobResult:
 
 
 def run_job(job: Job) -> Any:
-    """Resolve job.fn and call it: the one entry point an engine needs on the machine that runs a job."""
-    module_name, _, fn_name = job.fn.partition(":")
-    fn = getattr(importlib.import_module(module_name), fn_name)
-    return fn(**job.kwargs)
+    """The one entry point an engine needs on the machine that runs a job."""
+    return job.fn(**job.kwargs)
 
 
 def run_caught(job: Job) -> JobResult:

@@ -12,32 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.configs import from_dict, load_yaml, merge, to_dict
+from harness.data.configs import from_dict, load_yaml, merge
 from harness.data.errors import ConfigError, DatasetError
 from harness.methods import method_class
-from harness.study.config import MATCHED_TO, MethodSpec, StudyConfig, StudyDataset, matched_label
+from harness.study.config import MATCHED_TO, MethodSpec, StudyConfig, matched_label
+from harness.study.run_spec import RunFolder, RunSpec
 
 # The alpha a matched run is validated with while the run it is matched to has not finished (dry plans too).
 MATCHED_STAND_IN = 0.5
-
-
-@dataclasses.dataclass
-class RunPlan:
-    label: str                       # table row
-    slug: str                        # folder name of the row
-    method: str
-    setting: str                     # "" or e.g. "alpha=0.5"
-    alpha: float | None              # for the success-versus-alpha plot
-    seed: int
-    dir: Path
-    train_config: dict               # resolved TrainConfig as a plain dict (out_dir set to <dir>/train)
-    matched_to: str | None = None    # the row whose realised clean fraction (same seed) is this run's alpha
-    pending: bool = False            # matched, and that row's run has not finished: alpha is a stand-in
-    baseline: str | None = None      # the row it is paired with in the table (None: the study's baseline)
-
-    @property
-    def key(self) -> str:
-        return f"{self.slug}/seed{self.seed}"
 
 
 @dataclasses.dataclass
@@ -59,8 +41,9 @@ def slugify(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=_-]+", "-", text.replace("=", "")).strip("-").lower()
 
 
-def method_settings(m: MethodSpec, natural_alpha: float) -> list[tuple[str, float | None, dict]]:
-    """(setting label, alpha for plots, objective dict) for each setting of one method entry."""
+def method_settings(m: MethodSpec) -> list[tuple[str, float | None, dict]]:
+    """(setting label, alpha for plots, objective dict) for each setting of one method entry. A natural
+    alpha is None here: the trainer measures it (train_summary.json alpha_natural; study/report.py)."""
     cls = method_class(m.method)
     obj = {**m.objective, "method": m.method}
     mixing = ["sigma mixing"] if m.sigma_mixing is not None else []
@@ -73,7 +56,7 @@ def method_settings(m: MethodSpec, natural_alpha: float) -> list[tuple[str, floa
             shown = f"matched to {target}" if target else a
             setting = ", ".join(([f"alpha={shown}"] if m.alphas else []) + mixing)
             # a matched alpha is known per seed only once the named run has finished (plan_runs)
-            alpha = None if mixing or target else (natural_alpha if a == "natural" else float(a))
+            alpha = None if mixing or target or a == "natural" else float(a)
             out.append((setting, alpha, {**obj, "alpha": a}))
         return out
     if not cls.needs_sigma_n:
@@ -85,49 +68,43 @@ def method_settings(m: MethodSpec, natural_alpha: float) -> list[tuple[str, floa
     return [(", ".join(parts + mixing), None, obj)]
 
 
-def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False) -> list[RunPlan]:
+def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False) -> list[RunSpec]:
     """Every run of the study with its full, validated TrainConfig.
 
     dry: before the datasets and annotations exist, with stand-ins for the numbers that come from them
-    (natural alpha, per-dataset sigma_n), so that a config error shows up before any compute. A matched
+    (per-dataset sigma_n), so that a config error shows up before any compute. A matched
     row's runs (alphas "matched_to <label>") have a stand-in alpha and `pending` set until the named row's
     run of the same seed has finished training; the runner trains them in a second wave.
     Every run normalizes with the study's one normalizer (cfg.normalizer_path; it need not exist yet).
     """
     base = with_snapshots(cfg, merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train))
-    if dry:
-        natural, per_dataset = 0.5, {d.name: 1.0 for d in cfg.datasets}
-    else:
-        clean_eps = sum(episodes_used(d) for d in cfg.datasets if d.role == "clean")
-        corrupt_eps = sum(episodes_used(d) for d in cfg.datasets if d.role == "corrupt")
-        natural = clean_eps / max(clean_eps + corrupt_eps, 1)
-        per_dataset = per_dataset_sigma_n(cfg, annotations_path)
-    rows = _rows(cfg, natural, per_dataset, annotations_path, dry)
+    per_dataset = {d.name: 1.0 for d in cfg.datasets} if dry else per_dataset_sigma_n(cfg, annotations_path)
+    rows = _rows(cfg, per_dataset, annotations_path, dry)
     _check_matched(rows)
     # every row's first seed, then every row's second seed, ...: one seed of the whole table comes first
     depth = max(len(row.seeds) for row in rows)
     return [_run_plan(cfg, base, row, row.seeds[i]) for i in range(depth) for row in rows if i < len(row.seeds)]
 
 
-def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunPlan:
+def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
     """One run: the row's objective and data at one training seed, its TrainConfig validated; a matched
     row's alpha is the named row's realised clean fraction at this seed (a stand-in until it exists)."""
     from harness.train_config import TrainConfig
 
     slug = slugify(row.label)
-    run_dir = cfg.out / "runs" / slug / f"seed{seed}"
+    folder = RunFolder.of(cfg.out, slug, seed)
     objective, setting, alpha, pending = row.objective, row.setting, row.alpha, False
     if row.matched_to is not None:
-        fraction = realised_clean_fraction(cfg.out / "runs" / slugify(row.matched_to) / f"seed{seed}")
+        fraction = realised_clean_fraction(RunFolder.of(cfg.out, slugify(row.matched_to), seed))
         pending = fraction is None
         alpha = MATCHED_STAND_IN if pending else fraction
         objective = {**objective, "alpha": alpha}
         if not pending:
             setting = f"alpha={alpha:.4f} (matched to {row.matched_to})"
-    train = merge(merge(base, row.train), {"seed": seed, "out_dir": str(run_dir / "train"), "objective": objective,
+    train = merge(merge(base, row.train), {"seed": seed, "out_dir": str(folder.train), "objective": objective,
                                            "data": {"datasets": row.datasets, "normalizer": str(cfg.normalizer_path)}})
     tc = from_dict(TrainConfig, train, f"{cfg.name}: {row.label} seed {seed}")
-    return RunPlan(row.label, slug, row.method, setting, alpha, seed, run_dir, to_dict(tc), row.matched_to, pending,
+    return RunSpec(row.label, slug, row.method, setting, alpha, seed, folder, tc, cfg.eval, row.matched_to, pending,
                    row.baseline)
 
 
@@ -144,10 +121,9 @@ def with_snapshots(cfg: StudyConfig, base: dict) -> dict:
     return merge(base, {"run": {"snapshot_every": cfg.eval.snapshot_every}})
 
 
-def realised_clean_fraction(run_dir: Path) -> float | None:
+def realised_clean_fraction(folder: RunFolder) -> float | None:
     """The overall realised clean fraction of a finished training (its train_summary.json); None before."""
-    from harness.training import SUMMARY_FILE
-    path = Path(run_dir) / "train" / SUMMARY_FILE
+    path = folder.train_summary
     if not path.is_file():
         return None
     try:
@@ -171,12 +147,12 @@ def _check_matched(rows: list[_Row]) -> None:
                               "matched row; name a row with its own alpha")
 
 
-def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path: Path | None,
+def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
           dry: bool = False) -> list[_Row]:
     """Every table row: label, setting, objective and datasets of each setting of each method entry."""
     rows, seen, slugs = [], set(), {}
     for m in cfg.methods:
-        for setting, alpha, objective in method_settings(m, natural):
+        for setting, alpha, objective in method_settings(m):
             label = m.label or (f"{m.method} ({setting})" if setting else m.method)
             if label in seen:
                 raise ConfigError("experiment", "methods", f"two entries give the row {label!r}; set `label`")
@@ -219,13 +195,6 @@ def _rows(cfg: StudyConfig, natural: float, per_dataset: dict, annotations_path:
             raise ConfigError("experiment", "methods", f"{row.label}: its baseline {base.label!r} has no run at "
                               f"training seed(s) {missing}; give the baseline those seeds too")
     return rows
-
-
-def episodes_used(d: StudyDataset) -> int:
-    if d.episodes is not None:
-        return d.episodes
-    from harness.data.store import EpisodeStore
-    return EpisodeStore(d.path).n_episodes
 
 
 def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """The study's Ray engine (`executor: {kind: ray, address: ...}`): each Job is one Ray task.
 
-The boundary is the same as the local engine's: a task receives the Job as JSON and calls
+The boundary is the same as the local engine's: a task receives the Job (pickled; its function by
+reference) and calls
 `harness.study.job.run_job` on whatever node Ray places it; the job's `resources` (CPUs, GPUs, a GPU
 fraction) tell Ray where it fits. Jobs are idempotent and resume from their checkpoints, so a task whose
 worker or node dies is simply run again (`max_retries`); a job that raises is reported as failed and the
@@ -15,7 +16,6 @@ Ray is imported only here and in harness.data.parallel (the generators' seed fan
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import uuid
@@ -27,10 +27,9 @@ from harness.data.parallel import cancel_ray_tasks, sigterm_as_keyboard_interrup
 from harness.study.job import Job, JobResult, run_caught
 
 
-def _run_json(job_json: str, cwd: str) -> JobResult:
-    """What a Ray task runs: the Job rebuilt from its JSON, run with failures caught into a JobResult, in
-    the driver's working directory (study paths may be relative to it; on a cluster it is shared)."""
-    job = Job(**json.loads(job_json))
+def _run_in(job: Job, cwd: str) -> JobResult:
+    """What a Ray task runs: the Job, with failures caught into a JobResult, in the driver's working
+    directory (study paths may be relative to it; on a cluster it is shared)."""
     try:
         os.chdir(cwd)
     except OSError as exc:
@@ -147,7 +146,7 @@ class RayExecutor:
             return
         import ray
         self._start()
-        task = ray.remote(_run_json)
+        task = ray.remote(_run_in)
         keys, pending = {}, []
         try:
             with sigterm_as_keyboard_interrupt():
@@ -157,7 +156,7 @@ class RayExecutor:
                     if problem:
                         yield JobResult(job.key, False, error=problem)
                         continue
-                    ref = task.options(**opts).remote(job.to_json(), os.getcwd())
+                    ref = task.options(**opts).remote(job, os.getcwd())
                     keys[ref] = job.key
                     pending.append(ref)
                 while pending:

@@ -16,49 +16,46 @@ from eval import plots
 from eval.report import RunResult, read_trials_csv, study_table, table_csv, table_markdown
 from eval.spectra import dataset_spectrum
 from harness.data.atomic import atomic_write_text
-from harness.training import SUMMARY_FILE
-from harness.study.jobs import SELECTION_FILE
+from harness.methods import method_class
 from harness.study.config import StudyConfig, StudyDataset
-from harness.study.plan import RunPlan
+from harness.study.run_spec import RunFolder, RunSpec
 
 
-def write_report(cfg: StudyConfig, plans: Sequence[RunPlan], annotations: Path | None) -> tuple[str, list[Path]]:
+def write_report(cfg: StudyConfig, plans: Sequence[RunSpec], annotations: Path | None) -> tuple[str, list[Path]]:
     """Table and plots from whatever runs have finished (all of them after a complete study)."""
     results, missing = collect_results(plans)
     return write_study_report(cfg.out, results, cfg.datasets, annotations, cfg.baseline, cfg.spectra_window,
                               title=f"study {cfg.name}", missing=missing)
 
 
-def collect_results(plans: Sequence[RunPlan]) -> tuple[list[RunResult], list[str]]:
+def collect_results(plans: Sequence[RunSpec]) -> tuple[list[RunResult], list[str]]:
     """RunResults of the finished runs, and the labels of the missing ones."""
     results, missing = [], []
     for p in plans:
-        trials = Path(p.dir) / "eval" / "trials.csv"
-        if not (Path(p.dir) / "done").exists() or not trials.is_file():
+        folder = p.folder
+        if not folder.finished or not folder.trials.is_file():
             missing.append(f"{p.label} seed {p.seed}")
             continue
-        summary = Path(p.dir) / "train" / SUMMARY_FILE
-        training = json.loads(summary.read_text()) if summary.is_file() else None
-        sigma_n = p.train_config["objective"].get("sigma_n")
-        results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(trials), _run_alpha(p, training),
+        training = json.loads(folder.train_summary.read_text()) if folder.train_summary.is_file() else None
+        sigma_n = p.train.objective.sigma_n
+        results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(folder.trials), _run_alpha(p, training),
                                  name=p.label, training=training, baseline=p.baseline,
                                  sigma_n=float(sigma_n) if isinstance(sigma_n, (int, float)) else None))
-        selected = selected_result(Path(p.dir), results[-1])   # checkpoint protocol: a row of its own
+        selected = selected_result(folder, results[-1])   # checkpoint protocol: a row of its own
         if selected is not None:
             results.append(selected)
     _mean_alpha_per_row(results)
     return results, missing
 
 
-def selected_result(run_dir: Path, final: RunResult) -> RunResult | None:
+def selected_result(folder: RunFolder, final: RunResult) -> RunResult | None:
     """The run's checkpoint-protocol result from its selection.json (harness/study/jobs.py): the chosen
     checkpoint's trials on the held-out seeds, which are the study's eval seeds; None without a protocol."""
-    path = run_dir / SELECTION_FILE
-    if not path.is_file():
+    if not folder.selection.is_file():
         return None
-    sel = json.loads(path.read_text())
+    sel = json.loads(folder.selection.read_text())
     mean = sel["mean_over_candidates"] if sel["select"] == "none" else None
-    return dataclasses.replace(final, records=read_trials_csv(run_dir / sel["heldout_dir"] / "trials.csv"),
+    return dataclasses.replace(final, records=read_trials_csv(folder.root / sel["heldout_dir"] / "trials.csv"),
                                protocol="selected", n_checkpoints=len(sel["candidates"]), checkpoint_mean=mean)
 
 
@@ -82,11 +79,12 @@ def _protocol_legend(results: Sequence[RunResult]) -> str:
     return text + " Each run's choice, per-round counts and seeds: runs/<row>/seed<k>/selection.json.\n"
 
 
-def _run_alpha(plan: RunPlan, training: dict | None) -> float | None:
+def _run_alpha(plan: RunSpec, training: dict | None) -> float | None:
     """A run's alpha for the plots. A natural row's is the trainer's own (its training episodes, after the
-    validation split and the success filter), not the plan's estimate from whole datasets; a matched row's
-    is the alpha it was given (the named run's realised clean fraction); otherwise the configured one."""
-    natural = plan.alpha is not None and plan.train_config["objective"].get("alpha") == "natural"
+    validation split and the success filter); a matched row's is the alpha it was given (the named run's
+    realised clean fraction); otherwise the configured one (None for an alpha(sigma) table)."""
+    objective = plan.train.objective
+    natural = method_class(plan.method).sweeps_alpha and objective.alpha == "natural" and objective.alpha_table is None
     if natural and training and training.get("alpha_natural") is not None:
         return float(training["alpha_natural"])
     return plan.alpha

@@ -14,12 +14,16 @@ from harness.data.locks import check_writable, hold_lock
 from harness.study.config import StudyConfig
 from harness.study.executor import make_executor
 from harness.study.job import Job, JobResult
-from harness.study.plan import RunPlan, plan_runs
+from harness.study.jobs import annotate, generate_dataset, generator_config, train_and_evaluate
+from harness.study.plan import plan_runs
+from harness.study.run_spec import RunFolder, RunSpec
 from harness.study.report import write_report
 
-# Training settings that may change between sessions of one run without changing its result.
+# Settings that may change between sessions of one run without changing its result. alpha is only the
+# plots' number: the alpha that trains is train_config.objective's (a natural row's is measured by the
+# trainer; before 2026-12-03 the plan recorded its own estimate here).
 RUN_FREE_KEYS = ("train_config.run.progress", "train_config.run.compile", "train_config.run.checkpoint_every",
-                 "train_config.run.threads")
+                 "train_config.run.threads", "alpha")
 
 
 @dataclasses.dataclass
@@ -79,9 +83,9 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     plans = plan_runs(cfg, annotations)
     for plan in plans:
         if not plan.pending:
-            claim_run(plan, cfg)
+            claim_run(plan)
     save_config(cfg, out / "experiment.yaml")
-    finished = sum((p.dir / "done").exists() for p in plans)
+    finished = sum(p.folder.finished for p in plans)
     log(f"runs       {len(plans)} in total, {finished} finished, {len(plans) - finished} to run")
     failed = _train_runs(cfg, [p for p in plans if p.matched_to is None], executor, "runs", log, progress)
     if any(p.matched_to is not None for p in plans):
@@ -91,7 +95,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
             if plan.pending:
                 failed.append(_not_run(plan, log))
             else:
-                claim_run(plan, cfg)
+                claim_run(plan)
         failed += _train_runs(cfg, [p for p in matched if not p.pending], executor, "matched", log, progress)
 
     # 4. report
@@ -100,19 +104,17 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     return StudyResult(out, table, failed, files)
 
 
-def _train_runs(cfg: StudyConfig, plans: list[RunPlan], executor, stage: str, log, progress: bool) -> list[JobResult]:
+def _train_runs(cfg: StudyConfig, plans: list[RunSpec], executor, stage: str, log, progress: bool) -> list[JobResult]:
     """Train and evaluate the unfinished runs among `plans` (one job each); returns the failed jobs."""
-    eval_kwargs = dataclasses.asdict(cfg.eval)
-    jobs = [Job(f"train+eval {p.key}", "harness.study.jobs:train_and_evaluate",
-                {"run_dir": str(p.dir), "train_config": p.train_config, "eval": eval_kwargs,
-                 "threads": cfg.executor.threads, "progress": progress},
+    jobs = [Job(f"train+eval {p.key}", train_and_evaluate,
+                {"run": p.to_json(), "threads": cfg.executor.threads, "progress": progress},
                 resources={"num_cpus": max(cfg.executor.train_num_cpus, cfg.eval.workers),
                            "num_gpus": cfg.executor.train_num_gpus})
-            for p in plans if not (p.dir / "done").exists()]
+            for p in plans if not p.folder.finished]
     return _run_stage(executor, jobs, stage, log, progress) if jobs else []
 
 
-def _not_run(plan: RunPlan, log) -> JobResult:
+def _not_run(plan: RunSpec, log) -> JobResult:
     """A matched run whose named run did not finish training: its alpha is unknown, so it is not trained."""
     key = f"train+eval {plan.key}"
     error = f"NotRun: {plan.matched_to} seed {plan.seed} has not finished training, so the matched alpha is unknown"
@@ -149,12 +151,9 @@ def report_only(cfg: StudyConfig) -> StudyResult:
     return StudyResult(cfg.out, table, [], files)
 
 
-def claim_run(plan: RunPlan, cfg: StudyConfig) -> None:
+def claim_run(plan: RunSpec) -> None:
     """Record what a run folder is for, or refuse a folder that a different config made."""
-    identity = {"label": plan.label, "method": plan.method, "setting": plan.setting, "alpha": plan.alpha,
-                "seed": plan.seed, "eval": cfg.eval.identity(),
-                "train_config": plan.train_config}
-    claim_output(plan.dir, "run.json", identity, RUN_FREE_KEYS, kind="study run folder")
+    claim_output(plan.folder.root, RunFolder.IDENTITY_FILE, plan.identity(), RUN_FREE_KEYS, kind="study run folder")
 
 
 def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) -> list[Job]:
@@ -163,7 +162,6 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
     dry: only resolve and check every generator config (and that a missing store's place is writable).
     """
     from harness.data.store import EpisodeStore
-    from harness.study.jobs import generator_config
     jobs = []
     for d in cfg.datasets:
         if d.generate is None:
@@ -181,7 +179,7 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
             continue
         if Path(d.path).exists() and EpisodeStore(d.path).n_episodes >= num:
             continue
-        jobs.append(Job(f"generate {d.name}", "harness.study.jobs:generate_dataset", {**kwargs, "progress": progress},
+        jobs.append(Job(f"generate {d.name}", generate_dataset, {**kwargs, "progress": progress},
                         resources={"num_cpus": g.workers}))
     return jobs
 
@@ -207,7 +205,7 @@ def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = Non
                      overrides or {})
     acfg = from_dict(AnnotateConfig, merge(settings, shared), "experiment: annotate")
     out = out or cfg.annotations_path
-    return Job(f"annotate {out.name}" if out != cfg.annotations_path else "annotate", "harness.study.jobs:annotate", {
+    return Job(f"annotate {out.name}" if out != cfg.annotations_path else "annotate", annotate, {
         # the classifier sees the same first-N episodes that the runs train on
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
         "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "corrupt"],
@@ -258,11 +256,11 @@ def _check_datasets(cfg: StudyConfig) -> None:
             raise DatasetError(d.path, None, f"dataset {d.name!r} has {n} episodes, the study uses {d.episodes}")
 
 
-def _check_devices(cfg: StudyConfig, plans: list[RunPlan]) -> None:
+def _check_devices(cfg: StudyConfig, plans: list[RunSpec]) -> None:
     """A training device this machine does not have fails now, not when the first run starts training
     (eval.device is checked when the config loads)."""
     from harness.device import resolve_device
-    for name in {p.train_config["device"] for p in plans}:
+    for name in {p.train.device for p in plans}:
         try:
             resolve_device(name)
         except ConfigError as exc:

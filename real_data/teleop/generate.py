@@ -8,7 +8,10 @@ Seeds already in the store are skipped, so an interrupted run (Ctrl-C keeps ever
 resumed by running the same command again, and a larger `num` appends only the missing seeds.
 Episodes run in worker processes (`workers`); the parent alone writes the store, in seed order.
 
-The store records the generator identity (seed and the full TeleopConfig); a run with another identity is
+`fill_store(out, cfg)` is the contract both generators keep (gcs_planner/generate.py has the other):
+everything a run needs is in its config, so the study's generation job and both CLI commands call it alike.
+
+The store records the generator identity (the whole GenTeleopConfig); a run with another identity is
 refused, naming the first differing key, and the store is left untouched (harness.data.identity). Only
 RESUME_FREE_KEYS may differ between a run and its resumption.
 """
@@ -17,16 +20,39 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from harness.data.configs import to_dict
+from harness.data.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
 from harness.data.parallel import check_ray_address, map_seeds
 from harness.data.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
 
 # Settings that may differ between a run and its resumption without changing any episode.
 RESUME_FREE_KEYS = ("num", "workers", "executor")
+GENERATOR = "real_data.teleop.scripted"   # the store's generator record names the episodes' source
+
+
+@dataclasses.dataclass
+class GenTeleopConfig:
+    num: int = 50                         # fill the store up to this many episodes
+    seed: int = 0                         # first seed; the store holds seeds seed .. seed + num - 1
+    workers: int = 1                      # processes (1 = run in this process)
+    executor: Literal["local", "ray"] = "local"  # ray: seeds run as Ray tasks (2 * workers in flight)
+    teleop: TeleopConfig = dataclasses.field(default_factory=TeleopConfig)  # the teleoperator
+
+    def __post_init__(self):
+        if not 1 <= self.num <= MAX_EPISODES:
+            raise ValueError(f"num must be in [1, {MAX_EPISODES}], got {self.num}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be in [1, {MAX_WORKERS}], got {self.workers}")
+        if not 0 <= self.seed <= MAX_SEED - self.num:
+            raise ValueError(f"seed must be in [0, {MAX_SEED} - num], got {self.seed}")
+
+    @property
+    def env(self) -> str:
+        return self.teleop.env
 
 
 @dataclasses.dataclass
@@ -52,29 +78,27 @@ class GenerateSummary:
         ]
 
 
-def generate(out, num: int, config: TeleopConfig, seed: int = 0, workers: int = 1,
-             progress: bool = True, executor: str = "local") -> GenerateSummary:
-    """Fill the store at `out` up to `num` episodes from seeds seed, seed + 1, ... (resuming)."""
+def fill_store(out, cfg: GenTeleopConfig, progress: bool = True) -> GenerateSummary:
+    """Fill the store at `out` up to cfg.num episodes from seeds seed, seed + 1, ... (resuming)."""
     from sim_envs.config import load_preset
     from tqdm import tqdm
 
+    config, num = cfg.teleop, cfg.num
     env_config = load_preset(config.env)
-    generator = {"generator": "real_data.teleop.scripted", "seed": seed, "num": num, "workers": workers,
-                 "executor": executor,
-                 "teleop": to_dict(config)}
-    if executor == "ray":
+    generator = {"generator": GENERATOR, **to_dict(cfg)}
+    if cfg.executor == "ray":
         check_ray_address(None)   # before the store exists: an unreachable cluster leaves nothing behind
     writer = EpisodeWriter(out, domain="target", source="teleop_scripted", env=env_config.name,
                            env_params=dataclasses.asdict(env_config), generator=generator,
                            resume_free_keys=RESUME_FREE_KEYS)
     done = {int(s) for s in writer.meta("seed")}
     skipped = writer.n_episodes
-    todo = list(itertools.islice((s for s in itertools.count(seed) if s not in done), max(0, num - skipped)))
+    todo = list(itertools.islice((s for s in itertools.count(cfg.seed) if s not in done), max(0, num - skipped)))
     bar = tqdm(total=max(num, skipped), initial=skipped, desc="gen-teleop", unit="ep", disable=not progress)
     successes = []
     try:
         if todo:   # (no worker processes to start for a store that is already full)
-            with map_seeds(_Episode(config), todo, workers, engine=executor) as results:
+            with map_seeds(_Episode(config), todo, cfg.workers, engine=cfg.executor) as results:
                 _write_all(writer, results, bar, successes)
     finally:
         bar.close()

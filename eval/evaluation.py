@@ -17,7 +17,7 @@ from eval.metrics import Summary
 from eval.report import write_eval_report
 from eval.rollouts import PolicyFile, evaluate
 from harness.data.configs import MAX_SEED
-from harness.data.errors import UserError
+from harness.data.errors import ConfigError
 from harness.data.identity import hold_output
 from sim_envs.geometry import TASK
 
@@ -45,17 +45,20 @@ class EvalSpec:
                                    # None = the checkpoint's diffusion.sampler
 
     def __post_init__(self):
-        # UserError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict
+        # ConfigError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict;
+        # each problem starts with its key, so a command can name its flag (harness/commands/flags.py)
+        def refuse(problem):
+            raise ConfigError("evaluation", None, problem)
         if not self.checkpoint or not self.env:
-            raise UserError("an evaluation needs a checkpoint and an env preset")
+            refuse("an evaluation needs a checkpoint and an env preset")
         if not 1 <= self.trials <= MAX_TRIALS:
-            raise UserError(f"evaluation trials must be in [1, {MAX_TRIALS}], got {self.trials}")
+            refuse(f"trials must be in [1, {MAX_TRIALS}], got {self.trials}")
         if not 0 <= self.seed <= MAX_START_SEED:
-            raise UserError(f"evaluation seed must be in [0, {MAX_START_SEED}], got {self.seed}")
+            refuse(f"seed must be in [0, {MAX_START_SEED}], got {self.seed}")
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
-            raise UserError(f"evaluation time_limit must be > 0 seconds, got {self.time_limit}")
+            refuse(f"time_limit must be > 0 seconds, got {self.time_limit}")
         if self.num_steps is not None and self.num_steps < 1:
-            raise UserError(f"evaluation num_steps must be >= 1, got {self.num_steps}")
+            refuse(f"num_steps must be >= 1, got {self.num_steps}")
 
     @property
     def max_steps(self) -> int | None:
@@ -82,8 +85,6 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     policy: an already built policy object to use instead of loading spec.checkpoint (tests, scripted).
     """
     out_dir = Path(out_dir)
-    if spec.trials < 1:
-        raise UserError(f"--trials must be >= 1, got {spec.trials}")
     if policy is None and spec.checkpoint != "scripted":
         from harness.policy import load_policy
         # a bad checkpoint fails here, before any output or worker exists

@@ -21,6 +21,13 @@ from typing import Callable
 import numpy as np
 
 
+def natural_alpha(clean_episodes: int, corrupt_episodes: int, valid_fraction=1.0):
+    """Plain cotraining's clean share: clean episodes over all episodes whose windows are valid at a sigma
+    (valid_fraction of the corrupt ones; 1 = every corrupt window, the dataset ratio). The one formula of it."""
+    corrupt = corrupt_episodes * np.asarray(valid_fraction, float)
+    return clean_episodes / np.maximum(clean_episodes + corrupt, 1e-12) if clean_episodes + corrupt_episodes else 0.0
+
+
 @dataclasses.dataclass
 class Mixing:
     """alpha(sigma) = P(clean | sigma, some corrupt window valid at sigma)."""
@@ -46,8 +53,7 @@ class Mixing:
         if self.kind == "table":
             return np.interp(np.log(sigma), np.log(self.table_sigma), self.table_alpha)
         if self.kind == "natural":
-            corrupt = self.corrupt_episodes * np.asarray(valid_fraction, float)
-            return self.clean_episodes / np.maximum(self.clean_episodes + corrupt, 1e-12)
+            return natural_alpha(self.clean_episodes, self.corrupt_episodes, valid_fraction)
         raise ValueError(f"unknown mixing kind {self.kind!r}")
 
 

@@ -18,7 +18,7 @@ from harness.data.store import EpisodeStore
 from harness.methods import Method, make_method
 from harness.model import make_formulation
 from harness.normalizer import Affine, Normalizer, fit_normalizer, load_normalizer, same_affine
-from harness.sources import Mixing, SourceSampler
+from harness.sources import Mixing, SourceSampler, natural_alpha
 from harness.train_config import DatasetSpec, TrainConfig
 from harness.windows import WindowIndex, WindowSpec, make_windows, obs_features, split_episodes
 
@@ -353,11 +353,11 @@ def _configured_mixing(ocfg, annotations, clean_eps: int, corrupt_eps: int) -> M
         # cannot (accuracy -> 0.5), fall back to the base mixing ratio.
         grid, acc = annotations.sigma_grid, annotations.accuracy
         keep = grid > 0
-        base = ocfg.alpha if not isinstance(ocfg.alpha, str) else clean_eps / max(clean_eps + corrupt_eps, 1)
+        base = ocfg.alpha if not isinstance(ocfg.alpha, str) else float(natural_alpha(clean_eps, corrupt_eps))
         distinguish = np.clip(2 * acc[keep] - 1, 0, 1)
         return Mixing.table(grid[keep], base + (1 - base) * distinguish)
     if ocfg.alpha == "natural_all":   # plain cotraining's ratio, held at every sigma
-        return Mixing(kind="constant", value=clean_eps / max(clean_eps + corrupt_eps, 1))
+        return Mixing(kind="constant", value=float(natural_alpha(clean_eps, corrupt_eps)))
     if isinstance(ocfg.alpha, str):
         return None
     return Mixing(kind="constant", value=float(ocfg.alpha))

@@ -64,20 +64,23 @@ def run(args) -> int:
     from eval.evaluation import EvalSpec, default_out_dir, run_eval
     from eval.plots import plot_success_curve
     from harness.data.locks import check_output_file
-    from harness.commands.eval import _check_env, check_counts
+    from harness.commands.eval import SPEC_FLAGS, _check_env, check_counts
+    from harness.commands.flags import flag_names
     from harness.policy import load_policy
 
-    check_counts(args, ("trials", "n_envs", "workers"))
+    check_counts(args, ("n_envs", "workers"))
     _check_env(args.env)
     if args.out:                 # the default path is curve's own file in the run's eval folder
         check_output_file(Path(args.out), "--out")
         check_output_file(Path(args.out).with_suffix(".csv"), "--out (its CSV)")
     points = points_to_run(args)
     by_steps = args.kind in ("steps", "heun")
+    with flag_names(SPEC_FLAGS):   # every spec checked before the first evaluation runs
+        specs = [EvalSpec(checkpoint=str(checkpoint), env=args.env, trials=args.trials, seed=args.seed,
+                          time_limit=args.time_limit, num_steps=num_steps, sampler=args.sampler)
+                 for _, checkpoint, num_steps in points]
     results = []
-    for x, checkpoint, num_steps in points:
-        spec = EvalSpec(checkpoint=str(checkpoint), env=args.env, trials=args.trials, seed=args.seed,
-                        time_limit=args.time_limit, num_steps=num_steps, sampler=args.sampler)
+    for (x, checkpoint, _), spec in zip(points, specs):
         out = default_out_dir(checkpoint, spec)
         if args.kind == "training" and checkpoint.name != "final.pt":   # one folder per snapshot
             out = out.with_name(f"{out.name}-{checkpoint.stem}")

@@ -1,7 +1,6 @@
 """`cotrain eval CHECKPOINT --env target --trials 200 --seed 0`: closed-loop success rate in Drake."""
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -34,24 +33,20 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from eval.evaluation import EvalSpec, default_out_dir, run_eval
+    from harness.commands.flags import flag_names
     from harness.data.errors import UserError
 
-    check_counts(args, ("trials", "n_envs", "workers"))
+    check_counts(args, ("n_envs", "workers"))
     if args.record < 0:
         raise UserError(f"--record must be >= 0, got {args.record}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
-    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
-        raise UserError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    checkpoint = args.checkpoint if args.checkpoint == "scripted" else str(Path(args.checkpoint))
+    with flag_names(SPEC_FLAGS):
+        spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
+                        time_limit=args.time_limit, num_steps=args.num_steps, sampler=args.sampler)
+    if checkpoint == "scripted" and (args.num_steps is not None or args.sampler is not None):
+        raise UserError("--num-steps and --sampler need a diffusion checkpoint")
     _check_env(args.env)
     device = _check_device(args.device)     # before anything is written: a bad device must not claim --out
-    checkpoint = args.checkpoint if args.checkpoint == "scripted" else str(Path(args.checkpoint))
-    if args.num_steps is not None and (args.num_steps < 1 or checkpoint == "scripted"):
-        raise UserError(f"--num-steps must be >= 1 and needs a diffusion checkpoint, got {args.num_steps}")
-    if args.sampler is not None and checkpoint == "scripted":
-        raise UserError("--sampler needs a diffusion checkpoint")
-    spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
-                    time_limit=args.time_limit, num_steps=args.num_steps, sampler=args.sampler)
     out = Path(args.out) if args.out else (Path("runs/scripted/eval") / f"{args.env}-s{args.seed}-n{args.trials}"
                                            if checkpoint == "scripted" else default_out_dir(checkpoint, spec))
     summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=device,
@@ -59,6 +54,10 @@ def run(args) -> int:
     print("\n".join(summary.lines()))
     print(f"written    {out}/summary.json, trials.csv")
     return 0
+
+
+# EvalSpec keys -> the flags that set them (the bounds live in EvalSpec, the flags only name them)
+SPEC_FLAGS = {"trials": "--trials", "seed": "--seed", "time_limit": "--time-limit", "num_steps": "--num-steps"}
 
 
 def check_counts(args, flags) -> None:

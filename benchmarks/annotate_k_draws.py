@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.fold0 import fold0_classifier  # noqa: E402
-from harness.classifier import AnnotateConfig, mean_p_corrupt  # noqa: E402
-from harness.data.configs import from_dict, parse_overrides  # noqa: E402
-from harness.sigma_n_rule import apply_calibration, fit_calibration, sigma_n_from_p  # noqa: E402
+from harness.learning.classifier import AnnotateConfig, mean_p_corrupt  # noqa: E402
+from harness.core.configs import from_dict, parse_overrides  # noqa: E402
+from harness.learning.sigma_n_rule import apply_calibration, fit_calibration, sigma_n_from_p  # noqa: E402
 
 
 def main() -> int:

@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.fold0 import fold0_classifier  # noqa: E402
-from harness.classifier import AnnotateConfig, _Windows, mean_p_corrupt, scan_to_crossing  # noqa: E402
-from harness.data.configs import from_dict, parse_overrides  # noqa: E402
-from harness.sigma_n_rule import apply_calibration, fit_calibration, sigma_n_from_p  # noqa: E402
-from harness.windows import make_windows  # noqa: E402
+from harness.learning.classifier import AnnotateConfig, _Windows, mean_p_corrupt, scan_to_crossing  # noqa: E402
+from harness.core.configs import from_dict, parse_overrides  # noqa: E402
+from harness.learning.sigma_n_rule import apply_calibration, fit_calibration, sigma_n_from_p  # noqa: E402
+from harness.learning.windows import make_windows  # noqa: E402
 
 
 def main() -> int:

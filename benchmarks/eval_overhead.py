@@ -51,8 +51,8 @@ class Replay:
 def _share(job) -> tuple[float, float, list]:
     checkpoint, num_steps, env, seeds, n_envs = job
     from eval.rollouts import evaluate
-    from harness.device import limit_threads
-    from harness.policy import load_policy
+    from harness.learning.device import limit_threads
+    from harness.learning.policy import load_policy
     limit_threads(1)
     recorder = Recorder(load_policy(checkpoint, num_steps=num_steps))
     t0 = time.perf_counter()

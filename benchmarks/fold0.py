@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from harness.classifier import AnnotateConfig, _windows, _Windows, load_annotate_data, train_classifier
-from harness.windows import WindowSpec
+from harness.learning.classifier import AnnotateConfig, _windows, _Windows, load_annotate_data, train_classifier
+from harness.learning.windows import WindowSpec
 
 
 @dataclasses.dataclass

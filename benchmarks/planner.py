@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gcs_planner.config import PlannerConfig  # noqa: E402
 from gcs_planner.planner import Planner  # noqa: E402
-from harness.data.configs import load_config  # noqa: E402
+from harness.core.configs import load_config  # noqa: E402
 from sim_envs.initial_states import sample_initial_pose  # noqa: E402
 
 

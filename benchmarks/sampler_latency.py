@@ -21,13 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.data.configs import from_dict  # noqa: E402
-from harness.device import resolve_device  # noqa: E402
-from harness.model import build_model, count_parameters  # noqa: E402
-from harness.normalizer import fit_normalizer  # noqa: E402
-from harness.policy import ChunkSampler, DiffusionPolicy  # noqa: E402
-from harness.train_config import TrainConfig  # noqa: E402
-from harness.windows import WindowSpec  # noqa: E402
+from harness.core.configs import from_dict  # noqa: E402
+from harness.learning.device import resolve_device  # noqa: E402
+from harness.learning.model import build_model, count_parameters  # noqa: E402
+from harness.learning.normalizer import fit_normalizer  # noqa: E402
+from harness.learning.policy import ChunkSampler, DiffusionPolicy  # noqa: E402
+from harness.learning.train_config import TrainConfig  # noqa: E402
+from harness.learning.windows import WindowSpec  # noqa: E402
 
 ARCHS = {"mlp": {"arch": "mlp"}, "unet-published": {"down_dims": [256, 512, 1024]}}
 SAMPLERS = [   # (label, diffusion settings)

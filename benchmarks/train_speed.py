@@ -29,12 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synthetic_stores import write_store  # noqa: E402
 
-from harness.data.configs import from_dict  # noqa: E402
-from harness.model import build_model, count_parameters  # noqa: E402
-from harness.policy import ChunkSampler, DiffusionPolicy  # noqa: E402
-from harness.train_config import TrainConfig  # noqa: E402
-from harness.training import Trainer  # noqa: E402
-from harness.windows import WindowSpec  # noqa: E402
+from harness.core.configs import from_dict  # noqa: E402
+from harness.learning.model import build_model, count_parameters  # noqa: E402
+from harness.learning.policy import ChunkSampler, DiffusionPolicy  # noqa: E402
+from harness.learning.train_config import TrainConfig  # noqa: E402
+from harness.learning.training import Trainer  # noqa: E402
+from harness.learning.windows import WindowSpec  # noqa: E402
 
 ARCHS = {   # name -> policy config
     "mlp": {"arch": "mlp"},                                        # the low-dim default (width 256, depth 4)

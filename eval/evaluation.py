@@ -4,7 +4,7 @@ An evaluation folder is keyed by what was evaluated (the checkpoint's path and c
 start seeds), and held (locked) while trials run, so two evaluations never append to one log. Re-running the
 same evaluation resumes from its trial log; pointing a different evaluation at a folder that holds another
 one is refused rather than mixing their trials, and so is a non-empty folder that is no evaluation folder
-(the run-identity rule, harness.data.identity: the spec is the identity, with no free keys).
+(the run-identity rule, harness.core.identity: the spec is the identity, with no free keys).
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 from eval.metrics import Summary
 from eval.report import write_eval_report
 from eval.rollouts import PolicyFile, evaluate
-from harness.data.configs import MAX_SEED
-from harness.data.errors import ConfigError
-from harness.data.identity import hold_output
+from harness.core.configs import MAX_SEED
+from harness.core.errors import ConfigError
+from harness.core.identity import hold_output
 from sim_envs.geometry import TASK
 
 SPEC_FILE = "eval_spec.json"
@@ -30,6 +30,9 @@ LOG_FILE = "trials.jsonl"
 MAX_TRIALS = 1_000_000
 MAX_START_SEED = MAX_SEED - MAX_TRIALS  # start seeds seed .. seed + trials - 1 stay within MAX_SEED
 MAX_N_ENVS = 4096
+# A diffusion policy is queried in batches of exactly this many rows (eval/rollouts.py), so that a trial's
+# result does not depend on n_envs, workers or a resume; 0 = the natural batch (evaluations before 2026-12-03).
+INFERENCE_BATCH = 32
 
 
 @dataclasses.dataclass
@@ -43,10 +46,11 @@ class EvalSpec:
     num_steps: int | None = None   # sampler steps per action chunk; None = the checkpoint's diffusion.num_steps
     sampler: str | None = None     # heun | heun_churn | ddpm | ddim (of the checkpoint's formulation);
                                    # None = the checkpoint's diffusion.sampler
+    inference_batch: int = INFERENCE_BATCH  # rows per policy query, padded (0: natural batch, not invariant)
 
     def __post_init__(self):
         # ConfigError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict;
-        # each problem starts with its key, so a command can name its flag (harness/commands/flags.py)
+        # each problem starts with its key, so a command can name its flag (harness/cli/commands/flags.py)
         def refuse(problem):
             raise ConfigError("evaluation", None, problem)
         if not self.checkpoint or not self.env:
@@ -59,6 +63,16 @@ class EvalSpec:
             refuse(f"time_limit must be > 0 seconds, got {self.time_limit}")
         if self.num_steps is not None and self.num_steps < 1:
             refuse(f"num_steps must be >= 1, got {self.num_steps}")
+        if not 0 <= self.inference_batch <= MAX_N_ENVS:
+            refuse(f"inference_batch must be in [0, {MAX_N_ENVS}] (0 = the natural batch), got {self.inference_batch}")
+
+    def identity(self) -> dict:
+        """What the folder's trials are a function of; inference_batch 0 is left out, so that folders made
+        before it existed (which queried the natural batch) resume with inference_batch 0."""
+        out = dataclasses.asdict(self)
+        if self.inference_batch == 0:
+            del out["inference_batch"]
+        return out
 
     @property
     def max_steps(self) -> int | None:
@@ -70,12 +84,13 @@ class EvalSpec:
 
 
 def default_out_dir(checkpoint, spec: EvalSpec) -> Path:
-    """runs/X/checkpoints/final.pt -> runs/X/eval/target-s0-n200 (beside the run's other outputs)."""
+    """runs/X/checkpoints/final.pt -> runs/X/eval/target-s0-n200-b32 (beside the run's other outputs)."""
     ckpt = Path(checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     steps = f"-h{spec.num_steps}" if spec.num_steps is not None else ""
     sampler = f"-{spec.sampler}" if spec.sampler is not None else ""
-    return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}{steps}{sampler}"
+    batch = f"-b{spec.inference_batch}" if spec.inference_batch else ""   # unpadded folders keep their old name
+    return run_dir / "eval" / f"{spec.env}-s{spec.seed}-n{spec.trials}{steps}{sampler}{batch}"
 
 
 def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device: str = "cpu",
@@ -86,18 +101,18 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     """
     out_dir = Path(out_dir)
     if policy is None and spec.checkpoint != "scripted":
-        from harness.policy import load_policy
+        from harness.learning.policy import load_policy
         # a bad checkpoint fails here, before any output or worker exists
         load_policy(spec.checkpoint, num_steps=spec.num_steps, sampler=spec.sampler)
     # The identity: what is evaluated (the checkpoint's path and its contents) and on which starts.
-    identity = {**dataclasses.asdict(spec), "checkpoint_sha256": file_sha256(spec.checkpoint)
+    identity = {**spec.identity(), "checkpoint_sha256": file_sha256(spec.checkpoint)
                 if policy is None and spec.checkpoint != "scripted" else None}
     with hold_output(out_dir, SPEC_FILE, identity, free_keys=(), kind="evaluation folder"):
         source = policy if policy is not None else _policy_source(spec)
         started = time.perf_counter()
         records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
                            progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",
-                           max_steps=spec.max_steps)
+                           max_steps=spec.max_steps, inference_batch=spec.inference_batch)
         elapsed = time.perf_counter() - started
         extra = {"spec": dataclasses.asdict(spec), "n_envs": n_envs, "workers": workers, "device": device,
                  "wall_seconds_last_session": round(elapsed, 2)}
@@ -105,7 +120,7 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
         if record > 0:
             from eval.recording import record_rollouts
             record_rollouts(source, spec.env, spec.seeds[:record], out_dir / "recordings", device=device,
-                            max_steps=spec.max_steps)
+                            max_steps=spec.max_steps, inference_batch=spec.inference_batch)
     return summary
 
 

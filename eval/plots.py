@@ -26,9 +26,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from eval.report import TableRow  # noqa: E402
-from harness.data.atomic import atomic_path, atomic_write_text  # noqa: E402
-from harness.methods import method_class  # noqa: E402
+from eval.study_table import TableRow  # noqa: E402
+from harness.core.atomic import atomic_path, atomic_write_text  # noqa: E402
+from harness.learning.methods import method_class  # noqa: E402
 
 
 def _save(fig, path) -> Path:
@@ -240,7 +240,7 @@ def plot_classifier_accuracy(sigmas: Sequence[float], balanced: Sequence[float],
 
     Balanced accuracy, and the accuracy on each class when given; sigma = 0 is drawn half a grid step left
     of the smallest positive sigma. `threshold` (0.5 + accuracy_tol) is drawn as a line: where a dataset's
-    accuracy falls under it is that dataset's sigma_n (harness/sigma_n_rule.py).
+    accuracy falls under it is that dataset's sigma_n (harness/learning/sigma_n_rule.py).
     `curves` (name -> accuracy per sigma), e.g. each fold's raw held-out accuracy or each dataset's, are
     drawn as thin lines: folds that disagree, or a raw curve below chance, show at a glance.
     CSV: sigma, balanced_accuracy, accuracy_clean, accuracy_corrupt (the last two empty when not given),
@@ -364,7 +364,7 @@ def plot_annotations(annotations, accuracy_path=None, hist_path=None) -> list[Pa
     Paths default to `annotation_plot_paths` (beside the store, as `cotrain annotate` and the study's
     annotate job draw them); the study report passes its own.
     """
-    from harness.annotations import read_annotations
+    from harness.learning.annotations import read_annotations
 
     default_accuracy, default_hist = annotation_plot_paths(annotations)
     accuracy_path, hist_path = accuracy_path or default_accuracy, hist_path or default_hist

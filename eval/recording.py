@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eval.rollouts import _load_policy, run_wave
+from eval.rollouts import _load_policy, one_torch_thread, run_wave
 
 VIDEO_SIZE = (240, 240)   # (H, W) of the recorded camera when the policy itself uses no images
 
@@ -31,8 +31,9 @@ class _OneEnv:
 
 
 def record_rollouts(policy_or_path, preset, seeds: Sequence[int], out_dir, device: str = "cpu",
-                    max_steps: int | None = None, video_suffix: str = ".mp4") -> list[Path]:
-    """Write <out_dir>/seed<k>.html (Meshcat replay) and seed<k>.mp4 for each seed; return the paths."""
+                    max_steps: int | None = None, video_suffix: str = ".mp4", inference_batch: int = 0) -> list[Path]:
+    """Write <out_dir>/seed<k>.html (Meshcat replay) and seed<k>.mp4 for each seed; return the paths.
+    inference_batch: the scored evaluation's, so that a recording replays the trial that was scored."""
     from pydrake.geometry import Meshcat
 
     from sim_envs.env import PushTEnv
@@ -48,7 +49,8 @@ def record_rollouts(policy_or_path, preset, seeds: Sequence[int], out_dir, devic
         meshcat.Delete()
         env = PushTEnv(preset, image_size=tuple(image_size), meshcat=meshcat, record=True)
         try:
-            [record] = run_wave(policy, _OneEnv(env), [seed], max_steps=max_steps)
+            with one_torch_thread(inference_batch > 0):
+                [record] = run_wave(policy, _OneEnv(env), [seed], max_steps=max_steps, inference_batch=inference_batch)
             env.publish_recording()
             html = save_meshcat_html(meshcat, out_dir / f"seed{seed}.html")
             video = save_video(env.frames, out_dir / f"seed{seed}{video_suffix}")

@@ -18,14 +18,23 @@ Outcome of a trial depends only on its seed, never on the batch it ran in: physi
 whose `act` accepts `noise=` (the diffusion policy's initial sampler noise, (B, horizon, 2)) gets per-trial
 noise from `trial_rng(seed, query)`, and a stochastic sampler's per-step noise comes from the same stream
 (`step_seeds=`, one per trial). That is what makes batched, unbatched and multi-worker evaluations give
-the same records, and what lets `record_rollouts` replay the trial that was scored. (For the diffusion
-policy "same" is up to float round-off of batched matrix products, ~1e-6 m in the actions; contact can
-amplify that over a long trial, so a recorded replay may in rare cases end differently.)
+the same records, and what lets `record_rollouts` replay the trial that was scored.
+
+Bit for bit, that needs one more thing: a batched matrix product on the CPU rounds differently for different
+batch sizes (1e-7 in a network's output), and closed-loop contact amplifies that to centimetres over a
+trial. So with `inference_batch` K > 0 (the default of `cotrain eval` and of a study), a diffusion policy is
+always queried in batches of exactly K rows, the envs that need a chunk padded with copies of the first one
+(larger groups in several batches of K), with one torch thread; a row's result then depends on its own
+inputs only, and a trial is a function of (checkpoint, start seed, settings), whatever n_envs, workers or a
+resume did (tests/test_eval_rollouts.py). Measured on this project's CPU (oneDNN): with the MLP a row's
+result does not depend on its slot in the batch for any K, with the U-Net only for K >= 8 (at K = 2 and 4
+the slot changes the rounding), hence the default 32. K = 0 queries the natural batch (faster; as evaluations before
+2026-12-03 did, so their folders resume with it).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-
 import inspect
 import json
 import math
@@ -94,12 +103,12 @@ class ObsHistory:
 
 def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
              on_step: Callable[[int, dict, list], None] | None = None,
-             on_trial: Callable[[TrialRecord], None] | None = None) -> list[TrialRecord]:
+             on_trial: Callable[[TrialRecord], None] | None = None, inference_batch: int = 0) -> list[TrialRecord]:
     """Run len(seeds) trials in lockstep on a VectorEnv of that many envs; one record per seed, in order.
 
     max_steps: end trials as "timeout" after this many steps (default: the task's 75 s, which the env itself
     enforces; a shorter cap is for quick tests and demos). `on_step(step, obs, infos)` is called after every
-    step (recording uses it); `on_trial(record)` as each trial ends.
+    step (recording uses it); `on_trial(record)` as each trial ends. inference_batch: see the module docstring.
     """
     seeds = [int(s) for s in seeds]
     k = len(seeds)
@@ -119,7 +128,7 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
         need = [i for i in running if not queues[i]]
         if need:
             for i, chunk in zip(need, _query(policy, history.select(need), [seeds[i] for i in need],
-                                             queries[need], wants_noise)):
+                                             queries[need], wants_noise, inference_batch)):
                 queues[i].extend(chunk)
             queries[need] += 1
         actions = last_action.copy()
@@ -141,15 +150,19 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
                        f"within {cap} steps")
 
 
-def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray, wants_noise: bool) -> np.ndarray:
+def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray, wants_noise: bool,
+           inference_batch: int = 0) -> np.ndarray:
     """One batched policy call for the envs that need a new chunk: (B, n_action, 2)."""
     if wants_noise:
         rngs = [trial_rng(s, q) for s, q in zip(seeds, queries)]
-        noise = np.stack([rng.standard_normal((policy.horizon, 2)) for rng in rngs])
+        noise = np.stack([rng.standard_normal((policy.horizon, 2)) for rng in rngs]).astype(np.float32)
         extra = {}
         if getattr(policy, "stochastic", False):   # a sampler with fresh noise per step: from the trial's stream
             extra["step_seeds"] = [int(rng.integers(2 ** 63 - 1)) for rng in rngs]
-        actions = policy.act(obs_history, noise=noise.astype(np.float32), **extra)
+        if inference_batch > 0:
+            actions = _fixed_batches(policy, obs_history, noise, extra, inference_batch)
+        else:
+            actions = policy.act(obs_history, noise=noise, **extra)
     else:
         actions = policy.act(obs_history)
     actions = np.asarray(actions, dtype=float)
@@ -157,6 +170,19 @@ def _query(policy, obs_history: dict, seeds: Sequence[int], queries: np.ndarray,
     if actions.ndim != 3 or actions.shape[0] != b or actions.shape[2] != 2:
         raise ValueError(f"policy.act returned shape {actions.shape}, expected ({b}, n_action, 2)")
     return actions[:, : policy.n_action]
+
+
+def _fixed_batches(policy, obs_history: dict, noise: np.ndarray, extra: dict, k: int) -> np.ndarray:
+    """policy.act on rows [0, k), [k, 2k), ... of the batch, each padded to exactly k rows."""
+    b = len(noise)
+    out = []
+    for start in range(0, b, k):
+        rows = np.arange(start, min(start + k, b))
+        padded = np.concatenate([rows, np.full(k - len(rows), rows[0])])   # (k,) pads repeat the first row
+        part = {key: np.asarray(v)[padded] for key, v in obs_history.items()}   # {key: (k, n_obs, ...)}
+        more = {"step_seeds": [extra["step_seeds"][i] for i in padded]} if "step_seeds" in extra else {}
+        out.append(np.asarray(policy.act(part, noise=noise[padded], **more))[: len(rows)])
+    return np.concatenate(out)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -178,7 +204,7 @@ def _load_policy(policy_or_path, device: str):
     """A policy object, loaded from a checkpoint path if need be (an image policy knows its camera size)."""
     if not _is_file(policy_or_path):
         return policy_or_path
-    from harness.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
+    from harness.learning.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
     if isinstance(policy_or_path, PolicyFile):
         return load_policy(policy_or_path.path, device=device, num_steps=policy_or_path.num_steps,
                            sampler=policy_or_path.sampler)
@@ -188,16 +214,18 @@ def _load_policy(policy_or_path, device: str):
 _WORKER: dict = {}
 
 
-def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, threads: int, queue) -> None:
+def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, threads: int, queue,
+                 inference_batch: int) -> None:
     # A failing initializer would make multiprocessing.Pool restart the worker forever: keep the error
     # and raise it from the first wave instead, where the parent sees it.
     try:
         os.environ["OMP_NUM_THREADS"] = str(threads)   # one thread per worker: no oversubscribed cores
         if _is_file(policy_or_path) or "torch" in sys.modules:
-            from harness.device import limit_threads   # layer 3, and torch: only for torch policies
+            from harness.learning.device import limit_threads   # layer 3, and torch: only for torch policies
             limit_threads(threads)
         policy = _load_policy(policy_or_path, device)
         _WORKER.update(policy=policy, preset=preset, max_steps=max_steps, envs={}, queue=queue,
+                       inference_batch=inference_batch,
                        image_size=image_size or getattr(policy, "image_size", None), error=None)
     except Exception as exc:  # noqa: BLE001 - re-raised in _worker_wave
         _WORKER["error"] = exc
@@ -216,7 +244,8 @@ def _run_in(state: dict, seeds: Sequence[int], on_trial=None) -> list[TrialRecor
     k = len(seeds)
     if k not in envs:
         envs[k] = VectorEnv(k, state["preset"], workers=1, image_size=state["image_size"])
-    return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"], on_trial=on_trial)
+    return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"], on_trial=on_trial,
+                    inference_batch=state["inference_batch"])
 
 
 def waves(seeds: Sequence[int], n_envs: int) -> list[list[int]]:
@@ -226,10 +255,10 @@ def waves(seeds: Sequence[int], n_envs: int) -> list[list[int]]:
 
 def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[[TrialRecord], None],
                n_envs: int = 10, workers: int = 1, device: str = "cpu", image_size=None,
-               max_steps: int | None = None) -> None:
+               max_steps: int | None = None, inference_batch: int = 0) -> None:
     """Run every seed; `on_trial(record)` is called in this process as each trial finishes.
 
-    policy_or_path: a checkpoint path (loaded in each worker with harness.policy.load_policy) or a policy
+    policy_or_path: a checkpoint path (loaded in each worker with harness.learning.policy.load_policy) or a policy
     object (pickled to the workers when workers > 1; scripted policies must then be module-level classes).
     """
     if n_envs < 1 or workers < 1:
@@ -244,17 +273,19 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
     if workers == 1:
         policy = _load_policy(policy_or_path, device)
         state = {"policy": policy, "preset": preset, "max_steps": max_steps, "envs": {},
-                 "image_size": image_size or getattr(policy, "image_size", None)}
+                 "inference_batch": inference_batch, "image_size": image_size or getattr(policy, "image_size", None)}
         try:
-            for job in jobs:
-                _run_in(state, job, on_trial)
+            with one_torch_thread(inference_batch > 0):   # as the worker processes have
+                for job in jobs:
+                    _run_in(state, job, on_trial)
         finally:
             _close_envs(state)
         return
     ctx = mp.get_context("spawn")  # Drake and torch are not fork-safe once initialised
     queue = ctx.Queue()            # finished trials stream back through it, one record at a time
     with ctx.Pool(workers, initializer=_worker_init,
-                  initargs=(policy_or_path, device, preset, image_size, max_steps, 1, queue)) as pool:
+                  initargs=(policy_or_path, device, preset, image_size, max_steps, 1, queue,
+                            inference_batch)) as pool:
         pending = pool.map_async(_worker_wave, jobs, chunksize=1)
         seen, total = 0, len(seeds)
         while seen < total:
@@ -270,6 +301,21 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
             seen += 1
 
 
+@contextlib.contextmanager
+def one_torch_thread(wanted: bool):
+    """One torch thread for the block (restored after): GEMMs round alike with the same thread count."""
+    torch = sys.modules.get("torch")
+    if not wanted or torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _close_envs(state: dict) -> None:
     for env in state.get("envs", {}).values():
         try:
@@ -281,7 +327,7 @@ def _close_envs(state: dict) -> None:
 def evaluate(policy_or_path, preset="target", seeds: Iterable[int] = range(200), n_envs: int = 10,
              workers: int = 1, device: str = "cpu", image_size=None, progress: bool = True,
              log_path: str | Path | None = None, desc: str = "eval",
-             max_steps: int | None = None) -> list[TrialRecord]:
+             max_steps: int | None = None, inference_batch: int = 0) -> list[TrialRecord]:
     """Score a policy on `seeds`; returns one TrialRecord per seed, sorted by seed.
 
     log_path: a JSON-lines file that gets one line per trial as it finishes. Seeds already in it are not
@@ -306,7 +352,8 @@ def evaluate(policy_or_path, preset="target", seeds: Iterable[int] = range(200),
             bar.set_postfix_str(f"success {n_success[0]}/{len(done)} = {n_success[0] / len(done):.0%}")
 
     try:
-        run_trials(policy_or_path, preset, todo, on_trial, n_envs, workers, device, image_size, max_steps)
+        run_trials(policy_or_path, preset, todo, on_trial, n_envs, workers, device, image_size, max_steps,
+                   inference_batch)
     finally:
         if bar is not None:
             bar.close()

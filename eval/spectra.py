@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data.store import EpisodeStore
+from harness.core.store import EpisodeStore
 from sim_envs.geometry import TASK
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.annotations import AnnotatedDataset
-from harness.data.store import EpisodeStore
-from harness.windows import WindowSpec, make_windows
+from harness.learning.annotations import AnnotatedDataset
+from harness.core.store import EpisodeStore
+from harness.learning.windows import WindowSpec, make_windows
 from sim_envs.geometry import TASK, pusher_slider_distance
 
 CONTACT_GAP = 0.005   # m: the pusher counts as touching the T within this gap
@@ -66,7 +66,7 @@ PROFILE_HEADER = ["dataset", "feature", "group", "windows", "mean", "q25", "medi
 def zero_window_profile(annotations_path, store_paths: dict[str, str]) -> tuple[list[list], dict]:
     """(CSV rows, {dataset: (features, sigma_n)}) for every annotated corrupt dataset found in
     `store_paths` (name -> store path)."""
-    from harness.annotations import read_annotations
+    from harness.learning.annotations import read_annotations
     ann = read_annotations(annotations_path)
     rows, data = [], {}
     for name, path in store_paths.items():

@@ -7,7 +7,7 @@ Re-running the same command resumes: seeds already in the store are skipped, and
 written in seed order, an interrupted-then-resumed store equals an uninterrupted one. (Dropped seeds are
 not recorded, so a resumed run plans them again; they fail again, deterministically.) The store records the
 resolved GenSimConfig; a run whose config differs in anything but RESUME_FREE_KEYS is refused, naming the
-first differing key, and the store is left untouched (harness.data.identity).
+first differing key, and the store is left untouched (harness.core.identity).
 
 `generate_episode(seed, cfg)` is a plain function of (seed, config): it is what a cluster executor would run.
 """
@@ -25,10 +25,10 @@ import numpy as np
 from gcs_planner.config import PlannerConfig
 from gcs_planner.planner import Planner
 from gcs_planner.replay import replay_kinematic, replay_physics
-from harness.data.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
-from harness.data.errors import ConfigError, DatasetError
-from harness.data.parallel import check_ray_address, map_seeds
-from harness.data.writer import EpisodeWriter
+from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
+from harness.core.errors import ConfigError, DatasetError
+from harness.core.parallel import check_ray_address, map_seeds
+from harness.core.writer import EpisodeWriter
 from sim_envs.initial_states import sample_initial_pose
 
 

@@ -15,8 +15,8 @@ import numpy as np
 from gcs_planner.config import PlannerConfig
 from gcs_planner.free_space import FreeSpace, path_length
 from gcs_planner.mechanics import Face, limit_surface_c, push_for_twist, se2_exp, se2_log
-from harness.data.atomic import atomic_path
-from harness.data.errors import UserError
+from harness.core.atomic import atomic_path
+from harness.core.errors import UserError
 from sim_envs.geometry import PUSHER, to_body, to_world
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from gcs_planner.plan import Plan
-from harness.data.atomic import atomic_path
+from harness.core.atomic import atomic_path
 from sim_envs.geometry import PUSHER, T_SLIDER, TASK, to_world
 
 

@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 from typing import Literal, Sequence
 
-from harness.data.configs import load_yaml, merge, parse_overrides, from_dict
-from harness.data.errors import ConfigError, UserError
+from harness.core.configs import load_yaml, merge, parse_overrides, from_dict
+from harness.core.errors import ConfigError, UserError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 

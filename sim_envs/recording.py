@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.data.atomic import atomic_path, atomic_write_text
-from harness.data.errors import UserError
+from harness.core.atomic import atomic_path, atomic_write_text
+from harness.core.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 

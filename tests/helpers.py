@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.writer import EpisodeWriter
+from harness.core.writer import EpisodeWriter
 from real_data.teleop.inputs import Command
 from sim_envs.geometry import TASK
 

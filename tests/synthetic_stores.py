@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data.writer import EpisodeWriter
+from harness.core.writer import EpisodeWriter
 
 
 def episode(rng: np.random.Generator, length: int, wiggle: float) -> dict[str, np.ndarray]:
@@ -42,7 +42,7 @@ def write_noisy_copy(src, path, noise: float | np.ndarray, seed: int = 0, copies
     """Corrupt data that are, by construction, clean data plus Gaussian noise: every episode of the store
     `src` again (`copies` times), with N(0, noise^2) added to each action coordinate (raw units; an array
     gives one standard deviation per action dimension)."""
-    from harness.data.store import EpisodeStore
+    from harness.core.store import EpisodeStore
 
     rng = np.random.default_rng(seed)
     store = EpisodeStore(src)

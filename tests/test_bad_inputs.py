@@ -108,7 +108,7 @@ class Inputs:
         """A checkpoint file whose unpickling would run a call: it creates the file `ran_code`, which the
         case's before/after listing would show."""
         import torch
-        from harness.checkpoint import FORMAT
+        from harness.learning.checkpoint import FORMAT
         path = self.root / "payload.pt"
         torch.save({"format": FORMAT, "config": _RunsCode(self.root / "ran_code")}, path)
         return str(path)
@@ -176,7 +176,7 @@ def _compare(**changes):
 CASES = [
     # ---- train (TrainConfig)
     ("train-batch_size", _train("optim.batch_size=-4"), "optim.batch_size"),
-    # sizes past a stated bound, and non-finite numbers (harness/train_config.py MAX_*, data/configs._coerce)
+    # sizes past a stated bound, and non-finite numbers (harness/learning/train_config.py MAX_*, data/configs._coerce)
     ("train-empty-file", lambda i: ["train", i.empty_yaml()], "empty.yaml: data.datasets"),
     ("train-device-cuda-names-file", _train("device=cuda"), "train.yaml: device"),
     ("train-threads-huge", _train("run.threads=100000"), "run.threads"),
@@ -312,7 +312,7 @@ CASES = [
     ("rollout-video-folder", lambda i: ["rollout", "--video", i.folder("clip.mp4")], "--video"),
     ("rollout-html-unwritable", lambda i: ["rollout", "--html", i.blocked("out.html")], "--html"),
     ("rollout-seed", lambda i: ["rollout", "--seed", "-1"], "--seed"),
-    # an existing file at an output path is never replaced (harness/data/locks.check_output_file)
+    # an existing file at an output path is never replaced (harness/core/locks.check_output_file)
     ("rollout-video-exists", lambda i: ["rollout", "--video", i.existing("clip.mp4")], "exists"),
     ("rollout-html-exists", lambda i: ["rollout", "--html", i.existing("out.html")], "exists"),
     ("plan-out-exists", lambda i: ["plan", "--seed", "0", "--out", i.existing("p.npz")], "exists"),
@@ -426,7 +426,7 @@ def test_an_unreachable_ray_cluster_is_one_line_and_leaves_no_store(command, tmp
 
 def test_output_in_a_missing_folder_is_still_accepted(tmp_path):
     """The writers make missing folders, so the early check refuses only what could never be written."""
-    from harness.data.locks import check_output_file
+    from harness.core.locks import check_output_file
     check_output_file(tmp_path / "new" / "clip.mp4", "--video")
     check_output_file(tmp_path / "new" / "deeper" / "plan.npz", "--out")
     assert list(tmp_path.iterdir()) == []
@@ -434,10 +434,10 @@ def test_output_in_a_missing_folder_is_still_accepted(tmp_path):
 
 def test_shipped_configs_pass_the_range_checks():
     """The checks refuse nonsense only: every config, experiment and preset in the repository loads."""
-    from harness.classifier import AnnotateConfig
-    from harness.data.configs import load_config
+    from harness.learning.classifier import AnnotateConfig
+    from harness.core.configs import load_config
     from harness.study import load_study
-    from harness.train_config import TrainConfig
+    from harness.learning.train_config import TrainConfig
     from sim_envs.config import load_preset, preset_names
 
     root = Path(__file__).resolve().parents[1]

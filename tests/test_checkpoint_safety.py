@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.checkpoint import FORMAT, convert_trusted, read_checkpoint
-from harness.data.errors import UserError
+from harness.learning.checkpoint import FORMAT, convert_trusted, read_checkpoint
+from harness.core.errors import UserError
 
 
 def _numpy_checkpoint(path):
@@ -37,10 +37,10 @@ def test_a_numpy_checkpoint_is_refused_then_converted(tmp_path):
 def test_the_converter_is_a_command_with_one_line_errors(tmp_path):
     src = tmp_path / "old.pt"
     _numpy_checkpoint(src)
-    ok = subprocess.run([sys.executable, "-m", "harness.checkpoint", str(src), str(tmp_path / "new.pt")],
+    ok = subprocess.run([sys.executable, "-m", "harness.learning.checkpoint", str(src), str(tmp_path / "new.pt")],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    again = subprocess.run([sys.executable, "-m", "harness.checkpoint", str(src), str(tmp_path / "new.pt")],
+    again = subprocess.run([sys.executable, "-m", "harness.learning.checkpoint", str(src), str(tmp_path / "new.pt")],
                            capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists" in again.stderr
 
@@ -48,7 +48,7 @@ def test_the_converter_is_a_command_with_one_line_errors(tmp_path):
 def test_a_write_clears_the_temporaries_of_dead_writers_only(tmp_path):
     """SIGKILL during a checkpoint write leaves `.latest.pt.tmp-<pid>`; the next write removes those of dead
     processes (a killed-and-resumed run does not pile them up) and leaves a live writer's alone."""
-    from harness.checkpoint import write_checkpoint
+    from harness.learning.checkpoint import write_checkpoint
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
     stale = tmp_path / f".latest.pt.tmp-{dead}"

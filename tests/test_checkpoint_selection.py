@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from eval.metrics import TrialRecord
-from eval.report import RunResult, study_table, table_markdown
+from eval.study_table import RunResult, study_table, table_markdown
 from eval.selection import HELDOUT, pick_candidates, prob_better, round_seeds, select_checkpoint
-from harness.data.configs import from_dict
-from harness.data.errors import ConfigError, UserError
+from harness.core.configs import from_dict
+from harness.core.errors import ConfigError, UserError
 from harness.study.config import EvalSettings, StudyConfig
-from harness.train_config import TrainConfig
+from harness.learning.train_config import TrainConfig
 from tests.synthetic_stores import write_store
 
 torch.set_num_threads(1)
@@ -190,7 +190,7 @@ def _train_cfg(stores, out, steps: int, snapshot_every: int) -> TrainConfig:
 
 
 def test_trainer_writes_snapshots_at_the_right_steps_and_a_resume_keeps_them(tmp_path):
-    from harness.training import train
+    from harness.learning.training import train
     stores = {"target": write_store(tmp_path / "t.zarr", "target", 3, seed=1),
               "sim": write_store(tmp_path / "s.zarr", "sim", 3, wiggle=0.01, seed=2)}
     names = ["step_0000003.pt", "step_0000006.pt"]           # 9 is the last step: that policy is final.pt

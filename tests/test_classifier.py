@@ -12,17 +12,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_stores import write_noisy_copy, write_store  # noqa: E402
 
 from eval.plots import annotation_plot_paths, plot_annotations  # noqa: E402
-from harness.annotations import read_annotations  # noqa: E402
-from harness.classifier import AnnotateConfig, annotate, annotation_summary  # noqa: E402
-from harness.sigma_n_rule import (apply_calibration, balanced_accuracy, dataset_sigma_n, fit_calibration,  # noqa: E402
+from harness.learning.annotations import read_annotations  # noqa: E402
+from harness.learning.classifier import AnnotateConfig, annotate, annotation_summary  # noqa: E402
+from harness.learning.sigma_n_rule import (apply_calibration, balanced_accuracy, dataset_sigma_n, fit_calibration,  # noqa: E402
                                   sigma_n_from_p, smooth_along_grid)
 from harness.cli import main  # noqa: E402
-from harness.data.configs import from_dict  # noqa: E402
-from harness.data.errors import ConfigError  # noqa: E402
-from harness.data.store import EpisodeStore  # noqa: E402
-from harness.windows import make_windows  # noqa: E402
-from harness.train_config import TrainConfig  # noqa: E402
-from harness.training import Trainer  # noqa: E402
+from harness.core.configs import from_dict  # noqa: E402
+from harness.core.errors import ConfigError  # noqa: E402
+from harness.core.store import EpisodeStore  # noqa: E402
+from harness.learning.windows import make_windows  # noqa: E402
+from harness.learning.train_config import TrainConfig  # noqa: E402
+from harness.learning.training import Trainer  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -245,7 +245,7 @@ LOW, HIGH = 0.1, 0.5
 def _noisy_copies(d: Path) -> tuple[Path, Path, Path]:
     """Clean episodes, and two corrupt stores that are exactly those episodes plus Gaussian noise of level
     LOW / HIGH in the units the classifier normalizes to (clean actions, robust fit)."""
-    from harness.normalizer import fit_normalizer
+    from harness.learning.normalizer import fit_normalizer
     clean = write_store(d / "clean.zarr", "target", 40, length=24, seed=1)
     action = EpisodeStore(clean).data("action")
     scale = fit_normalizer(np.zeros((len(action), 6)), action, action).action.scale
@@ -297,7 +297,7 @@ def test_annotate_recovers_two_gaussian_noise_levels_from_actions_alone(tmp_path
 
 
 def test_warnings_name_below_chance_folds_disagreeing_folds_and_data_never_hidden():
-    from harness.sigma_n_rule import annotation_warnings
+    from harness.learning.sigma_n_rule import annotation_warnings
     grid = np.array([0.0, 0.1, 1.0, 5.0])
 
     def fold(f, raw, median, never):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import harness.study.runner as runner
-from harness.data.configs import from_dict
-from harness.data.errors import ConfigError, UserError
+from harness.core.configs import from_dict
+from harness.core.errors import ConfigError, UserError
 from harness.study import StudyConfig, run_study
 from harness.study.plan import plan_runs
 from harness.study.run_spec import RunSpec
@@ -115,7 +115,7 @@ def test_tiny_study_runs_and_resumes_without_recomputing(tmp_path, monkeypatch):
     for name in ("success", "success_vs_alpha", "classifier_accuracy", "sigma_n_hist", "action_spectra"):
         assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     _assert_success_csv_matches_table(out)
-    from harness.annotations import read_annotations
+    from harness.learning.annotations import read_annotations
     ann = read_annotations(annotations)
     acc = _rows(out / "plots" / "classifier_accuracy.csv")
     assert [float(r["balanced_accuracy"]) for r in acc] == pytest.approx(ann.accuracy, abs=1e-6)
@@ -258,7 +258,7 @@ def test_matched_alpha_control_and_one_normalizer_per_study(tmp_path, monkeypatc
     study's one normalizer."""
     from eval.metrics import TrialRecord
     from eval.report import trials_csv
-    from harness.training import train
+    from harness.learning.training import train
 
     order = []
 

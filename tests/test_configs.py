@@ -6,8 +6,8 @@ from typing import Literal, Optional
 
 import pytest
 
-from harness.data.configs import load_config, parse_overrides, save_config
-from harness.data.errors import ConfigError
+from harness.core.configs import load_config, parse_overrides, save_config
+from harness.core.errors import ConfigError
 
 
 @dataclasses.dataclass

@@ -4,10 +4,10 @@ from __future__ import annotations
 import csv
 
 from harness.cli import main
-from harness.data.configs import from_dict
-from harness.policy import load_policy
-from harness.train_config import TrainConfig
-from harness.training import train
+from harness.core.configs import from_dict
+from harness.learning.policy import load_policy
+from harness.learning.train_config import TrainConfig
+from harness.learning.training import train
 from tests.synthetic_stores import write_store
 
 
@@ -36,8 +36,8 @@ def test_curves_evaluate_each_point_once_and_write_plot_and_csv(tmp_path, capsys
     assert [float(r["x"]) for r in rows] == [2.0, 4.0] and all(r["trials"] == "2" for r in rows)
     assert (run / "eval" / "curve-heun.png").is_file()
     # each point evaluated the policy with its own sampler: an eval folder per step count
-    h2 = run / "eval" / "target-s100000-n2-h2" / "trials.jsonl"
-    assert h2.is_file() and (run / "eval" / "target-s100000-n2-h4" / "trials.jsonl").is_file()
+    h2 = run / "eval" / "target-s100000-n2-h2-b32" / "trials.jsonl"
+    assert h2.is_file() and (run / "eval" / "target-s100000-n2-h4-b32" / "trials.jsonl").is_file()
     assert load_policy(run / "checkpoints" / "final.pt", num_steps=2).schedule.numel() == 3
     before = h2.read_text()
     assert main(["curve", "heun", str(run / "checkpoints" / "final.pt"), "--values", "2", *quick]) == 0
@@ -60,5 +60,5 @@ def test_a_sampler_of_the_other_formulation_is_refused_in_one_line_before_anythi
     # heun_churn is EDM's: it runs, in its own evaluation folder, and the curve names the sampler
     quick = ["--trials", "2", "--time-limit", "0.5", "--workers", "1", "--n-envs", "2", "--no-progress"]
     assert main(["curve", "steps", str(final), "--values", "2", "--sampler", "heun_churn", *quick]) == 0
-    assert (run / "eval" / "target-s100000-n2-h2-heun_churn" / "trials.csv").is_file()
+    assert (run / "eval" / "target-s100000-n2-h2-heun_churn-b32" / "trials.csv").is_file()
     assert (run / "eval" / "curve-steps-heun_churn.csv").is_file()

@@ -12,7 +12,7 @@ import pytest
 import zarr
 
 from harness.cli import main
-from harness.data import DatasetError, EpisodeStore, EpisodeWriter, validate
+from harness.core import DatasetError, EpisodeStore, EpisodeWriter, validate
 from tests.helpers import episode, write_store
 
 
@@ -146,7 +146,7 @@ def test_validate_prints_summary(tmp_path, capsys):
 
 WRITER_SCRIPT = textwrap.dedent("""
     import sys, numpy as np
-    from harness.data import EpisodeWriter
+    from harness.core import EpisodeWriter
     from tests.helpers import episode
     w = EpisodeWriter(sys.argv[1], domain="sim", source="gcs_kinematic", env="sim", env_params={}, generator={})
     i = w.n_episodes
@@ -224,7 +224,7 @@ def test_a_torn_episode_ends_commit_is_not_an_episode(tmp_path):
 
 
 def test_reopen_with_resume_free_keys_refuses_another_generator_before_touching_the_store(tmp_path):
-    from harness.data.errors import ConfigError
+    from harness.core.errors import ConfigError
     from tests.helpers import tree_digest
 
     def digest():

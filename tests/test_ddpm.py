@@ -1,4 +1,4 @@
-"""The DDPM formulation (harness/ddpm.py) against diffusers itself, and every sampler against a closed-form
+"""The DDPM formulation (harness/learning/ddpm.py) against diffusers itself, and every sampler against a closed-form
 denoiser of a 2-D Gaussian mixture.
 
 - The training loss through the shared Method classes equals diffusion_policy's loss computed by hand from
@@ -16,12 +16,12 @@ import torch
 from diffusers import DDPMScheduler
 from scipy.stats import binomtest, norm
 
-from harness.data.configs import ConfigError, from_dict
-from harness.ddpm import DDPM, VPDenoiser, scheduler_sample
-from harness.diffusion import Churn, heun_churn_sample, heun_sample, karras_schedule
-from harness.methods import METHODS, LossBatch
-from harness.sources import Mixing, SourceSampler
-from harness.train_config import TrainConfig
+from harness.core.configs import ConfigError, from_dict
+from harness.learning.ddpm import DDPM, VPDenoiser, scheduler_sample
+from harness.learning.diffusion import Churn, heun_churn_sample, heun_sample, karras_schedule
+from harness.learning.methods import METHODS, LossBatch
+from harness.learning.sources import Mixing, SourceSampler
+from harness.learning.train_config import TrainConfig
 
 MEANS = torch.tensor([[-0.5, -0.3], [0.5, 0.3]], dtype=torch.float64)
 WEIGHTS = torch.tensor([0.3, 0.7], dtype=torch.float64)

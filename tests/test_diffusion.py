@@ -3,8 +3,8 @@ import math
 
 import torch
 
-from harness.diffusion import EDM, Denoiser, heun_sample, karras_schedule
-from harness.network import TemporalUnet
+from harness.learning.diffusion import EDM, Denoiser, heun_sample, karras_schedule
+from harness.learning.network import TemporalUnet
 
 
 class _Zero(torch.nn.Module):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.data.errors import ConfigError, UserError
+from harness.core.errors import ConfigError, UserError
 from sim_envs.config import load_preset, preset_names
 from sim_envs.env import PushTEnv
 from sim_envs.geometry import PUSHER, T_SLIDER, TASK

@@ -8,10 +8,11 @@ import pytest
 
 from eval import plots
 from eval.metrics import TrialRecord
-from eval.report import RunResult, read_trials_csv, study_table, table_csv, table_markdown, write_eval_report
+from eval.report import read_trials_csv, write_eval_report
+from eval.study_table import RunResult, study_table, table_csv, table_markdown
 from eval.rollouts import append_trial_log, read_trial_log
 from eval.spectra import action_windows, dataset_spectrum, power_spectrum
-from harness.data.writer import EpisodeWriter
+from harness.core.writer import EpisodeWriter
 
 
 def _recs(successes, offset=0):

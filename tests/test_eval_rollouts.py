@@ -115,9 +115,9 @@ def test_diffusion_policy_batched_and_unbatched_queries_agree(tmp_path, diffusio
     """The real policy (a tiny, briefly trained checkpoint): per-trial noise makes batching irrelevant, also
     for the stochastic samplers, whose per-step noise comes from the trial's own stream."""
     from eval.rollouts import _load_policy, _query
-    from harness.data.configs import from_dict
-    from harness.train_config import TrainConfig
-    from harness.training import train
+    from harness.core.configs import from_dict
+    from harness.learning.train_config import TrainConfig
+    from harness.learning.training import train
     from tests.synthetic_stores import write_store
 
     store = write_store(tmp_path / "c.zarr", "target", n_episodes=3, seed=1)
@@ -139,3 +139,49 @@ def test_diffusion_policy_batched_and_unbatched_queries_agree(tmp_path, diffusio
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)   # float32 convs differ by batch size
     other = _query(policy, obs, [8, 9, 10], queries, wants_noise=True)   # the noise does matter
     assert np.abs(other - batched).max() > 1e-4
+    # In fixed batches (inference_batch) a row's actions are its own, bit for bit: alone, with the others,
+    # or split over several batches (10 rows in batches of 8).
+    obs10 = {"agent_pos": rng.uniform(0.4, 0.6, (10, policy.n_obs, 2)),
+             "slider_pose": rng.uniform(-0.5, 0.5, (10, policy.n_obs, 3))}
+    seeds10, queries10 = list(range(20, 30)), np.arange(10) % 3
+    fixed = _query(policy, obs10, seeds10, queries10, True, inference_batch=8)
+    alone = [_query(policy, {k: v[i:i + 1] for k, v in obs10.items()}, seeds10[i:i + 1], queries10[i:i + 1], True,
+                    inference_batch=8) for i in range(10)]
+    assert np.array_equal(fixed, np.concatenate(alone))
+
+
+def _tiny_checkpoint(tmp_path, policy: dict, diffusion: dict) -> str:
+    from harness.core.configs import from_dict
+    from harness.learning.train_config import TrainConfig
+    from harness.learning.training import train
+    from tests.synthetic_stores import write_store
+
+    store = write_store(tmp_path / "c.zarr", "target", n_episodes=3, seed=1)
+    cfg = from_dict(TrainConfig, {
+        "out_dir": str(tmp_path / "run"), "device": "cpu",
+        "data": {"datasets": [{"path": str(store), "role": "clean"}], "val_fraction": 0.0},
+        "objective": {"method": "target_only"}, "policy": policy, "diffusion": diffusion,
+        "optim": {"batch_size": 8, "warmup_steps": 1}, "run": {"steps": 3, "progress": False}})
+    return str(train(cfg))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "unet"])
+def test_trials_are_bit_identical_whatever_n_envs_workers_or_resume(tmp_path, arch):
+    """With inference_batch (the default of cotrain eval and of a study), every record, compared in full
+    float64, is the same for n_envs 1 / 2 / 5, workers 1 / 2, and an evaluation resumed after one trial."""
+    from eval.rollouts import PolicyFile
+    policy = {"arch": "mlp", "mlp_width": 32, "mlp_depth": 2} if arch == "mlp" else \
+        {"down_dims": [8, 16], "noise_dim": 8, "n_groups": 4}
+    ckpt = PolicyFile(_tiny_checkpoint(tmp_path, policy, {"num_steps": 2, "sampler": "heun_churn"}))
+    seeds = [3, 4, 5, 6, 7]
+    run = dict(progress=False, max_steps=15, inference_batch=8)
+
+    def exact(records):   # every field in full (repr: NaN equals NaN)
+        return [repr(r.to_dict()) for r in records]
+
+    base = exact(evaluate(ckpt, "target", seeds, n_envs=5, workers=1, **run))
+    for n_envs, workers in ((1, 1), (2, 2), (3, 1)):
+        assert exact(evaluate(ckpt, "target", seeds, n_envs=n_envs, workers=workers, **run)) == base, (n_envs, workers)
+    log = tmp_path / "trials.jsonl"
+    evaluate(ckpt, "target", seeds[2:3], n_envs=5, workers=1, log_path=log, **run)   # "interrupted" after one
+    assert exact(evaluate(ckpt, "target", seeds, n_envs=5, workers=1, log_path=log, **run)) == base

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.cli import main
-from harness.data.errors import ConfigError, UserError
-from harness.data.store import EpisodeStore
-from harness.data.writer import EpisodeWriter
+from harness.core.errors import ConfigError, UserError
+from harness.core.store import EpisodeStore
+from harness.core.writer import EpisodeWriter
 from real_data.exporters import export_lerobot
 from real_data.importers import import_logs
 from tests.helpers import tree_digest

@@ -9,7 +9,7 @@ from gcs_planner.generate import GenSimConfig, fill_store
 from gcs_planner.planner import Planner
 from gcs_planner.replay import control_times, replay_kinematic
 from harness.cli import main
-from harness.data.store import EpisodeStore
+from harness.core.store import EpisodeStore
 from sim_envs.geometry import TASK, wrap_angle
 from tests.helpers import tree_digest
 

@@ -1,12 +1,12 @@
-"""The run-identity rule (harness.data.identity): first differing key, free keys, and claiming an output folder."""
+"""The run-identity rule (harness.core.identity): first differing key, free keys, and claiming an output folder."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from harness.data.errors import ConfigError, UserError
-from harness.data.identity import check_same_identity, claim_output, first_difference, read_identity
+from harness.core.errors import ConfigError, UserError
+from harness.core.identity import check_same_identity, claim_output, first_difference, read_identity
 
 
 def test_first_difference_names_the_first_nested_key_in_sorted_order():

@@ -14,8 +14,8 @@ import pytest
 import zarr
 
 from harness.cli import main as cli_main
-from harness.data.errors import DatasetError, UserError
-from harness.data.store import EpisodeStore
+from harness.core.errors import DatasetError, UserError
+from harness.core.store import EpisodeStore
 from real_data.importers import import_logs
 
 LENGTHS = (5, 7)
@@ -384,7 +384,7 @@ def test_lerobot_ragged_and_missing_video(tmp_path):
 
 
 def test_bad_mapping_file_is_a_config_error(tmp_path):
-    from harness.data.errors import ConfigError
+    from harness.core.errors import ConfigError
     src = write_replay_buffer(tmp_path / "src.zarr")
     for text, key in [("agent_pos: {key: state, columns: [0, 1, 2]}\n", "agent_pos.columns"),
                       ("action: {key: action, colums: [0, 1]}\n", "action.colums"),
@@ -673,7 +673,7 @@ def test_lerobot_several_cameras_none_named(tmp_path):
 
 
 def test_mapping_scale_and_offset_are_checked(tmp_path):
-    from harness.data.errors import ConfigError
+    from harness.core.errors import ConfigError
     src = write_replay_buffer(tmp_path / "src.zarr")
     for text, match in [("action: {key: action, scale: [1, 2, 3]}\n", "action.scale: must be one number or 2"),
                         ("agent_pos: {key: state, columns: [0, 1], offset: [0, .nan]}\n", "agent_pos.offset"),

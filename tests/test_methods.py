@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.diffusion import EDM, Denoiser
-from harness.methods import METHODS, LossBatch, Method, make_method, method_class, rescaled_target_variance
-from harness.sources import Mixing, SourceSampler
+from harness.learning.diffusion import EDM, Denoiser
+from harness.learning.methods import METHODS, LossBatch, Method, make_method, method_class, rescaled_target_variance
+from harness.learning.sources import Mixing, SourceSampler
 
 MEANS = torch.tensor([[-1.0, -0.5], [1.0, 0.5]])
 S = 0.3          # component std
@@ -164,9 +164,9 @@ def test_each_method_says_which_corrupt_windows_are_valid():
 
 
 def test_registry_is_the_one_list_and_settings_that_do_not_apply_are_refused():
-    from harness.data.configs import from_dict
-    from harness.data.errors import ConfigError
-    from harness.train_config import ObjectiveConfig
+    from harness.core.configs import from_dict
+    from harness.core.errors import ConfigError
+    from harness.learning.train_config import ObjectiveConfig
 
     assert list(METHODS) == ["target_only", "cotrain", "truncated", "ambient", "ambient_rescaled"]
     assert all(issubclass(cls, Method) and cls.name == name for name, cls in METHODS.items())

@@ -1,4 +1,4 @@
-"""The residual-MLP denoiser (harness/mlp.py) and what the trainer's pipeline does around it."""
+"""The residual-MLP denoiser (harness/learning/mlp.py) and what the trainer's pipeline does around it."""
 from __future__ import annotations
 
 import copy
@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 
-from harness.mlp import ChunkMLP
-from harness.training import ema_decay, ema_update
+from harness.learning.mlp import ChunkMLP
+from harness.learning.training import ema_decay, ema_update
 
 
 def test_blocks_start_as_the_identity_and_the_condition_acts_after_training():

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from harness.annotations import Annotations, write_annotations
-from harness.data.configs import from_dict
-from harness.data.errors import ConfigError, DatasetError
-from harness.normalizer import (FIT_PERCENTILES, Affine, Normalizer, fit_normalizer, load_normalizer,
+from harness.learning.annotations import Annotations, write_annotations
+from harness.core.configs import from_dict
+from harness.core.errors import ConfigError, DatasetError
+from harness.learning.normalizer import (FIT_PERCENTILES, Affine, Normalizer, fit_normalizer, load_normalizer,
                                 save_normalizer)
-from harness.train_config import TrainConfig
-from harness.training_data import build
-from harness.windows import WindowSpec
+from harness.learning.train_config import TrainConfig
+from harness.learning.training_data import build
+from harness.learning.windows import WindowSpec
 from tests.synthetic_stores import write_noisy_copy, write_store
 
 
@@ -109,7 +109,7 @@ def test_trainer_uses_the_given_normalizer_and_fits_its_own_otherwise(tmp_path):
     datasets = [{"path": str(clean)}, {"path": str(noisy)}]
     # no file given: fitted on this run's training data, actions on the clean ones only
     own = build(_config(tmp_path, datasets)).normalizer
-    from harness.data.store import EpisodeStore
+    from harness.core.store import EpisodeStore
     clean_actions = EpisodeStore(clean).data("action")
     assert np.allclose(np.percentile(own.action.normalize(clean_actions), FIT_PERCENTILES, axis=0),
                        [[-1, -1], [1, 1]], atol=1e-4)

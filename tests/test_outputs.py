@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.data.configs import from_dict, to_dict
-from harness.data.identity import hold_output
-from harness.train_config import TrainConfig
-from harness.training import IDENTITY_FILE, RESUME_FREE_KEYS, train
+from harness.core.configs import from_dict, to_dict
+from harness.core.identity import hold_output
+from harness.learning.train_config import TrainConfig
+from harness.learning.training import IDENTITY_FILE, RESUME_FREE_KEYS, train
 from tests.helpers import tree_digest
 from tests.test_import import write_replay_buffer
 from tests.synthetic_stores import write_store
@@ -73,7 +73,7 @@ def test_a_second_trainer_on_a_held_run_folder_is_refused(stores, tmp_path, caps
 def test_a_second_import_or_annotate_of_one_output_is_refused(command, stores, tmp_path, capsys):
     """Both build beside the output and rename it into place: without the lock two runs both exit 0 and
     one result is lost. The second is refused while the first holds the output; the lock file goes away."""
-    from harness.data.locks import hold_output_lock
+    from harness.core.locks import hold_output_lock
     out = tmp_path / "out.zarr"
     args = (["import", str(write_replay_buffer(tmp_path / "dp.zarr", images=False)), "--format",
              "diffusion-policy", "--out", str(out)] if command == "import" else
@@ -91,8 +91,8 @@ def test_two_evaluations_of_one_folder_never_interleave(checkpoint, tmp_path, ca
     out = tmp_path / "ev"
     args = ["eval", str(checkpoint), "--trials", "1", "--time-limit", "0.3", "--n-envs", "1", "--workers", "1",
             "--out", str(out), "--no-progress"]
-    from harness.data.locks import hold_lock
-    from harness.data.identity import LOCK_FILE
+    from harness.core.locks import hold_lock
+    from harness.core.identity import LOCK_FILE
     out.mkdir()
     with hold_lock(out / LOCK_FILE, "held by the test"):
         assert main(args) == 2
@@ -256,7 +256,7 @@ def test_a_refused_compare_leaves_the_study_config_alone(tmp_path, monkeypatch, 
     assert not run_study(from_dict(StudyConfig, raw), progress=False, log=lambda *_: None).failed
     recorded = (tmp_path / "results" / "experiment.yaml").read_text()
     changed = from_dict(StudyConfig, {**raw, "eval": {"trials": 2}})
-    from harness.data.errors import UserError
+    from harness.core.errors import UserError
     with pytest.raises(UserError, match="eval.trials"):
         run_study(changed, progress=False, log=lambda *_: None)
     assert (tmp_path / "results" / "experiment.yaml").read_text() == recorded
@@ -277,7 +277,7 @@ def test_a_non_finite_loss_stops_the_run_in_one_line_and_writes_no_policy(stores
 
 def test_constant_actions_are_refused_before_training(tmp_path, capsys):
     """sigma_data 0: EDM would divide by it and train on NaN."""
-    from harness.data import EpisodeWriter
+    from harness.core import EpisodeWriter
     from tests.helpers import episode
     import numpy as np
     with EpisodeWriter(tmp_path / "still.zarr", domain="target", source="teleop_scripted", env="target",

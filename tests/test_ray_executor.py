@@ -8,7 +8,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from harness.data.errors import UserError  # noqa: E402
+from harness.core.errors import UserError  # noqa: E402
 from harness.study.executor import Job, make_executor  # noqa: E402
 from harness.study.ray_executor import RayExecutor  # noqa: E402
 from tests import ray_helpers  # noqa: E402

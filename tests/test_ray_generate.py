@@ -9,7 +9,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from harness.cli import main  # noqa: E402
-from harness.data.store import validate  # noqa: E402
+from harness.core.store import validate  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

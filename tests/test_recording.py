@@ -5,7 +5,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from harness.data.errors import UserError
+from harness.core.errors import UserError
 from sim_envs.recording import save_video
 
 

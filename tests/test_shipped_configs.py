@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.data.configs import from_dict, load_yaml
+from harness.core.configs import from_dict, load_yaml
 from harness.study import load_study
 from harness.study.plan import plan_runs
-from harness.train_config import TrainConfig
+from harness.learning.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

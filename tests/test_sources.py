@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from harness.diffusion import EDM
-from harness.sources import Mixing, SourceSampler
+from harness.learning.diffusion import EDM
+from harness.learning.sources import Mixing, SourceSampler
 
 
 def _sampler(smin, mixing, locality=None, n_clean=50):

@@ -8,9 +8,9 @@ import pytest
 import zarr
 
 from harness.cli import main
-from harness.data.errors import DatasetError
-from harness.data.store import EpisodeStore, validate
-from harness.data.writer import EpisodeWriter, repair
+from harness.core.errors import DatasetError
+from harness.core.store import EpisodeStore, validate
+from harness.core.writer import EpisodeWriter, repair
 from tests.helpers import write_store
 
 
@@ -88,8 +88,8 @@ def test_episodes_appended_by_diffusion_policy(tmp_path, capsys):
     assert "success    33.3% of 3 episodes with a value" in info
     assert info.rstrip().splitlines()[-1].split()[-2:] == ["-", "-"]
     # Training keeps the appended episode (no success value) and drops the known failures.
-    from harness.training_data import load_dataset
-    from harness.train_config import DatasetSpec
+    from harness.learning.training_data import load_dataset
+    from harness.learning.train_config import DatasetSpec
     raw = load_dataset(DatasetSpec(path=str(path), role="clean"), use_image=False, name="d")
     assert raw.episode_ends.tolist() == [5, 5 + 7]
     # Our writer will not append after them (its values would be paired with the wrong episodes).

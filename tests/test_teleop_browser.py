@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.data.store import EpisodeStore, validate
+from harness.core.store import EpisodeStore, validate
 from real_data.teleop import inputs
 from real_data.teleop.browser import make_session
 from real_data.teleop.inputs import Command
@@ -63,7 +63,7 @@ def test_browser_session_records_resets_discards_and_stops(meshcat, tmp_path):
 
 def test_session_logic_with_scripted_input(tmp_path):
     """Seeds already in the store are skipped; a success ends the episode; Ctrl-C-like stop keeps work."""
-    from harness.data.writer import EpisodeWriter
+    from harness.core.writer import EpisodeWriter
     from sim_envs.env import PushTEnv
     from sim_envs.geometry import TASK
 

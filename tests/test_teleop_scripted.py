@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli_main
-from harness.data.store import EpisodeStore, validate
+from harness.core.store import EpisodeStore, validate
 from real_data.teleop import generate as generate_module
 from real_data.teleop.generate import GenTeleopConfig, fill_store
 from real_data.teleop.scripted import TeleopConfig, run_episode
@@ -100,7 +100,7 @@ def _fake(seed):
 
 
 def _plain(d):
-    from harness.data.configs import _plain as plain
+    from harness.core.configs import _plain as plain
     return plain(d)
 
 

@@ -13,14 +13,14 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_stores import write_store  # noqa: E402
 
-from harness.data.configs import from_dict, load_config  # noqa: E402
-from harness.data.errors import ConfigError, UserError  # noqa: E402
-from harness.data.store import EpisodeStore  # noqa: E402
-from harness.windows import WindowSpec, make_windows  # noqa: E402
-from harness.methods import method_class  # noqa: E402
-from harness.policy import load_policy  # noqa: E402
-from harness.train_config import TrainConfig  # noqa: E402
-from harness.training import Trainer, train  # noqa: E402
+from harness.core.configs import from_dict, load_config  # noqa: E402
+from harness.core.errors import ConfigError, UserError  # noqa: E402
+from harness.core.store import EpisodeStore  # noqa: E402
+from harness.learning.windows import WindowSpec, make_windows  # noqa: E402
+from harness.learning.methods import method_class  # noqa: E402
+from harness.learning.policy import load_policy  # noqa: E402
+from harness.learning.train_config import TrainConfig  # noqa: E402
+from harness.learning.training import Trainer, train  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -76,6 +76,20 @@ def test_resume_continues_the_same_loss_curve(stores, tmp_path):
     assert json.loads(summary)["steps"] == 40
 
 
+def test_a_cpu_run_resumed_with_another_thread_count_is_refused(stores, tmp_path):
+    """Threads change a CPU run's float round-off, so a resume with other threads would not continue the
+    same run: refused in one line naming run.threads; the same count resumes."""
+    before = torch.get_num_threads()
+    try:
+        cfg = tiny_cfg(stores, tmp_path / "cut", steps=10, **{"run.threads": 1})
+        train(cfg, stop_after=5)
+        with pytest.raises(ConfigError, match="run.threads: trained so far with 1 CPU threads, resumed with 2"):
+            train(tiny_cfg(stores, tmp_path / "cut", steps=10, **{"run.threads": 2}))
+        assert train(cfg).name == "final.pt"
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_train_summary_reports_the_realised_clean_fraction_and_clipped_steps(stores, tmp_path):
     """target_only trains on clean data only; truncation at a high sigma_n fills low sigmas with clean
     samples, so truncated sees more clean data than cotrain; a tiny clip threshold clips every step."""
@@ -93,7 +107,7 @@ def test_train_summary_reports_the_realised_clean_fraction_and_clipped_steps(sto
 
 
 def test_run_totals_count_by_sigma_band():
-    from harness.training import RunTotals
+    from harness.learning.training import RunTotals
     t = RunTotals()
     t.add(np.array([0.01, 0.01, 0.1, 5.0]), np.array([False, True, True, False]), clipped=True)
     t.add(np.array([0.03]), np.array([False]), clipped=False)
@@ -273,7 +287,7 @@ def test_image_observations_train_and_act(tmp_path):
 def test_coarsened_sigma_n_floor_and_buckets():
     """Floor: no window below it. Buckets: equal-count groups of the finite values, each its largest, so
     no window is used below its own level; never stays never."""
-    from harness.training_data import coarsened_sigma_n
+    from harness.learning.training_data import coarsened_sigma_n
     s = np.array([0.0, 0.0, 0.1, 0.3, 0.2, np.inf, 0.4, 0.0, 0.8])
     assert np.array_equal(coarsened_sigma_n(s, 0.05, None), np.maximum(s, 0.05))
     b = coarsened_sigma_n(s, None, 2)          # finite sorted: 0 0 0 0.1 | 0.2 0.3 0.4 0.8 (+ 0.0 first)

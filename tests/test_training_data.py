@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from harness.data.errors import DatasetError
-from harness.train_config import DatasetSpec
-from harness.training_data import load_dataset
+from harness.core.errors import DatasetError
+from harness.learning.train_config import DatasetSpec
+from harness.learning.training_data import load_dataset
 from tests.helpers import write_store
 
 

@@ -9,9 +9,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_stores import write_store  # noqa: E402
 
 from eval.window_profile import CONTACT_GAP, profile_rows, window_features  # noqa: E402
-from harness.annotations import AnnotatedDataset  # noqa: E402
-from harness.data.store import EpisodeStore  # noqa: E402
-from harness.windows import WindowSpec, make_windows  # noqa: E402
+from harness.learning.annotations import AnnotatedDataset  # noqa: E402
+from harness.core.store import EpisodeStore  # noqa: E402
+from harness.learning.windows import WindowSpec, make_windows  # noqa: E402
 from sim_envs.geometry import TASK, pusher_slider_distance  # noqa: E402
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from harness.windows import WindowSpec, make_windows, split_episodes
-from harness.normalizer import Normalizer
+from harness.learning.windows import WindowSpec, make_windows, split_episodes
+from harness.learning.normalizer import Normalizer
 
 
 def test_windows_pad_with_edge_steps():
@@ -42,7 +42,7 @@ def test_normalizer_maps_range_to_unit_interval_and_back():
     act = rng.uniform(0.2, 0.9, (100, 2)).astype(np.float32)
     n = Normalizer.fit(obs, act)
     a = n.action.normalize(act)
-    # the 0.5th..99.5th percentiles map to -1..1 (harness.normalizer.FIT_PERCENTILES); nothing is clipped
+    # the 0.5th..99.5th percentiles map to -1..1 (harness.learning.normalizer.FIT_PERCENTILES); nothing is clipped
     lo, hi = np.percentile(a, [0.5, 99.5], axis=0)
     assert np.allclose(lo, -1, atol=1e-5) and np.allclose(hi, 1, atol=1e-5)
     assert np.all(a.min(0) < -1) and np.all(a.min(0) > -1.05) and np.all(a.max(0) > 1) and np.all(a.max(0) < 1.05)

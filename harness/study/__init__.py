@@ -11,11 +11,13 @@ and the evaluation. Running it:
   4. writes the table (markdown + CSV) and the plots under results/<study>/.
 
 Modules, in the order a study uses them:
-    config.py    the typed study config (StudyConfig) and `load_study`
-    plan.py      methods x settings x seeds -> runs (RunPlan), each with its full TrainConfig
+    config.py    the typed study config (StudyConfig) and `load_study`; eval_settings.py its `eval:` part
+    plan.py      methods x settings x seeds -> runs (RunSpec), each with its full TrainConfig
+    run_spec.py  RunSpec (one run, typed; JSON at the job boundary) and RunFolder (every path of a run folder)
     jobs.py      the job bodies (generate a dataset, annotate, train + evaluate a run): plain functions of
                  JSON-able arguments, what an executor runs
-    executor.py  where jobs run (local processes; `Job` is JSON so other engines can run it)
+    job.py       Job (a module-level function + its arguments) and JobResult, shared by both engines
+    executor.py  where jobs run (local processes; ray_executor.py: Ray tasks)
     runner.py    the stages above, in order, and `report_only`
     report.py    table.md / table.csv and plots/ from the finished runs
 
@@ -23,7 +25,7 @@ Folder layout:
     results/<study>/experiment.yaml        the resolved study config
     results/<study>/normalizer.json        the one normalizer of every run and the classifier
     results/<study>/annotations.zarr       (+ .accuracy.csv, plots) the shared classifier output
-    results/<study>/runs/<label>/seed<k>/  run.json (the run's identity), train/, eval/, result.json, done;
+    results/<study>/runs/<label>/seed<k>/  (RunFolder) run.json (the run's identity), train/, eval/, result.json, done;
                                            with a checkpoint protocol (eval.checkpoints last_k / every) also
                                            selection.json, eval_selection/, eval_selected/ (eval/selection.py)
     results/<study>/table.md, table.csv    success per method with Wilson intervals, McNemar vs baseline

@@ -1,9 +1,9 @@
 """Where the study's jobs run: a small interface with two engines, local processes (here) and Ray
 (harness/study/ray_executor.py).
 
-A `Job` is a plain, JSON-able description: a function named "module:function" and its keyword arguments.
-Nothing else crosses the boundary, so a cluster engine runs the same jobs by shipping that JSON to a node
-and calling `run_job` there, without touching the study code. Jobs must be
+A `Job` is a module-level function and its JSON-able keyword arguments. Nothing else crosses the boundary,
+and it pickles by reference, so a cluster engine runs the same jobs by shipping it to a node and calling
+`run_job` there, without touching the study code. Jobs must be
 idempotent: a finished job returns its stored result at once, a half-finished one resumes. That is what
 makes a study resumable whatever engine runs it.
 
@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Iterator, Protocol, Sequence
 
-from harness.data.parallel import sigterm_as_keyboard_interrupt
+from harness.core.parallel import sigterm_as_keyboard_interrupt
 from harness.study.job import Job, JobResult, run_caught, run_job  # noqa: F401 - run_job: the engines' entry
 
 

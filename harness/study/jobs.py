@@ -1,7 +1,7 @@
 """The study's jobs: plain functions of JSON-able arguments, what an executor runs (harness/study/executor.py).
 
 Every job is idempotent: a finished job returns its stored result at once, a half-finished one resumes,
-and an output made by other settings is refused (the run-identity rule, harness/data/identity.py). That is
+and an output made by other settings is refused (the run-identity rule, harness/core/identity.py). That is
 what makes a study resumable whatever engine runs it.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import json
 import time
 from pathlib import Path
 
-from harness.data.atomic import atomic_write_text
-from harness.data.configs import from_dict, merge
-from harness.study.config import EvalSettings
+from harness.core.atomic import atomic_write_text
+from harness.core.configs import from_dict, merge
+from harness.study.eval_settings import EvalSettings
 from harness.study.run_spec import RunFolder, RunSpec
 
 
@@ -56,7 +56,7 @@ def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | 
     An existing store is reused only if it was made from the same data with the same settings.
     """
     from eval.plots import plot_annotations
-    from harness.classifier import AnnotateConfig, annotate as run_annotate
+    from harness.learning.classifier import AnnotateConfig, annotate as run_annotate
 
     cfg = from_dict(AnnotateConfig, config, out)
     new = not Path(out).exists()
@@ -75,8 +75,8 @@ def train_and_evaluate(run: str, threads: int | None = None, progress: bool = Tr
     run: the RunSpec as JSON (RunSpec.to_json), the one thing a job needs to know about its run.
     """
     from eval.evaluation import run_eval
-    from harness.device import resolve_device
-    from harness.training import train
+    from harness.learning.device import resolve_device
+    from harness.learning.training import train
 
     spec = RunSpec.from_json(run)
     folder, settings = spec.folder, spec.eval
@@ -113,7 +113,7 @@ def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, dev
     from eval.metrics import wilson_interval
     from eval.report import read_trials_csv
     from eval.selection import HELDOUT, PRUNE_BELOW, pick_candidates, select_checkpoint
-    from harness.checkpoint import list_snapshots
+    from harness.learning.checkpoint import list_snapshots
 
     paths = {p.stem: p for _, p in list_snapshots(final.parent)}   # oldest first ...
     paths[final.stem] = final                                      # ... final last
@@ -150,5 +150,5 @@ def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, dev
 
 def _limit_threads(threads: int | None) -> None:
     if threads:
-        from harness.device import limit_threads
+        from harness.learning.device import limit_threads
         limit_threads(threads)

@@ -1,7 +1,19 @@
 """The plan of a study: methods x settings x training seeds -> runs, each with its full, validated TrainConfig.
 
-What a method row sweeps and needs is read from its class in harness/methods.py (`sweeps_alpha`,
+What a method row sweeps and needs is read from its class in harness/learning/methods.py (`sweeps_alpha`,
 `needs_sigma_n`), never from its name, so a new method needs no change here.
+
+A study row speaks of rows; the trainer's objective (train_config.ObjectiveConfig) of one run. The only
+place one becomes the other is `method_settings` + `_rows` below:
+
+    study row (MethodSpec)          objective of each run (ObjectiveConfig)
+    alphas: [a, b, ...]             one row per entry, alpha: a   ("matched_to <row>": that run's realised
+                                                                    clean fraction, same seed)
+    sigma_mixing: classifier | [[sigma, alpha], ...]   alpha_table: the same
+    sigma_n: per_datapoint          sigma_n: annotations, annotations: <the row's annotations store>
+    sigma_n: per_dataset            data.datasets[corrupt].sigma_n: the dataset's rule from the store
+    sigma_n: 0.1                    sigma_n: 0.1
+    locality_sigma_max, objective   the same keys
 """
 from __future__ import annotations
 
@@ -12,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.configs import from_dict, load_yaml, merge
-from harness.data.errors import ConfigError, DatasetError
-from harness.methods import method_class
+from harness.core.configs import from_dict, load_yaml, merge
+from harness.core.errors import ConfigError, DatasetError
+from harness.learning.methods import method_class
 from harness.study.config import MATCHED_TO, MethodSpec, StudyConfig, matched_label
 from harness.study.run_spec import RunFolder, RunSpec
 
@@ -89,7 +101,7 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
 def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
     """One run: the row's objective and data at one training seed, its TrainConfig validated; a matched
     row's alpha is the named row's realised clean fraction at this seed (a stand-in until it exists)."""
-    from harness.train_config import TrainConfig
+    from harness.learning.train_config import TrainConfig
 
     slug = slugify(row.label)
     folder = RunFolder.of(cfg.out, slug, seed)
@@ -113,7 +125,7 @@ def with_snapshots(cfg: StudyConfig, base: dict) -> dict:
     (eval.checkpoints last_k / every); refused when no snapshot would come before the final checkpoint."""
     if cfg.eval.checkpoints == "final":
         return base
-    from harness.train_config import TrainConfig
+    from harness.learning.train_config import TrainConfig
     steps = from_dict(TrainConfig, base, "experiment: train").run.steps
     if cfg.eval.snapshot_every >= steps:
         raise ConfigError("experiment", "eval.snapshot_every", f"must be < run.steps = {steps}, or no "
@@ -170,7 +182,7 @@ def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
                                       f"{label} needs the classifier's annotations; there is no corrupt dataset")
                 objective["annotations"] = str(row_annotations)
             # Where sigma_n goes: one number in the objective, per window from the annotations, or one
-            # value per corrupt dataset (harness.training_data reads exactly one of these).
+            # value per corrupt dataset (harness.learning.training_data reads exactly one of these).
             if m.sigma_n == "per_datapoint":
                 objective["sigma_n"] = "annotations"
             elif m.sigma_n == "per_dataset":
@@ -198,11 +210,11 @@ def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
 
 
 def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None) -> dict[str, float]:
-    """Each corrupt dataset's sigma_n by the per-dataset rule of the annotations (harness/sigma_n_rule.py:
+    """Each corrupt dataset's sigma_n by the per-dataset rule of the annotations (harness/learning/sigma_n_rule.py:
     the first grid sigma where its held-out accuracy against the clean data is within tol of chance)."""
     if annotations_path is None or not any(m.sigma_n == "per_dataset" for m in cfg.methods):
         return {}
-    from harness.annotations import read_annotations
+    from harness.learning.annotations import read_annotations
     ann = read_annotations(annotations_path)
     out = {}
     for d in cfg.datasets:

@@ -11,7 +11,7 @@ period) and shuts down the local Ray this engine started, so nothing is left run
 Every node must see the study's results folder (and the datasets) at the same path: `check_shared_folder`
 proves it with a probe file before the first job runs.
 
-Ray is imported only here and in harness.data.parallel (the generators' seed fan-out).
+Ray is imported only here and in harness.core.parallel (the generators' seed fan-out).
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from harness.data.errors import UserError
-from harness.data.parallel import cancel_ray_tasks, sigterm_as_keyboard_interrupt, start_ray
+from harness.core.errors import UserError
+from harness.core.parallel import cancel_ray_tasks, sigterm_as_keyboard_interrupt, start_ray
 from harness.study.job import Job, JobResult, run_caught
 
 

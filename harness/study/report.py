@@ -13,10 +13,11 @@ from typing import Sequence
 import numpy as np
 
 from eval import plots
-from eval.report import RunResult, read_trials_csv, study_table, table_csv, table_markdown
+from eval.report import read_trials_csv
+from eval.study_table import RunResult, study_table, table_csv, table_markdown
 from eval.spectra import dataset_spectrum
-from harness.data.atomic import atomic_write_text
-from harness.methods import method_class
+from harness.core.atomic import atomic_write_text
+from harness.learning.methods import method_class
 from harness.study.config import StudyConfig, StudyDataset
 from harness.study.run_spec import RunFolder, RunSpec
 
@@ -141,7 +142,7 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
                 files.append(plot)
     scale, sigmas = None, []
     if annotations is not None and Path(annotations).exists():
-        from harness.annotations import read_annotations
+        from harness.learning.annotations import read_annotations
         files += plots.plot_annotations(annotations, pdir / "classifier_accuracy.png", pdir / "sigma_n_hist.png")
         profile = plots.plot_zero_window_profile(
             annotations, {d.name: d.path for d in datasets if d.role == "corrupt"}, pdir / "sigma_n_zero_profile.png")

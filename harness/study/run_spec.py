@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from harness.data.atomic import atomic_write_text
-from harness.data.configs import from_dict, to_dict
-from harness.study.config import EvalSettings
-from harness.train_config import TrainConfig
+from harness.core.atomic import atomic_write_text
+from harness.core.configs import from_dict, to_dict
+from harness.study.eval_settings import EvalSettings
+from harness.learning.train_config import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,7 @@ class RunFolder:
     """results/<study>/runs/<row>/seed<k>/: what a run writes, and where."""
     root: Path
 
-    IDENTITY_FILE: ClassVar[str] = "run.json"   # what the folder is for (harness/data/identity.py)
+    IDENTITY_FILE: ClassVar[str] = "run.json"   # what the folder is for (harness/core/identity.py)
 
     @classmethod
     def of(cls, study_out, slug: str, seed: int) -> "RunFolder":
@@ -47,7 +47,7 @@ class RunFolder:
 
     @property
     def train_summary(self) -> Path:  # the trainer's realised data numbers (clean fraction, alpha_natural)
-        from harness.training import SUMMARY_FILE
+        from harness.learning.training import SUMMARY_FILE
         return self.train / SUMMARY_FILE
 
     @property

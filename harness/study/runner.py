@@ -6,11 +6,11 @@ import inspect
 import time
 from pathlib import Path
 
-from harness.data.configs import from_dict, load_yaml, merge, save_config, to_dict
-from harness.data.errors import ConfigError, DatasetError, UserError
-from harness.data.identity import LOCK_FILE, claim_output
-from harness.data.parallel import check_ray_address
-from harness.data.locks import check_writable, hold_lock
+from harness.core.configs import from_dict, load_yaml, merge, save_config, to_dict
+from harness.core.errors import ConfigError, DatasetError, UserError
+from harness.core.identity import LOCK_FILE, claim_output
+from harness.core.parallel import check_ray_address
+from harness.core.locks import check_writable, hold_lock
 from harness.study.config import StudyConfig
 from harness.study.executor import make_executor
 from harness.study.job import Job, JobResult
@@ -126,9 +126,9 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
     """Fit the study's one normalizer on every episode it uses (each dataset's first `episodes`) and write
     it, so that every run and the classifier measure sigma in the same units. An existing file is reused
     as is: the study's identity fixes its data."""
-    from harness.normalizer import load_normalizer, save_normalizer
-    from harness.train_config import DatasetSpec
-    from harness.training_data import fit_dataset_normalizer, load_dataset
+    from harness.learning.normalizer import load_normalizer, save_normalizer
+    from harness.learning.train_config import DatasetSpec
+    from harness.learning.training_data import fit_dataset_normalizer, load_dataset
 
     path = cfg.normalizer_path
     if path.exists():
@@ -161,7 +161,7 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
 
     dry: only resolve and check every generator config (and that a missing store's place is writable).
     """
-    from harness.data.store import EpisodeStore
+    from harness.core.store import EpisodeStore
     jobs = []
     for d in cfg.datasets:
         if d.generate is None:
@@ -194,8 +194,8 @@ def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = Non
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
     sigmas must be in the runs' units, so it normalizes with the study's normalizer. out / overrides: a row's
     own store and its AnnotateConfig overrides (default: the shared store, the study's settings)."""
-    from harness.classifier import AnnotateConfig
-    from harness.train_config import TrainConfig
+    from harness.learning.classifier import AnnotateConfig
+    from harness.learning.train_config import TrainConfig
 
     base = merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train)
     data = from_dict(TrainConfig, base, "experiment: train").data
@@ -247,7 +247,7 @@ def _run_stage(executor, jobs: list[Job], stage: str, log, progress: bool = Fals
 
 
 def _check_datasets(cfg: StudyConfig) -> None:
-    from harness.data.store import EpisodeStore
+    from harness.core.store import EpisodeStore
     for d in cfg.datasets:
         if not Path(d.path).exists():
             raise DatasetError(d.path, None, f"dataset {d.name!r} does not exist (add `generate:` to make it)")
@@ -259,7 +259,7 @@ def _check_datasets(cfg: StudyConfig) -> None:
 def _check_devices(cfg: StudyConfig, plans: list[RunSpec]) -> None:
     """A training device this machine does not have fails now, not when the first run starts training
     (eval.device is checked when the config loads)."""
-    from harness.device import resolve_device
+    from harness.learning.device import resolve_device
     for name in {p.train.device for p in plans}:
         try:
             resolve_device(name)

@@ -41,10 +41,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.data.atomic import atomic_path
-from harness.data.errors import UserError
-from harness.data.identity import check_same_identity, read_identity, write_identity
-from harness.data.store import EXTRA_PREFIX, IMAGE_KEY, EpisodeStore, is_image_key
+from harness.core.atomic import atomic_path
+from harness.core.errors import UserError
+from harness.core.identity import check_same_identity, read_identity, write_identity
+from harness.core.store import EXTRA_PREFIX, IMAGE_KEY, EpisodeStore, is_image_key
 from sim_envs.geometry import TASK
 
 CODEBASE_VERSION = "v3.0"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.atomic import atomic_path
-from harness.data.locks import hold_output_lock
-from harness.data.errors import UserError
-from harness.data.store import is_image_key
-from harness.data.writer import EpisodeWriter
+from harness.core.atomic import atomic_path
+from harness.core.locks import hold_output_lock
+from harness.core.errors import UserError
+from harness.core.store import is_image_key
+from harness.core.writer import EpisodeWriter
 from real_data.importers import resample
 from real_data.importers.diffusion_policy import read_diffusion_policy
 from real_data.importers.lerobot import read_lerobot
@@ -130,7 +130,7 @@ def _check_out(out: Path, src, overwrite: bool) -> None:
 
 
 def _is_imported_store(path: Path) -> bool:
-    from harness.data.store import open_group
+    from harness.core.store import open_group
     try:
         generator = open_group(path).attrs.get("generator")
         return isinstance(generator, dict) and generator.get("importer") == "real_data.importers"

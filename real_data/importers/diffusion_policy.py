@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from harness.data.errors import DatasetError
+from harness.core.errors import DatasetError
 from real_data.importers.mapping import ImportMapping
 from real_data.importers.source import Source, SourceEpisode, Stream, as_image, check_episode_ends, check_extra, \
     check_image_shape, choose_primary_camera, lowdim_fates, select_columns, store_name, unit_warnings

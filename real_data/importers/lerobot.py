@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from harness.data.errors import DatasetError
-from harness.data.store import DOMAINS, SOURCES
-from harness.data.writer import MAX_TEXT
+from harness.core.errors import DatasetError
+from harness.core.store import DOMAINS, SOURCES
+from harness.core.writer import MAX_TEXT
 from real_data.exporters.lerobot import CAMERA_PREFIX, ORIGIN
 from real_data.importers.mapping import ImportMapping
 from real_data.importers.source import Source, SourceEpisode, Stream, check_extra, check_image_shape, check_times, \

@@ -14,7 +14,7 @@ Any field may be overridden; the rest keep the defaults of the chosen format. `i
 primary camera. A low-dim field may also take `scale` and `offset` (a number, or one per column):
 value = source[:, columns] * scale + offset, e.g. PushT's pixels to metres.
 
-Everything else in the source is kept under the store's extras namespace (harness.data.store): other
+Everything else in the source is kept under the store's extras namespace (harness.core.store): other
 cameras as data/image.<source key>, other per-step arrays as data/extra.<source key>, per-episode values
 as meta/extra.<source key>; `extras: false` or `drop: [key, ...]` leave them out (and the import summary
 says so).
@@ -26,8 +26,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from harness.data.configs import from_dict, load_yaml, merge, to_dict
-from harness.data.errors import ConfigError
+from harness.core.configs import from_dict, load_yaml, merge, to_dict
+from harness.core.errors import ConfigError
 
 # Dataset keys a mapping fills, with the number of columns each must have per step.
 TARGET_WIDTH = {"agent_pos": 2, "slider_pose": 3, "action": 2}

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from harness.data.errors import DatasetError
+from harness.core.errors import DatasetError
 from real_data.importers.mapping import TARGET_WIDTH, FieldMap, ImportMapping
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from harness.data.writer import EpisodeWriter
+from harness.core.writer import EpisodeWriter
 from real_data.teleop.inputs import BUTTONS, SLIDERS, MeshcatInput
 from real_data.teleop.session import SessionSummary, TeleopSession
 

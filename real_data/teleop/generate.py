@@ -12,7 +12,7 @@ Episodes run in worker processes (`workers`); the parent alone writes the store,
 everything a run needs is in its config, so the study's generation job and both CLI commands call it alike.
 
 The store records the generator identity (the whole GenTeleopConfig); a run with another identity is
-refused, naming the first differing key, and the store is left untouched (harness.data.identity). Only
+refused, naming the first differing key, and the store is left untouched (harness.core.identity). Only
 RESUME_FREE_KEYS may differ between a run and its resumption.
 """
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Literal
 
 import numpy as np
 
-from harness.data.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
-from harness.data.parallel import check_ray_address, map_seeds
-from harness.data.writer import EpisodeWriter
+from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
+from harness.core.parallel import check_ray_address, map_seeds
+from harness.core.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
 
 # Settings that may differ between a run and its resumption without changing any episode.

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from harness.data.writer import EpisodeWriter
+from harness.core.writer import EpisodeWriter
 from real_data.teleop.inputs import InputSource
 from sim_envs.geometry import TASK
 

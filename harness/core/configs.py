@@ -1,0 +1,264 @@
+"""Typed configs: dataclasses loaded from YAML, with `key=value` overrides and unknown keys rejected.
+
+Every config in the project (physics presets, generators, training, experiments) goes through
+`load_config`, so every config error reads the same way: `file: key: problem`. A dataclass may list keys
+it renamed in a class attribute `RENAMED = {"old": "new"}`; an old key is then refused with its new name. This module lives in the
+bottom layer so that every package can use it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence, TypeVar, Union
+
+import yaml
+
+from harness.core.atomic import atomic_write_text
+from harness.core.errors import ConfigError
+
+# Bounds that every part of the harness shares (a typo such as 1e15, not an experiment, lies past them).
+MAX_SEED = 2**31 - 1            # torch, numpy and Drake all take it
+MAX_EPISODES = 1_000_000        # episodes a generator is asked for
+MAX_WORKERS = 256               # worker processes of one command
+
+T = TypeVar("T")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *defaults` is not a key of its own
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(path) -> dict:
+    """Read a YAML mapping; a missing file or bad syntax becomes a one-line ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, None, "file not found")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(path, None, f"{line}invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, None, f"expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(overrides: Sequence[str], source: str = "command line") -> dict:
+    """Turn ["train.lr=1e-4", "seed=3"] into a nested dict; values are parsed as YAML scalars/lists."""
+    result: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(source, item, "override must look like key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(source, item, "override key is empty")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(source, key, "conflicting overrides")
+        node[parts[-1]] = value
+    return result
+
+
+def merge(base: Mapping, update: Mapping) -> dict:
+    """Recursive dict merge: nested mappings merge, everything else is replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(cls: type[T], path=None, overrides: Sequence[str] = (), base: Mapping | None = None) -> T:
+    """Build `cls` from (defaults <- base <- YAML file <- overrides), checking every key and type."""
+    data: dict = dict(base or {})
+    source = "command line" if overrides else "defaults"
+    if path is not None:
+        data = merge(data, load_yaml(path))
+        source = str(path)
+    if overrides:
+        data = merge(data, parse_overrides(overrides))
+    return from_dict(cls, data, source)
+
+
+def from_dict(cls: type[T], data: Mapping, source: str = "config", prefix: str = "") -> T:
+    """Construct dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, prefix or None, f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    renamed = getattr(cls, "RENAMED", {})   # {old key: new key} of keys renamed in this config
+    for name in unknown:
+        if name in renamed:
+            raise ConfigError(source, _join(prefix, str(name)), f"renamed to {_join(prefix, renamed[name])}")
+    if unknown:
+        key = _join(prefix, str(unknown[0]))
+        raise ConfigError(source, key, f"unknown key (allowed: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, source, _join(prefix, name))
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(source, _join(prefix, missing[0]), "required key is missing")
+    try:
+        obj = cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # __post_init__ checks
+        message = str(exc)
+        named = prefix and message.split(" ", 1)[0].rstrip(":").startswith(prefix)  # it names its key already
+        raise ConfigError(source, None if named else prefix or None, message) from None
+    return obj
+
+
+def to_dict(cfg) -> dict:
+    """Plain-Python dict of a config (tuples become lists), suitable for YAML and JSON."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def dump_yaml(cfg) -> str:
+    return yaml.safe_dump(to_dict(cfg) if dataclasses.is_dataclass(cfg) else _plain(cfg), sort_keys=False)
+
+
+def save_config(cfg, path) -> None:
+    """Write the resolved config atomically, so a run folder always has a complete one."""
+    atomic_write_text(path, dump_yaml(cfg))
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    return obj
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _coerce(tp, value: Any, source: str, key: str):
+    """Check (and gently convert) one value against a type annotation."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = {}
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, source, key)
+            except ConfigError as exc:
+                errors[arg] = exc.problem
+        numeric = next((errors[a] for a in (float, int) if a in errors), None)
+        if numeric is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ConfigError(source, key, numeric)   # a number: what is wrong with it as a number
+        problems = list(errors.values())
+        raise ConfigError(source, key, problems[0] if len(problems) == 1 else f"does not match {tp}: {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(source, key, f"must be one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        return from_dict(tp, value if value is not None else {}, source, key)
+    if origin in (list, tuple, Sequence, typing.Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(source, key, f"expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(source, key, f"expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(a, v, source, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item_tp = args[0] if args else Any
+        items = [_coerce(item_tp, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else items
+    if origin in (dict, Mapping, typing.Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(source, key, f"expected a mapping, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(vt, v, source, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(source, key, f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(source, key, f"expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(source, key, f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(source, key, f"expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            out = float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value)
+            except ValueError:
+                raise ConfigError(source, key, f"expected a number, got {value!r}") from None
+        else:
+            raise ConfigError(source, key, f"expected a number, got {value!r}")
+        if not math.isfinite(out):   # no setting means anything at NaN or infinity
+            raise ConfigError(source, key, f"must be a finite number, got {out}")
+        return out
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(source, key, f"expected a string, got {value!r}")
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise ConfigError(source, key, f"expected a path, got {value!r}")
+    return value

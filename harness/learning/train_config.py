@@ -1,0 +1,295 @@
+"""The training config: one typed dataclass tree, loaded with harness.core.configs.load_config.
+
+Every sigma here (and in annotation stores) is in normalized action units: actions are mapped to [-1, 1]
+per dimension before diffusion (harness/learning/normalizer.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from harness.core.configs import MAX_SEED
+from harness.learning.methods import METHODS, Cotrain, method_class
+
+
+# Sizes past these are typos (2e9 for 2e3), not experiments: refused at load instead of exhausting memory
+# or threads mid-run (the kernel's OOM killer gives no message; torch segfaults on 1e5 threads).
+MAX_BATCH = 1 << 16
+MAX_WIDTH = 1 << 14            # an MLP width or a U-Net stage width
+MAX_DEPTH = 64
+MAX_THREADS = 256
+
+
+def _require(ok: bool, key: str, what: str, value) -> None:
+    """One range check: `key must be <what>, got <value>` (from_dict turns it into a one-line ConfigError)."""
+    if not ok:
+        raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
+def _check_widths(key: str, widths) -> None:
+    _require(len(widths) >= 1 and all(1 <= w <= MAX_WIDTH for w in widths), key,
+             f"a non-empty list of widths in [1, {MAX_WIDTH}]", widths)
+
+
+@dataclasses.dataclass
+class DatasetSpec:
+    path: str                                             # dataset store (.zarr)
+    role: Literal["clean", "corrupt", "auto"] = "auto"    # auto: domain target/real -> clean, sim -> corrupt
+    max_episodes: int | None = None                       # use only the first N episodes (null = all)
+    only_success: bool = True                             # skip episodes whose meta/success is false
+                                                          # (max_episodes then counts kept episodes)
+    sigma_n: float | None = None                          # corrupt only: this dataset's noise level sigma_n
+                                                          # (used when objective.sigma_n is null)
+    RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
+
+    def __post_init__(self):
+        if self.max_episodes is not None and self.max_episodes < 1:
+            raise ValueError(f"dataset {self.path}: max_episodes must be >= 1 or null")
+        if self.sigma_n is not None and self.sigma_n < 0:
+            raise ValueError(f"dataset {self.path}: sigma_n must be >= 0")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    datasets: list[DatasetSpec] = dataclasses.field(default_factory=list)  # {path, role, max_episodes}
+    n_obs: int = 2                 # observation history steps
+    horizon: int = 16              # predicted action steps
+    n_action: int = 8              # executed action steps
+    use_image: bool = False        # condition on data/image too (needs the key in every store)
+    val_fraction: float = 0.05     # held-out episodes per dataset for validation losses (0 = none)
+    normalizer: str | None = None  # normalizer JSON (a study's shared one); null = fit on this run's training
+                                   # data (read when training starts, so it need not exist when the config loads)
+
+    def __post_init__(self):
+        if self.normalizer is not None and not self.normalizer.strip():
+            raise ValueError("data.normalizer must be a file path or null, got an empty string")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError("data.val_fraction must be in [0, 1)")
+        _require(self.n_obs >= 1, "data.n_obs", ">= 1", self.n_obs)
+        _require(self.n_action >= 1, "data.n_action", ">= 1", self.n_action)
+        need = self.n_obs + self.n_action - 1   # harness.learning.windows.WindowSpec: executed steps inside the horizon
+        _require(self.horizon >= need, "data.horizon", f">= data.n_obs + data.n_action - 1 = {need}", self.horizon)
+        paths = [str(Path(d.path).resolve()) for d in self.datasets]
+        twice = next((d.path for d, p in zip(self.datasets, paths) if paths.count(p) > 1), None)
+        if twice is not None:   # clean and corrupt at once would train on one demo as both
+            raise ValueError(f"data.datasets: {twice} is listed twice; list each store once")
+
+
+@dataclasses.dataclass
+class ImageConfig:
+    widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])  # ResNet stage widths
+    feature_dim: int = 64          # features per image
+
+    def __post_init__(self):
+        _check_widths("policy.image.widths", self.widths)
+        _require(self.feature_dim >= 1, "policy.image.feature_dim", ">= 1", self.feature_dim)
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    arch: str = "unet"             # denoising network: "unet" (temporal U-Net, the published one; images)
+                                   # or "mlp" (residual MLP over the chunk, harness/learning/mlp.py; state policies)
+    down_dims: list[int] = dataclasses.field(default_factory=lambda: [256, 512, 1024])  # U-Net widths
+    kernel_size: int = 5           # temporal conv kernel
+    n_groups: int = 8              # GroupNorm groups
+    noise_dim: int = 128           # noise-level embedding width
+    mlp_width: int = 256           # arch mlp: hidden width of the residual blocks
+    mlp_depth: int = 4             # arch mlp: residual blocks
+    image: ImageConfig = dataclasses.field(default_factory=ImageConfig)  # used when data.use_image
+
+    def __post_init__(self):
+        _require(self.arch in ("unet", "mlp"), "policy.arch", "unet or mlp", self.arch)
+        _check_widths("policy.down_dims", self.down_dims)
+        _require(1 <= self.mlp_width <= MAX_WIDTH, "policy.mlp_width", f"in [1, {MAX_WIDTH}]", self.mlp_width)
+        _require(0 <= self.mlp_depth <= MAX_DEPTH, "policy.mlp_depth", f"in [0, {MAX_DEPTH}]", self.mlp_depth)
+        # 'same' padding (kernel // 2) keeps the chunk length only for odd kernels
+        _require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "policy.kernel_size", "an odd number >= 1",
+                 self.kernel_size)
+        _require(self.n_groups >= 1, "policy.n_groups", ">= 1", self.n_groups)
+        # sinusoidal embedding: sin and cos halves fill the width exactly only when it is even
+        _require(self.noise_dim >= 2 and self.noise_dim % 2 == 0, "policy.noise_dim", "an even number >= 2",
+                 self.noise_dim)
+
+
+# The samplers of each formulation; the first is the formulation's default.
+SAMPLERS = {"edm": ("heun", "heun_churn"), "ddpm": ("ddpm", "ddim")}
+
+
+@dataclasses.dataclass
+class DiffusionConfig:
+    kind: Literal["edm", "ddpm"] = "edm"  # formulation: EDM (harness/learning/diffusion.py) or diffusion_policy's
+                                   # DDPM (harness/learning/ddpm.py); every method runs under both (same sigma units)
+    sampler: str | None = None     # edm: heun (deterministic) | heun_churn (EDM's stochastic Algorithm 2);
+                                   # ddpm: ddpm (fresh noise every step) | ddim (eta 0); null = the first
+    num_steps: int = 16            # sampler steps per chunk: Heun steps (2 * steps - 1 network calls), or
+                                   # DDPM/DDIM inference steps (diffusion_policy's num_inference_steps)
+    # ---- edm only
+    sigma_data: float | None = None  # null = measured on the normalized training actions
+    P_mean: float = -1.2           # log-normal training sigma: mean of ln sigma
+    P_std: float = 1.2             # ... and its std
+    sampler_sigma_min: float = 0.002  # Heun sampler's schedule bottom
+    sampler_sigma_max: float = 10.0   # Heun sampler's schedule top (20 x sigma_data for actions in [-1, 1])
+    rho: float = 7.0               # schedule curvature
+    S_churn: float = 40.0          # heun_churn: total churn (EDM Table 5, ImageNet-64 settings) ...
+    S_min: float = 0.05            # ... applied at sigma in [S_min, S_max] ...
+    S_max: float = 50.0
+    S_noise: float = 1.003         # ... with the fresh noise scaled by S_noise
+    # ---- ddpm only (diffusion_policy's noise_scheduler, built with diffusers)
+    num_train_timesteps: int = 100  # T: timesteps t = 0 .. T-1, drawn uniformly in training
+    beta_schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule (squaredcos_cap_v2 | linear | scaled_linear)
+    prediction_type: Literal["epsilon", "sample"] = "epsilon"  # what the network predicts
+    clip_sample: bool = True       # clip the predicted x0 to [-1, 1] at every sampler step
+    RENAMED: ClassVar[dict] = {"sigma_min": "sampler_sigma_min", "sigma_max": "sampler_sigma_max",
+                               "num_inference_steps": "num_steps"}
+
+    def __post_init__(self):
+        if not 0 < self.sampler_sigma_min < self.sampler_sigma_max:
+            raise ValueError("diffusion: need 0 < sampler_sigma_min < sampler_sigma_max")
+        if self.num_steps < 1:
+            raise ValueError(f"diffusion.num_steps must be >= 1, got {self.num_steps}")
+        _require(self.kind in SAMPLERS, "diffusion.kind", "edm or ddpm", self.kind)
+        _require(self.sampler is None or self.sampler in SAMPLERS[self.kind], "diffusion.sampler",
+                 f"one of {', '.join(SAMPLERS[self.kind])} for diffusion.kind {self.kind} (or null)", self.sampler)
+        _require(self.sigma_data is None or self.sigma_data > 0, "diffusion.sigma_data", "> 0 (or null)",
+                 self.sigma_data)
+        _require(0 < self.P_std <= 10, "diffusion.P_std", "in (0, 10] (a log-normal's spread)", self.P_std)
+        _require(abs(self.P_mean) <= 10, "diffusion.P_mean", "in [-10, 10] (log sigma)", self.P_mean)
+        _require(self.rho > 0, "diffusion.rho", "> 0", self.rho)
+        _require(self.S_churn >= 0, "diffusion.S_churn", ">= 0", self.S_churn)
+        _require(0 <= self.S_min <= self.S_max, "diffusion.S_min", f"in [0, S_max = {self.S_max}]", self.S_min)
+        _require(self.S_noise > 0, "diffusion.S_noise", "> 0", self.S_noise)
+        _require(self.num_train_timesteps >= 2, "diffusion.num_train_timesteps", ">= 2", self.num_train_timesteps)
+        _require(self.beta_schedule in ("squaredcos_cap_v2", "linear", "scaled_linear"), "diffusion.beta_schedule",
+                 "squaredcos_cap_v2, linear or scaled_linear", self.beta_schedule)
+        _require(self.prediction_type in ("epsilon", "sample"), "diffusion.prediction_type", "epsilon or sample",
+                 self.prediction_type)
+        if self.kind == "ddpm":
+            _require(self.num_steps <= self.num_train_timesteps, "diffusion.num_steps",
+                     f"<= diffusion.num_train_timesteps = {self.num_train_timesteps} under ddpm", self.num_steps)
+
+    @property
+    def resolved_sampler(self) -> str:
+        return self.sampler or SAMPLERS[self.kind][0]
+
+
+ALPHA_WORDS = ("natural", "natural_all")   # objective.alpha besides a number
+
+
+@dataclasses.dataclass
+class ObjectiveConfig:
+    method: str = Cotrain.name      # one of harness.learning.methods.METHODS (what each does: that module)
+    alpha: float | str = "natural"  # P(clean | sigma) where a corrupt window is valid: a number in [0, 1],
+                                    # "natural" (ratio by episodes among the sources valid at sigma), or
+                                    # "natural_all" (ratio by all episodes at every sigma: plain cotraining's)
+    alpha_table: list[list[float]] | str | None = None  # [[sigma, alpha], ...] (log-interpolated) or
+                                                         # "classifier" (from the annotations' accuracy)
+    sigma_n: float | Literal["annotations"] | None = None  # noise level of the corrupt data: one number for
+                                    # every corrupt dataset, "annotations" (per window, from `annotations`),
+                                    # or null (each corrupt dataset's own data.datasets[].sigma_n)
+    annotations: str | None = None  # annotations store (cotrain annotate): per-window sigma_n, accuracy
+    buffer: float = 1.0             # truncated / ambient: corrupt window valid at sigma > buffer * sigma_n
+    contract: bool = True           # ambient: add sigma_n noise to corrupt chunks (false: already noisy)
+    locality_sigma_max: float | None = None  # corrupt data also used (plain loss) at sigma < this
+    sigma_n_floor: float | None = None  # per-window sigma_n raised to at least this (docs/objectives.md §15)
+    sigma_n_buckets: int | None = None  # per-window sigma_n coarsened to K equal-count buckets, each window
+                                    # taking its bucket's largest value (docs/objectives.md §15)
+    RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"objective.method must be one of {list(METHODS)}, got {self.method!r}")
+        problem = method_class(self.method).settings_error(self)
+        if problem:
+            raise ValueError(problem)
+        if isinstance(self.sigma_n, float) and self.sigma_n < 0:
+            raise ValueError("objective.sigma_n must be >= 0")
+        if self.sigma_n == "annotations" and not self.annotations:
+            raise ValueError("objective.sigma_n 'annotations' needs objective.annotations")
+        if self.buffer < 1:
+            raise ValueError("objective.buffer must be >= 1")
+        if self.locality_sigma_max is not None and not self.locality_sigma_max > 0:
+            raise ValueError(f"objective.locality_sigma_max must be > 0 (or null), got {self.locality_sigma_max}")
+        if self.sigma_n_floor is not None and not 0 <= self.sigma_n_floor < float("inf"):
+            raise ValueError(f"objective.sigma_n_floor must be >= 0 (or null), got {self.sigma_n_floor}")
+        if self.sigma_n_buckets is not None and self.sigma_n_buckets < 1:
+            raise ValueError(f"objective.sigma_n_buckets must be >= 1 (or null), got {self.sigma_n_buckets}")
+        if isinstance(self.alpha, str) and self.alpha not in ALPHA_WORDS:
+            raise ValueError(f"objective.alpha must be a number in [0, 1], 'natural' or 'natural_all', "
+                             f"got {self.alpha!r}")
+        if not isinstance(self.alpha, str) and not 0 <= self.alpha <= 1:
+            raise ValueError(f"objective.alpha must be in [0, 1], got {self.alpha}")
+        if isinstance(self.alpha_table, str) and self.alpha_table != "classifier":
+            raise ValueError("objective.alpha_table must be a list of [sigma, alpha] pairs or 'classifier'")
+        if isinstance(self.alpha_table, list) and any(len(row) != 2 for row in self.alpha_table):
+            raise ValueError("objective.alpha_table rows must be [sigma, alpha]")
+        if self.alpha_table == "classifier" and not self.annotations:
+            raise ValueError("objective.alpha_table 'classifier' needs objective.annotations")
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    batch_size: int = 256          # global batch (split across DDP ranks)
+    lr: float = 1e-4               # AdamW peak learning rate
+    weight_decay: float = 1e-6     # AdamW weight decay
+    betas: list[float] = dataclasses.field(default_factory=lambda: [0.95, 0.999])  # AdamW betas
+    warmup_steps: int = 500        # linear warm-up, then cosine decay to 0
+    grad_clip: float = 1.0         # max gradient norm (0 = off)
+    ema_decay: float = 0.9999      # EMA decay cap (ramped up as min(cap, (1 + k) / (10 + k)))
+    ema_power: float | None = None  # null: that ramp; p: diffusion_policy's EMAModel warm-up,
+                                   # decay = min(cap, 1 - (1 + k)^-p) (0.75 in every published config)
+
+    def __post_init__(self):
+        _require(1 <= self.batch_size <= MAX_BATCH, "optim.batch_size", f"in [1, {MAX_BATCH}]", self.batch_size)
+        _require(0 < self.lr < float("inf"), "optim.lr", "> 0", self.lr)
+        _require(0 <= self.weight_decay < float("inf"), "optim.weight_decay", ">= 0", self.weight_decay)
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
+                 "two numbers in [0, 1)", self.betas)
+        _require(self.warmup_steps >= 0, "optim.warmup_steps", ">= 0", self.warmup_steps)
+        _require(0 <= self.grad_clip < float("inf"), "optim.grad_clip", ">= 0 (0 = off)", self.grad_clip)
+        _require(0 <= self.ema_decay < 1, "optim.ema_decay", "in [0, 1)", self.ema_decay)
+        _require(self.ema_power is None or self.ema_power > 0, "optim.ema_power", "> 0 (or null)", self.ema_power)
+
+
+@dataclasses.dataclass
+class RunConfig:
+    steps: int = 100_000           # training budget in optimizer steps
+    log_every: int = 50            # metrics.csv / TensorBoard row every N steps
+    val_every: int = 1000          # per-source validation losses every N steps (and at the end)
+    val_windows: int = 256         # held-out windows per source for validation
+    checkpoint_every: int = 2000   # checkpoints/latest.pt every N steps
+    bf16: bool = True              # bf16 autocast on CUDA
+    compile: bool = False          # torch.compile the network (CUDA)
+    progress: bool = True          # tqdm progress bar
+    threads: int = 0               # CPU threads for torch (0 = torch's default, usually all cores)
+    snapshot_every: int = 0        # checkpoints/step_<step>.pt (EMA policy) every N steps before the last
+                                   # (0 = none); the study's checkpoint protocols select among them
+
+    def __post_init__(self):
+        for key in ("steps", "log_every", "val_every", "val_windows", "checkpoint_every"):
+            _require(getattr(self, key) >= 1, f"run.{key}", ">= 1", getattr(self, key))
+        _require(0 <= self.threads <= MAX_THREADS, "run.threads", f"in [0, {MAX_THREADS}] (0 = torch's default)",
+                 self.threads)
+        _require(self.snapshot_every >= 0, "run.snapshot_every", ">= 0 (0 = no snapshots)", self.snapshot_every)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    out_dir: str = "runs/train"    # run folder: config.yaml, metrics.csv, tensorboard/, checkpoints/, done
+    seed: int = 0                  # everything random derives from this
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when present
+
+    def __post_init__(self):
+        if self.run.steps < 1:
+            raise ValueError("run.steps must be >= 1")
+        _require(0 <= self.seed <= MAX_SEED, "seed", f"in [0, {MAX_SEED}]", self.seed)
+        # the U-Net halves the chunk len(down_dims) - 1 times and doubles it back: skips must line up
+        factor = 2 ** (len(self.policy.down_dims) - 1)
+        _require(self.data.horizon % factor == 0, "data.horizon",
+                 f"divisible by {factor} (2 ** (len(policy.down_dims) - 1) downsamplings)", self.data.horizon)

@@ -148,7 +148,9 @@ def test_bad_protocol_settings_are_refused_with_one_line(changes, needle):
 
 def test_protocol_keys_count_in_a_run_identity_only_when_a_protocol_is_on():
     final = EvalSettings(selection_trials=7)
-    assert set(final.identity()) == {"env", "trials", "seed", "time_limit"}
+    assert set(final.identity()) == {"env", "trials", "seed", "time_limit", "inference_batch"}
+    # inference_batch 0 (the natural batch) is left out, as in run folders made before the key existed
+    assert set(EvalSettings(inference_batch=0).identity()) == {"env", "trials", "seed", "time_limit"}
     on = EvalSettings(checkpoints="last_k", snapshot_every=5)
     assert set(on.identity()) == set(EvalSettings.IDENTITY)
 

@@ -353,3 +353,31 @@ def test_a_row_can_have_more_seeds_and_runs_go_seed_by_seed(tmp_path):
                          annotate={"enabled": False}), None, dry=True)
     with pytest.raises(ConfigError, match="distinct training seeds"):
         _study(tmp_path, [{"method": "cotrain", "seeds": [1, 1]}])
+
+
+def test_a_study_refuses_data_that_changed_since_its_first_session(tmp_path, monkeypatch):
+    """fingerprint.json holds the data's sha256 from the first session: a store regenerated in place with
+    other content is refused in one line before any run; the same data resume as before."""
+    import shutil
+
+    from eval.metrics import TrialRecord
+    from eval.report import trials_csv
+    from harness.core.errors import DatasetError
+
+    def fake_job(run, **kw):
+        spec = RunSpec.from_json(run)
+        (spec.folder.eval).mkdir(parents=True, exist_ok=True)
+        spec.folder.trials.write_text(trials_csv([TrialRecord(spec.eval.seed, "timeout", 3, float("nan"), 0.1, 0.1)]))
+        spec.folder.finish({})
+        return {}
+
+    monkeypatch.setattr(runner, "train_and_evaluate", fake_job)
+    cfg = _study(tmp_path, [{"method": "target_only"}], annotate={"enabled": False})
+    assert not run_study(cfg, progress=False, log=lambda *_: None).failed
+    recorded = json.loads((cfg.out / "fingerprint.json").read_text())
+    assert recorded["data"]["teleop"]["episodes"] == 3 and recorded["environment"]["torch"]
+    assert not run_study(cfg, progress=False, log=lambda *_: None).failed     # same data: resumes
+    shutil.rmtree(tmp_path / "clean.zarr")
+    write_store(tmp_path / "clean.zarr", "target", n_episodes=4, seed=7)    # same path, other content
+    with pytest.raises(DatasetError, match="teleop: .* is not the data this study started with"):
+        run_study(cfg, progress=False, log=lambda *_: None)

@@ -19,11 +19,13 @@ Modules, in the order a study uses them:
     job.py       Job (a module-level function + its arguments) and JobResult, shared by both engines
     executor.py  where jobs run (local processes; ray_executor.py: Ray tasks)
     runner.py    the stages above, in order, and `report_only`
+    fingerprint.py  the data's bytes and the environment at the first session (fingerprint.json)
     report.py    table.md / table.csv and plots/ from the finished runs
 
 Folder layout:
     results/<study>/experiment.yaml        the resolved study config
     results/<study>/normalizer.json        the one normalizer of every run and the classifier
+    results/<study>/fingerprint.json       sha256 of the data used, and the software / CPU of the first session
     results/<study>/annotations.zarr       (+ .accuracy.csv, plots) the shared classifier output
     results/<study>/runs/<label>/seed<k>/  (RunFolder) run.json (the run's identity), train/, eval/, result.json, done;
                                            with a checkpoint protocol (eval.checkpoints last_k / every) also

@@ -13,6 +13,7 @@ from harness.core.parallel import check_ray_address
 from harness.core.locks import check_writable, hold_lock
 from harness.study.config import StudyConfig
 from harness.study.executor import make_executor
+from harness.study.fingerprint import check_fingerprint
 from harness.study.job import Job, JobResult
 from harness.study.jobs import annotate, generate_dataset, generator_config, train_and_evaluate
 from harness.study.plan import plan_runs
@@ -69,6 +70,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
         return StudyResult(out, "", failed, [])
     _check_datasets(cfg)
     write_study_normalizer(cfg)
+    check_fingerprint(cfg, log)   # the data's bytes: a study never mixes two versions of its data
 
     # 2. the shared classifier (and the classifiers of rows with their own annotate settings)
     jobs = annotate_jobs(cfg, progress)

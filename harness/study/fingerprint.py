@@ -1,0 +1,118 @@
+"""What a study's numbers were computed from beyond its config: the bytes of the data it uses, and the
+software and CPU that ran it (results/<study>/fingerprint.json).
+
+The study's identity is its config, and a dataset is named by its path, so a store regenerated in place
+between two sessions (other code, other machine) would silently mix two datasets in one table. The first
+session records the data's fingerprint; a later session whose data differ is refused in one line. The
+environment is recorded too and compared, not enforced: on a CPU, another torch build or instruction set
+changes float round-off in training (README "Across machines"), which matters when two runs of one config
+disagree.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from harness.core.atomic import atomic_write_text
+from harness.core.errors import DatasetError
+from harness.study.config import StudyConfig
+
+FINGERPRINT_FILE = "fingerprint.json"
+META_KEYS = ("seed", "success")   # per-episode values the trainer reads (the success filter) or that name it
+
+
+def data_fingerprint(cfg: StudyConfig) -> dict:
+    """sha256 of every data array, and of the per-episode values that decide what trains (META_KEYS), of
+    the episodes each dataset contributes; and of the study's normalizer file."""
+    from harness.core.store import EpisodeStore
+
+    out = {}
+    for d in cfg.datasets:
+        store = EpisodeStore(d.path)
+        n = store.n_episodes if d.episodes is None else min(d.episodes, store.n_episodes)
+        stop = int(store.episode_ends[n - 1]) if n else 0
+        h = hashlib.sha256()
+        for key in sorted(store.data_keys):
+            _update(h, key, store.data(key, stop))
+        for key in META_KEYS:   # (not e.g. solve_time: a wall-clock time, different at every generation)
+            if key in store.meta_keys:
+                _update(h, f"meta/{key}", store.meta(key)[:n])
+        out[d.name] = {"path": d.path, "episodes": n, "sha256": h.hexdigest()}
+    normalizer = Path(cfg.normalizer_path)
+    out["normalizer"] = {"path": str(normalizer), "sha256": hashlib.sha256(normalizer.read_bytes()).hexdigest()}
+    return out
+
+
+def _update(h, key: str, values: np.ndarray) -> None:
+    values = np.ascontiguousarray(values)
+    h.update(f"{key}|{values.dtype.str}|{values.shape}|".encode())
+    if values.dtype.kind == "O":       # text metadata
+        h.update(json.dumps(values.tolist()).encode())
+    else:
+        h.update(values.tobytes())
+
+
+def environment() -> dict:
+    """The software and the CPU of this session."""
+    import torch
+    try:
+        from importlib.metadata import version
+        drake = version("drake")
+    except Exception:  # noqa: BLE001 - a missing distribution record is not an error here
+        drake = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "drake": drake,
+            "numpy": np.__version__, "cpu": _cpu_model(), "cpu_flags": _cpu_flags(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> list[str]:
+    """The vector extensions (what decides which kernels torch and numpy run)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "fma", "sse4")))
+    except OSError:
+        pass
+    return []
+
+
+def check_fingerprint(cfg: StudyConfig, log) -> None:
+    """Record the fingerprint at the study's first session; refuse a session whose data differ, and say so
+    when the environment differs."""
+    path = cfg.out / FINGERPRINT_FILE
+    data, env = data_fingerprint(cfg), environment()
+    if not path.is_file():
+        record = {"data": data, "environment": env,
+                  "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+        return
+    try:
+        recorded = json.loads(path.read_text())
+        old_data, old_env = recorded["data"], recorded["environment"]
+    except (ValueError, KeyError, TypeError):
+        raise DatasetError(path, None, "unreadable; it records the data this study started with") from None
+    for name, now in data.items():
+        before = old_data.get(name)
+        if before is None or before != now:
+            raise DatasetError(path, name, f"{now['path']} is not the data this study started with (its "
+                               "content changed since the first session); finished runs used the old data, "
+                               "so continue in a new study folder (out_dir) or restore the data")
+    changed = [k for k in env if env[k] != old_env.get(k)]
+    if changed:
+        log(f"{'note':<10} this session's {', '.join(changed)} differ from the first session's "
+            f"({FINGERPRINT_FILE}); runs trained here may differ from there in float round-off")

@@ -28,8 +28,12 @@ TINY_TRAIN = {
 
 
 def _study(tmp_path, methods, **extra) -> StudyConfig:
-    clean = write_store(tmp_path / "clean.zarr", "target", n_episodes=4, seed=1)
-    corrupt = write_store(tmp_path / "corrupt.zarr", "sim", n_episodes=6, wiggle=0.01, seed=2)
+    """A tiny study on two synthetic stores, written once per tmp_path (a second call uses the same data)."""
+    clean, corrupt = tmp_path / "clean.zarr", tmp_path / "corrupt.zarr"
+    if not clean.exists():
+        write_store(clean, "target", n_episodes=4, seed=1)
+    if not corrupt.exists():
+        write_store(corrupt, "sim", n_episodes=6, wiggle=0.01, seed=2)
     raw = {
         "name": "tiny", "out_dir": str(tmp_path / "results"),
         "datasets": [{"name": "teleop", "path": str(clean), "role": "clean", "episodes": 3},

@@ -70,25 +70,24 @@ def environment() -> dict:
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def _cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first value of `field` in /proc/cpuinfo (None off Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def _cpu_flags() -> list[str]:
     """The vector extensions (what decides which kernels torch and numpy run)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return sorted(f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "fma", "sse4")))
-    except OSError:
-        pass
-    return []
+    return sorted(f for f in (_cpuinfo("flags") or "").split() if f.startswith(("avx", "fma", "sse4")))
 
 
 def check_fingerprint(cfg: StudyConfig, log) -> None:

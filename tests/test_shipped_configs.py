@@ -38,3 +38,10 @@ def test_the_published_study_trains_the_published_recipe(monkeypatch):
         assert cfg.policy.down_dims == [256, 512, 1024] and cfg.policy.arch == "unet"
         assert (o.batch_size, o.lr, o.grad_clip, o.ema_power, o.ema_decay, o.warmup_steps) == \
             (64, 1e-4, 0, 0.75, 0.9999, 500)
+
+
+def test_cotrain_demo_finds_its_experiment():
+    """`cotrain demo` reads experiments/demo.yaml by a path relative to its own module (which moved once)."""
+    from harness.cli.commands.demo import DEMO
+    from harness.study import load_study
+    assert DEMO.is_file() and load_study(DEMO).name

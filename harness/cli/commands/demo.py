@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.yaml"   # harness/cli/commands/ -> repo
 
 
 def add_arguments(parser) -> None:

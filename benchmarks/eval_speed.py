@@ -34,8 +34,8 @@ def main() -> int:
     parser.add_argument("--env", default="target")
     parser.add_argument("--configs", nargs="+", default=["25x2"], help="n_envs x workers, e.g. 10x1 25x2")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds per trial (default 75)")
-    parser.add_argument("--inference-batch", type=int, nargs="+", default=[32],
-                        help="inference batch sizes to time (default 32, cotrain eval's; 0 = natural batch)")
+    parser.add_argument("--inference-batch", type=int, nargs="+", default=[0, 32],
+                        help="inference batch sizes to time (default 0 32: the natural batch, and cotrain eval's)")
     args = parser.parse_args()
     policy = args.checkpoint or ChunkedScriptedPolicy()
     name = Path(args.checkpoint).name if args.checkpoint else "scripted (chunked)"

@@ -163,6 +163,41 @@ def table_markdown(rows: Sequence[TableRow], base_label: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The level at which the closing sentence calls two rows told apart (the demo's own criterion).
+SUMMARY_ALPHA = 0.01
+SUMMARY_MAX_ROWS = 4   # more rows than this: the sentence counts them instead of naming each
+
+
+def table_summary(rows: Sequence[TableRow], base_label: str | None) -> str:
+    """The table in words, one sentence: which rows the paired test tells apart from their baseline.
+
+    Each comparison is said from the winner's side ("cotrain solves 31 starts that target_only misses and
+    misses 4 that it solves"), since the discordant starts are what McNemar's test weighs; a row whose p is
+    not below SUMMARY_ALPHA is "not told apart". With many rows only the counts are given.
+    """
+    tested = [r for r in rows if r.vs_baseline is not None]
+    if not tested:
+        return ""
+    if len(tested) > SUMMARY_MAX_ROWS:
+        above = sum(r.vs_baseline.p_value < SUMMARY_ALPHA and r.vs_baseline.a_only > r.vs_baseline.b_only
+                    for r in tested)
+        below = sum(r.vs_baseline.p_value < SUMMARY_ALPHA and r.vs_baseline.a_only < r.vs_baseline.b_only
+                    for r in tested)
+        return (f"Of {len(tested)} rows paired with their baseline, {above} score above it and {below} below it "
+                f"at McNemar p < {SUMMARY_ALPHA}; the other {len(tested) - above - below} are not told apart.")
+    parts = []
+    for r in tested:
+        t, base = r.vs_baseline, r.baseline or base_label or "the baseline"
+        p = f"McNemar p = {_fmt_p(t.p_value)}"
+        if t.p_value >= SUMMARY_ALPHA:
+            parts.append(f"{r.label} and {base} are not told apart ({t.a_only} / {t.b_only} starts solved by "
+                         f"only one of them, {p})")
+            continue
+        (win, w), (lose, l) = sorted([(r.label, t.a_only), (base, t.b_only)], key=lambda x: -x[1])
+        parts.append(f"{win} solves {w} starts that {lose} misses and misses {l} that it solves ({p})")
+    return "; ".join(parts) + "."
+
+
 def table_csv(rows: Sequence[TableRow]) -> str:
     buf = io.StringIO()
     fields = ["label", "method", "setting", "alpha", "n_seeds", "trials", "successes", "rate", "ci_low",

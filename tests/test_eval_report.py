@@ -9,7 +9,7 @@ import pytest
 from eval import plots
 from eval.metrics import TrialRecord
 from eval.report import read_trials_csv, write_eval_report
-from eval.study_table import RunResult, study_table, table_csv, table_markdown
+from eval.study_table import RunResult, study_table, table_csv, table_markdown, table_summary
 from eval.rollouts import append_trial_log, read_trial_log
 from eval.spectra import action_windows, dataset_spectrum, power_spectrum
 from harness.core.writer import EpisodeWriter
@@ -56,6 +56,31 @@ def test_study_table_pools_seeds_and_pairs_by_start():
     md = table_markdown(rows, base_label)
     assert "(baseline)" in md and "| truncated | 2 | 8 |" in md
     assert table_csv(rows).count("\n") == 4
+
+
+def test_table_summary_names_the_winner_and_only_the_differences_the_test_supports():
+    """The closing sentence: the winner's discordant starts first, 'not told apart' above p = 0.01."""
+    n = 60
+    cotrain = [1] * 40 + [0] * 20
+    target = [0] * 30 + [1] * 10 + [1] * 2 + [0] * 18        # cotrain alone solves 30, target_only alone 2
+    trunc = [1] * 38 + [0] * 2 + [1] * 3 + [0] * 17          # 2 / 3: not told apart
+    rows, base = study_table([RunResult("target_only", "", 0, _recs(target)),
+                              RunResult("cotrain", "", 0, _recs(cotrain)),
+                              RunResult("truncated", "", 0, _recs(trunc))], baseline="cotrain")
+    assert len(cotrain) == len(target) == len(trunc) == n
+    text = table_summary(rows, base)
+    p = {r.label: r.vs_baseline.p_value for r in rows if r.vs_baseline}
+    assert p["target_only"] < 1e-6 and p["truncated"] == 1.0
+    assert text.startswith("cotrain solves 30 starts that target_only misses and misses 2 that it solves "
+                           "(McNemar p = ")
+    assert "truncated and cotrain are not told apart (3 / 2 starts solved by only one of them, McNemar p = 1.00)" \
+        in text
+    many = [RunResult("cotrain", "", 0, _recs(cotrain))] + [
+        RunResult("target_only", "", 0, _recs(target), name=f"row {i}") for i in range(5)]
+    assert table_summary(*study_table(many, baseline="cotrain")) == (
+        "Of 5 rows paired with their baseline, 0 score above it and 5 below it at McNemar p < 0.01; "
+        "the other 0 are not told apart.")
+    assert table_summary(*study_table([RunResult("cotrain", "", 0, _recs(cotrain))], baseline="cotrain")) == ""
 
 
 def test_study_table_counts_trials_that_pushed_the_t_out_of_the_workspace():

@@ -68,6 +68,28 @@ def test_png_export_round_trips_exactly(tmp_path):
     assert np.all(q99 <= np.asarray(stats["observation.image"]["max"]))
 
 
+
+def test_png_columns_read_as_images_in_hugging_face_datasets(tmp_path):
+    """`datasets.load_dataset("parquet", ...)` takes a column's feature from the parquet schema's
+    "huggingface" metadata (`Features.from_arrow_schema`); without it a PNG column read as a {"bytes",
+    "path"} dict instead of an image. LeRobot writes that metadata, and so does the export now. Checked on
+    the schema with pyarrow, which is what `datasets` reads (it is not a dependency of this repository)."""
+    import pyarrow as pa
+
+    export_lerobot(write_source_store(tmp_path / "s.zarr"), tmp_path / "lr", images="png")
+    schema = pq.read_schema(tmp_path / "lr" / "data" / "chunk-000" / "file-000.parquet")
+    assert b"huggingface" in (schema.metadata or {})
+    features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
+    assert features["observation.image"] == features["observation.images.wrist"] == {"_type": "Image"}
+    image_storage = pa.struct([("bytes", pa.binary()), ("path", pa.string())])   # HF Image's arrow type
+    assert schema.field("observation.image").type == schema.field("observation.images.wrist").type == image_storage
+    assert features["observation.state"] == {"feature": {"dtype": "float32", "_type": "Value"}, "length": 2,
+                                             "_type": "Sequence"}
+    assert features["n_contacts"] == {"dtype": "int64", "_type": "Value"}
+    assert features["timestamp"] == {"dtype": "float32", "_type": "Value"}
+    assert "keypoint" not in features        # (9, 2) per step: left to datasets' own reading of nested lists
+    assert set(features) <= set(schema.names)
+
 def test_video_export_in_several_files(tmp_path):
     """Tiny file-size limits force a new data file and a new video file per episode: the episode ranges,
     file indices and video time offsets must still point at the right frames."""

@@ -92,6 +92,41 @@ def open_group(path, mode: str = "r") -> zarr.Group:
         raise DatasetError(path, None, f"not a zarr group ({type(exc).__name__})") from None
 
 
+def array_names(group: zarr.Group) -> list[str]:
+    """Sorted names of the arrays directly in `group`, read from the store's keys (`<name>/.zarray`, or a
+    `zarr.json` of node_type array) without opening any array.
+
+    Why not `group.array_keys()`: zarr opens every member in concurrent asyncio tasks to learn whether it
+    is an array. An array whose codec is not installed (a Jpeg2k camera from a real-robot store) fails
+    there, and when two do, zarr raises the first and leaves the other's exception unretrieved: asyncio
+    then logs "Task exception was never retrieved" with a traceback on stderr, next to our one-line
+    message. Listing keys reads no codec, so a broken array fails only where it is opened, alone.
+    """
+    import json
+
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    store, prefix = group.store, group.path.strip("/")
+
+    async def listing() -> list[str]:
+        names = []
+        async for name in store.list_dir(prefix):
+            key = f"{prefix}/{name}" if prefix else name
+            if await store.exists(f"{key}/.zarray"):
+                names.append(name)
+                continue
+            meta = await store.get(f"{key}/zarr.json", prototype=default_buffer_prototype())
+            try:
+                if meta is not None and json.loads(meta.to_bytes()).get("node_type") == "array":
+                    names.append(name)
+            except (ValueError, AttributeError):   # not JSON, or not an object: not an array's metadata
+                pass
+        return sorted(names)
+
+    return sync(listing())
+
+
 def committed_ends(ends: np.ndarray) -> np.ndarray:
     """episode_ends without a torn last entry.
 
@@ -112,28 +147,23 @@ def validate(path) -> StoreSummary:
     names every unreadable one (a corrupt or truncated chunk file, an unknown codec) in the one line.
     """
     root = open_group(path)
-    unreadable = unreadable_chunks(root, Path(path))
+    unreadable = unreadable_chunks(root)
     if unreadable:
         shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
         raise DatasetError(path, None, f"unreadable chunks: {shown}")
     return _validate_group(root, Path(path))
 
 
-def unreadable_chunks(root: zarr.Group, path: Path) -> list[str]:
+def unreadable_chunks(root: zarr.Group) -> list[str]:
     """'key[start:stop] (error)' for every chunk of every data/ and meta/ array that cannot be decoded."""
     bad = []
     for group in ("data", "meta"):
-        try:
-            names = sorted(root[group].array_keys()) if group in root else []
-        except Exception:  # noqa: BLE001 - one array's broken metadata breaks the listing: list the folder
-            folder = path / group
-            names = sorted(d.name for d in folder.iterdir() if (d / ".zarray").exists()) if folder.is_dir() else []
-        for name in names:
+        for name in array_names(root[group]) if group in root else []:
             key = f"{group}/{name}"
             try:
                 arr = root[group][name]
             except Exception as exc:  # noqa: BLE001 - unreadable array metadata (.zarray)
-                bad.append(f"{key} metadata ({type(exc).__name__})")
+                bad.append(f"{key} metadata ({_why(exc)})")
                 continue
             step = arr.chunks[0] if arr.ndim else 1
             for start in range(0, arr.shape[0] if arr.ndim else 1, max(step, 1)):
@@ -142,6 +172,15 @@ def unreadable_chunks(root: zarr.Group, path: Path) -> list[str]:
                 except Exception as exc:  # noqa: BLE001 - any decode error of this chunk
                     bad.append(f"{key}[{start}:{min(start + step, arr.shape[0])}] ({type(exc).__name__})")
     return bad
+
+
+def _why(exc: Exception) -> str:
+    """An array's metadata error in a few words; a missing codec by its id (numcodecs quotes it twice)."""
+    codec = getattr(exc, "codec_id", None)
+    if codec is not None:
+        name = str(codec).strip("'")
+        return f"its codec {name!r} is not available"
+    return type(exc).__name__
 
 
 def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
@@ -194,7 +233,7 @@ def _check_group(root: zarr.Group, path: Path) -> StoreSummary:
     n_steps = int(ends[-1]) if n_episodes else 0
 
     data = root["data"]
-    keys = sorted(data.array_keys())
+    keys = array_names(data)
     shapes, dtypes, uncommitted = {}, {}, 0
     for key, shape in REQUIRED_DATA.items():
         # A store with no episode yet (a writer stopped before its first commit) has no arrays: still valid.
@@ -229,7 +268,7 @@ def _check_group(root: zarr.Group, path: Path) -> StoreSummary:
                     raise DatasetError(path, name, f"NaN or inf at step {step} (episode {episode})")
         shapes[key], dtypes[key] = step_shape, str(arr.dtype)
 
-    meta_keys = sorted(root["meta"].array_keys())
+    meta_keys = array_names(root["meta"])
     partial = {}
     for key in meta_keys:
         arr = root["meta"][key]

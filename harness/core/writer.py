@@ -29,7 +29,7 @@ from harness.core.errors import DatasetError
 from harness.core.identity import check_same_identity
 from harness.core.locks import acquire_lock, check_writable
 from harness.core.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
-    committed_ends, is_image_key, open_group
+    array_names, committed_ends, is_image_key, open_group
 
 LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
 MAX_TEXT = 64              # characters of a text value per episode (meta/<key> is a fixed-width array)
@@ -193,13 +193,13 @@ class EpisodeWriter:
         for key, value in data.items():
             if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
                 raise ValueError(f"data {key!r} has NaN or inf")
-        existing = set(self._root["data"].array_keys())
+        existing = set(array_names(self._root["data"]))
         if self.n_episodes and existing != set(data):
             raise ValueError(f"episode keys {sorted(data)} differ from the store's {sorted(existing)}")
         for key, value in meta.items():
             if np.ndim(value) != 0:
                 raise ValueError(f"meta {key!r} must be a scalar, got shape {np.shape(value)}")
-        existing_meta = set(self._root["meta"].array_keys()) - {"episode_ends"}
+        existing_meta = set(array_names(self._root["meta"])) - {"episode_ends"}
         if self.n_episodes and existing_meta != set(meta):
             raise ValueError(f"episode meta keys {sorted(meta)} differ from the store's {sorted(existing_meta)}")
 
@@ -252,11 +252,13 @@ def trim_uncommitted(root) -> dict[str, int]:
     if root["meta/episode_ends"].shape[0] != before:
         removed["meta/episode_ends"] = before - root["meta/episode_ends"].shape[0]
     n_steps, n_eps = EpisodeWriter._committed(root)
-    for name, arr in root["data"].arrays():
+    for name in array_names(root["data"]):
+        arr = root["data"][name]
         if arr.shape[0] > n_steps:
             removed[f"data/{name}"] = arr.shape[0] - n_steps
             arr.resize((n_steps, *arr.shape[1:]))
-    for name, arr in root["meta"].arrays():
+    for name in array_names(root["meta"]):
+        arr = root["meta"][name]
         if name != "episode_ends" and arr.shape[0] > n_eps:
             removed[f"meta/{name}"] = arr.shape[0] - n_eps
             arr.resize((n_eps, *arr.shape[1:]))

@@ -14,7 +14,7 @@ import numpy as np
 
 from eval import plots
 from eval.report import read_trials_csv
-from eval.study_table import RunResult, study_table, table_csv, table_markdown
+from eval.study_table import RunResult, study_table, table_csv, table_markdown, table_summary
 from eval.spectra import dataset_spectrum
 from harness.core.atomic import atomic_write_text
 from harness.learning.methods import method_class
@@ -22,7 +22,16 @@ from harness.study.config import StudyConfig, StudyDataset
 from harness.study.run_spec import RunFolder, RunSpec
 
 
-def write_report(cfg: StudyConfig, plans: Sequence[RunSpec], annotations: Path | None) -> tuple[str, list[Path]]:
+@dataclasses.dataclass
+class StudyReport:
+    """What a report wrote, and what the command prints of it."""
+    table: str                     # the markdown table (table.md without its legend)
+    summary: str                   # the table in words, one sentence (eval.study_table.table_summary)
+    files: list[Path]              # table.md, table.csv and every plot written
+    plots: Path                    # the folder of the plots
+
+
+def write_report(cfg: StudyConfig, plans: Sequence[RunSpec], annotations: Path | None) -> StudyReport:
     """Table and plots from whatever runs have finished (all of them after a complete study)."""
     results, missing = collect_results(plans)
     return write_study_report(cfg.out, results, cfg.datasets, annotations, cfg.baseline, cfg.spectra_window,
@@ -105,15 +114,13 @@ def _mean_alpha_per_row(results: list[RunResult]) -> None:
 
 def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[StudyDataset],
                        annotations: Path | None, baseline: str, spectra_window: int = 32,
-                       title: str = "", missing: Sequence[str] = ()) -> tuple[str, list[Path]]:
-    """Write table.md, table.csv and plots/*.png (each with its numbers as .csv) under out.
-
-    Returns (markdown table, files written: the tables and the PNGs).
-    """
+                       title: str = "", missing: Sequence[str] = ()) -> StudyReport:
+    """Write table.md, table.csv and plots/*.png (each with its numbers as .csv) under out."""
     out = Path(out)
     files: list[Path] = []
     rows, base_label = study_table(results, baseline)
     md = table_markdown(rows, base_label) if rows else "(no finished runs yet)\n"
+    summary = table_summary(rows, base_label)
     header = f"# {title}\n\n" if title else ""
     note = ""
     if missing:
@@ -128,7 +135,8 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
               "level where no corrupt window is valid with clean data); clipped steps: the share of optimizer "
               "steps whose gradient norm was clipped (both mean over seeds, from each run's "
               "train/train_summary.json).\n") + _protocol_legend(results)
-    atomic_write_text(out / "table.md", header + md + legend + note)
+    words = f"\nIn words: {summary}\n" if summary else ""
+    atomic_write_text(out / "table.md", header + md + words + legend + note)
     atomic_write_text(out / "table.csv", table_csv(rows))
     files += [out / "table.md", out / "table.csv"]
 
@@ -163,5 +171,5 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
         files.append(plots.plot_power_spectra(spectra, pdir / "action_spectra.png",
                                               sigmas=sigmas if scale is not None else (),
                                               units="normalized action units" if scale is not None else "m"))
-    return md, files
+    return StudyReport(md, summary, files, pdir)
 

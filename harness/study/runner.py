@@ -18,7 +18,7 @@ from harness.study.job import Job, JobResult
 from harness.study.jobs import annotate, generate_dataset, generator_config, train_and_evaluate
 from harness.study.plan import plan_runs
 from harness.study.run_spec import RunFolder, RunSpec
-from harness.study.report import write_report
+from harness.study.report import StudyReport, write_report
 
 # Settings that may change between sessions of one run without changing its result. alpha is only the
 # plots' number: the alpha that trains is train_config.objective's (a natural row's is measured by the
@@ -30,9 +30,8 @@ RUN_FREE_KEYS = ("train_config.run.progress", "train_config.run.compile", "train
 @dataclasses.dataclass
 class StudyResult:
     out: Path
-    table_markdown: str
     failed: list[JobResult]
-    files: list[Path]
+    report: StudyReport | None = None   # None when a stage failed before the runs
 
 
 def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print) -> StudyResult:
@@ -67,7 +66,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     # 1. datasets
     failed = _run_stage(executor, generation_jobs(cfg, progress), "datasets", log, progress)
     if failed:
-        return StudyResult(out, "", failed, [])
+        return StudyResult(out, failed)
     _check_datasets(cfg)
     write_study_normalizer(cfg)
     check_fingerprint(cfg, log)   # the data's bytes: a study never mixes two versions of its data
@@ -77,7 +76,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     if jobs:
         failed = _run_stage(executor, jobs, "annotate", log, progress)
         if failed:
-            return StudyResult(out, "", failed, [])
+            return StudyResult(out, failed)
 
     # 3. runs: every folder claimed (or refused) before any is trained; then the study records its config.
     # Two waves: every run with its own alpha, then the matched-alpha controls, whose alpha is the realised
@@ -101,9 +100,9 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
         failed += _train_runs(cfg, [p for p in matched if not p.pending], executor, "matched", log, progress)
 
     # 4. report
-    table, files = write_report(cfg, plans, annotations)
+    report = write_report(cfg, plans, annotations)
     log(f"study      {cfg.name}: {time.perf_counter() - t0:.0f} s this session; results in {out}")
-    return StudyResult(out, table, failed, files)
+    return StudyResult(out, failed, report)
 
 
 def _train_runs(cfg: StudyConfig, plans: list[RunSpec], executor, stage: str, log, progress: bool) -> list[JobResult]:
@@ -149,8 +148,7 @@ def report_only(cfg: StudyConfig) -> StudyResult:
         annotations = None
     needs_classifier = any(m.uses_classifier for m in cfg.methods)
     plans = plan_runs(cfg, annotations) if annotations is not None or not needs_classifier else []
-    table, files = write_report(cfg, plans, annotations)
-    return StudyResult(cfg.out, table, [], files)
+    return StudyResult(cfg.out, [], write_report(cfg, plans, annotations))
 
 
 def claim_run(plan: RunSpec) -> None:

@@ -147,7 +147,7 @@ def export_lerobot(store_path, out, images: str = "video", task: str | None = No
     try:
         with atomic_path(out) as tmp:
             tmp.mkdir(parents=True)
-            data_files = _DataFiles(tmp, data_file_mb)
+            data_files = _DataFiles(tmp, data_file_mb, _hf_features(features))
             videos = {f.name: _VideoFiles(tmp, f.name, fps, video_file_mb) for f in features if f.dtype == "video"}
             stats = {f.name: _Stats(image=f.camera) for f in features}
             stats.update({name: _Stats(image=False) for name in DEFAULT_FEATURES})
@@ -300,11 +300,33 @@ def _column(values: np.ndarray, feature: _Feature, images: str) -> pa.Array:
     return flat
 
 
-class _DataFiles:
-    """Frame tables into data/chunk-*/file-*.parquet; a file is closed once it holds `mb` megabytes."""
+def _hf_features(features: list[_Feature]) -> dict:
+    """The frame columns' Hugging Face `datasets` features, as LeRobot declares them: an image column is
+    `Image`, a scalar `Value`, a vector a `Sequence` of fixed length. Columns of more dimensions are left
+    out (HF's ArrayND has its own storage type; `datasets` reads our nested lists as they are).
 
-    def __init__(self, root: Path, mb: float):
+    Written into each frame parquet's schema metadata under "huggingface" (`_DataFiles.flush`), which is
+    where `datasets.load_dataset("parquet", ...)` looks: without it a PNG column reads as a
+    {"bytes", "path"} dict rather than an image."""
+    out = {}
+    for f in features:
+        if f.dtype == "image":
+            out[f.name] = {"_type": "Image"}
+        elif f.shape == [1]:
+            out[f.name] = {"dtype": f.dtype, "_type": "Value"}
+        elif len(f.shape) == 1 and f.dtype != "video":
+            out[f.name] = {"feature": {"dtype": f.dtype, "_type": "Value"}, "length": f.shape[0], "_type": "Sequence"}
+    out.update({name: {"dtype": dtype, "_type": "Value"} for name, dtype in DEFAULT_FEATURES.items()})
+    return out
+
+
+class _DataFiles:
+    """Frame tables into data/chunk-*/file-*.parquet; a file is closed once it holds `mb` megabytes. Each
+    file's schema carries `hf_features` (see _hf_features)."""
+
+    def __init__(self, root: Path, mb: float, hf_features: dict):
         self.root, self.limit = root, mb * (1 << 20)
+        self.metadata = {b"huggingface": json.dumps({"info": {"features": hf_features}}).encode()}
         self.chunk, self.file, self.tables, self.size = 0, 0, [], 0
 
     def add(self, table: pa.Table) -> tuple[int, int]:
@@ -319,8 +341,9 @@ class _DataFiles:
 
     def flush(self) -> None:
         if self.tables:
+            table = pa.concat_tables(self.tables)
             _write_parquet(self.root / DATA_PATH.format(chunk_index=self.chunk, file_index=self.file),
-                           pa.concat_tables(self.tables))
+                           table.replace_schema_metadata({**(table.schema.metadata or {}), **self.metadata}))
             self.tables, self.size = [], 0
 
 

@@ -20,15 +20,18 @@ def run(args) -> int:
 
 
 def _finish(result) -> int:
-    """Print the table and the files; exit status 1 if any job failed (the others are kept)."""
-    if result.table_markdown:
+    """Print the table, the files and the table in words; exit status 1 if any job failed (the others are kept)."""
+    report = result.report
+    if report is not None:
         print()
-        print(result.table_markdown)
-    for path in result.files:
-        print(f"written    {path}")
+        print(report.table)
+        for path in report.files:
+            print(f"written    {path}")
     for job in result.failed:
         print(f"failed     {job.key}: {job.error.splitlines()[0]}")
     if result.failed:
         print("re-run the same command to retry the failed jobs; finished work is kept")
         return 1
+    if report is not None and report.summary:
+        print(f"\n{report.summary} Table and plots: {report.plots.parent}/table.md, {report.plots}/")
     return 0

@@ -190,8 +190,8 @@ def table_summary(rows: Sequence[TableRow], base_label: str | None) -> str:
         t, base = r.vs_baseline, r.baseline or base_label or "the baseline"
         p = f"McNemar p = {_fmt_p(t.p_value)}"
         if t.p_value >= SUMMARY_ALPHA:
-            parts.append(f"{r.label} and {base} are not told apart ({t.a_only} / {t.b_only} starts solved by "
-                         f"only one of them, {p})")
+            parts.append(f"{r.label} and {base} are not told apart at p < {SUMMARY_ALPHA} ({t.a_only} / {t.b_only} "
+                         f"starts solved by only one of them, {p})")
             continue
         (win, w), (lose, l) = sorted([(r.label, t.a_only), (base, t.b_only)], key=lambda x: -x[1])
         parts.append(f"{win} solves {w} starts that {lose} misses and misses {l} that it solves ({p})")

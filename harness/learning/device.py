@@ -31,6 +31,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def limit_threads(threads: int) -> None:
     """Use `threads` CPU threads in this process (torch and OpenMP); 0 leaves torch's default."""
     if threads <= 0:

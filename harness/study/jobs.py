@@ -58,10 +58,12 @@ def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | 
     from eval.plots import plot_annotations
     from harness.learning.classifier import AnnotateConfig, annotate as run_annotate
 
+    from harness.learning.device import usable_cores
+
     cfg = from_dict(AnnotateConfig, config, out)
     new = not Path(out).exists()
-    if new:
-        _limit_threads(threads)
+    if new:   # the stage's cores, never more threads than the machine has (3 on 2 cores: 2.6x slower)
+        _limit_threads(min(threads, usable_cores()) if threads else threads)
     run_annotate(clean, corrupt, out, cfg)
     if new:
         plot_annotations(out)

@@ -48,6 +48,28 @@ def _study(tmp_path, methods, **extra) -> StudyConfig:
     return from_dict(StudyConfig, raw, "test")
 
 
+def two_run_study_yaml(folder, train: dict, executor: dict, file: str = "study.yaml"):
+    """The tiny two-run study (target_only, cotrain alpha 0.5; annotation off) as a YAML file in `folder`,
+    for tests that run the real `cotrain compare` in a subprocess."""
+    import yaml
+    folder.mkdir(parents=True, exist_ok=True)
+    clean, corrupt = folder / "clean.zarr", folder / "corrupt.zarr"
+    write_store(clean, "target", n_episodes=4, seed=1)
+    write_store(corrupt, "sim", n_episodes=6, wiggle=0.01, seed=2)
+    raw = {
+        "name": "tiny", "out_dir": str(folder / "results"),
+        "datasets": [{"name": "teleop", "path": str(clean), "role": "clean", "episodes": 3},
+                     {"name": "gcs", "path": str(corrupt), "role": "corrupt"}],
+        "methods": [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]}],
+        "seeds": [0], "train": train, "annotate": {"enabled": False},
+        "eval": {"trials": 2, "time_limit": 0.5, "n_envs": 2, "workers": 1},
+        "spectra_window": 16, "executor": executor,
+    }
+    path = folder / file
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def test_methods_expand_into_validated_runs(tmp_path):
     cfg = _study(tmp_path, [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.25, "natural"]},
                             {"method": "truncated", "sigma_n": 0.3, "locality_sigma_max": 0.05}],

@@ -34,13 +34,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytest.importorskip("ray")
 
 from harness.cli import main  # noqa: E402
-from tests.synthetic_stores import write_store  # noqa: E402
-from tests.test_compare import TINY_TRAIN  # noqa: E402
+from tests.test_compare import TINY_TRAIN, two_run_study_yaml  # noqa: E402
 from tests.test_ray_generate import _assert_same_store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,23 +192,8 @@ def _cotrain(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProce
 
 
 def _experiment(folder: Path) -> Path:
-    """The tiny study of tests/test_compare.py (two runs, synthetic stores) as a YAML file in `folder`."""
-    folder.mkdir(parents=True)
-    clean, corrupt = folder / "clean.zarr", folder / "corrupt.zarr"
-    write_store(clean, "target", n_episodes=4, seed=1)
-    write_store(corrupt, "sim", n_episodes=6, wiggle=0.01, seed=2)
-    raw = {
-        "name": "tiny", "out_dir": str(folder / "results"),
-        "datasets": [{"name": "teleop", "path": str(clean), "role": "clean", "episodes": 3},
-                     {"name": "gcs", "path": str(corrupt), "role": "corrupt"}],
-        "methods": [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]}],
-        "seeds": [0], "train": TINY_TRAIN, "annotate": {"enabled": False},
-        "eval": {"trials": 2, "time_limit": 0.5, "n_envs": 2, "workers": 1},
-        "spectra_window": 16, "executor": {"train_num_cpus": 1},
-    }
-    path = folder / "experiment.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    """The tiny two-run study of tests/test_compare.py as a YAML file in `folder`."""
+    return two_run_study_yaml(folder, TINY_TRAIN, {"train_num_cpus": 1}, file="experiment.yaml")
 
 
 def _table(folder: Path) -> str:

@@ -12,33 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.synthetic_stores import write_store
-from tests.test_compare import TINY_TRAIN
+from tests.test_compare import TINY_TRAIN, two_run_study_yaml
 
 STEPS = 800   # enough that both runs are still training when the signal comes
 
 
 def _write_study(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    clean = write_store(folder / "clean.zarr", "target", n_episodes=4, seed=1)
-    corrupt = write_store(folder / "corrupt.zarr", "sim", n_episodes=6, wiggle=0.01, seed=2)
     train = {**TINY_TRAIN, "run": {**TINY_TRAIN["run"], "steps": STEPS, "log_every": 50, "val_every": STEPS,
                                    "checkpoint_every": STEPS}}
-    raw = {
-        "name": "tiny", "out_dir": str(folder / "results"),
-        "datasets": [{"name": "teleop", "path": str(clean), "role": "clean", "episodes": 3},
-                     {"name": "gcs", "path": str(corrupt), "role": "corrupt"}],
-        "methods": [{"method": "target_only"}, {"method": "cotrain", "alphas": [0.5]}],
-        "seeds": [0], "train": train, "annotate": {"enabled": False},
-        "eval": {"trials": 2, "time_limit": 0.5, "n_envs": 2, "workers": 1},
-        "executor": {"max_parallel": 2, "threads": 1},
-        "spectra_window": 16,
-    }
-    path = folder / "study.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return two_run_study_yaml(folder, train, {"max_parallel": 2, "threads": 1})
 
 
 def _compare(study: Path, **kw) -> subprocess.Popen:

@@ -68,7 +68,6 @@ def test_png_export_round_trips_exactly(tmp_path):
     assert np.all(q99 <= np.asarray(stats["observation.image"]["max"]))
 
 
-
 def test_png_columns_read_as_images_in_hugging_face_datasets(tmp_path):
     """`datasets.load_dataset("parquet", ...)` takes a column's feature from the parquet schema's
     "huggingface" metadata (`Features.from_arrow_schema`); without it a PNG column read as a {"bytes",
@@ -89,6 +88,7 @@ def test_png_columns_read_as_images_in_hugging_face_datasets(tmp_path):
     assert features["timestamp"] == {"dtype": "float32", "_type": "Value"}
     assert "keypoint" not in features        # (9, 2) per step: left to datasets' own reading of nested lists
     assert set(features) <= set(schema.names)
+
 
 def test_video_export_in_several_files(tmp_path):
     """Tiny file-size limits force a new data file and a new video file per episode: the episode ranges,

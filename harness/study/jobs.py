@@ -57,13 +57,12 @@ def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | 
     """
     from eval.plots import plot_annotations
     from harness.learning.classifier import AnnotateConfig, annotate as run_annotate
-
     from harness.learning.device import usable_cores
 
     cfg = from_dict(AnnotateConfig, config, out)
     new = not Path(out).exists()
     if new:   # the stage's cores, never more threads than the machine has (3 on 2 cores: 2.6x slower)
-        _limit_threads(min(threads, usable_cores()) if threads else threads)
+        _limit_threads(min(threads or 0, usable_cores()))
     run_annotate(clean, corrupt, out, cfg)
     if new:
         plot_annotations(out)

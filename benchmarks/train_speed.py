@@ -2,6 +2,8 @@
 
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--batch 256] [--seconds 10] [--num-steps 8]
                                      [--archs mlp unet-small unet-published] [--fit mlp] [--bf16] [--compile]
+    python benchmarks/train_speed.py --archs mlp+cnn mlp+resnet18 --batch 64 --fit   # image policies (96x96,
+                                                                                      # crops of 84)
 
 Per network, in one process:
   - step samples/s: `Trainer.train_step` through the real pipeline (in-memory pools -> windows ->
@@ -41,7 +43,19 @@ ARCHS = {   # name -> policy config
     "unet-small": {"down_dims": [64, 128, 256], "noise_dim": 64},  # the issue-10 ablation's U-Net
     "unet-published": {"down_dims": [256, 512, 1024]},             # diffusion_policy's widths
 }
+# Image policies: one 96x96 camera, random crops of 84 (diffusion_policy's PushT sizes), 64 features per image.
+IMAGE = {"feature_dim": 64, "crop": [84, 84]}
+ARCHS.update({
+    "mlp+cnn": {"arch": "mlp", "image": {**IMAGE, "encoder": "small"}},      # the pixel study's policy
+    "mlp+resnet18": {"arch": "mlp", "image": {**IMAGE, "encoder": "resnet18"}},
+    "unet+resnet18": {"down_dims": [256, 512, 1024], "image": {**IMAGE, "encoder": "resnet18"}},  # the published
+})
+IMAGE_HW = (96, 96)
 REFERENCE = "unet-published"
+
+
+def _has_image(name: str) -> bool:
+    return "image" in ARCHS[name]
 
 
 def _sync(device):
@@ -64,7 +78,9 @@ def _timed(fn, device, seconds: float, min_reps: int = 3) -> float:
 def _config(name: str, args, stores, tmp: Path) -> TrainConfig:
     return from_dict(TrainConfig, {
         "out_dir": str(tmp / name), "device": args.device, "seed": 0,
-        "data": {"datasets": [{"path": str(stores[0])}, {"path": str(stores[1])}], "val_fraction": 0.0},
+        "data": {"datasets": [{"path": str(s)} for s in stores[2:] if _has_image(name)] or
+                              [{"path": str(stores[0])}, {"path": str(stores[1])}],
+                 "val_fraction": 0.0, "use_image": _has_image(name)},
         "policy": ARCHS[name],
         "diffusion": {"num_steps": args.num_steps},
         "objective": {"method": "cotrain"},
@@ -85,10 +101,12 @@ def bare_step_fn(cfg: TrainConfig, sigma_data: float, device, autocast):
     obs = torch.randn(b, cfg.data.n_obs, 6, device=device)            # (B, n_obs, 6)
     sigma = torch.exp(-1.2 + 1.2 * torch.randn(b, device=device))     # (B,)
     noise = torch.randn_like(x0)
+    images = {"image": torch.randint(0, 256, (b, cfg.data.n_obs, *IMAGE_HW, 3), dtype=torch.uint8, device=device)} \
+        if cfg.data.use_image else None                                # {key: (B, n_obs, H, W, 3)}
 
     def step():
         with autocast:
-            d = net(x0 + sigma[:, None, None] * noise, sigma, obs).float()
+            d = net(x0 + sigma[:, None, None] * noise, sigma, obs, images).float()
         loss = (edm.loss_weight(sigma) * (d - x0).pow(2).flatten(1).mean(1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -120,12 +138,16 @@ def measure(name: str, args, stores, tmp: Path) -> dict:
     fit_s = fit_seconds_per_step(name, args, stores, tmp) if name in args.fit else None
 
     sampler = ChunkSampler.from_config(cfg.diffusion, trainer.diffusion)
-    policy = DiffusionPolicy(trainer.ema, trainer.data.normalizer, WindowSpec(2, 16, 8), sampler, dev)
+    policy = DiffusionPolicy(trainer.ema, trainer.data.normalizer, WindowSpec(2, 16, 8), sampler, dev,
+                             image_shapes=trainer.data.image_shapes)
     obs = {"agent_pos": np.random.rand(1, 2, 2).astype(np.float32) * 0.2 + 0.4,
            "slider_pose": np.random.rand(1, 2, 3).astype(np.float32)}
+    if cfg.data.use_image:
+        obs["image"] = np.random.randint(0, 256, (1, 2, *IMAGE_HW, 3), dtype=np.uint8)
     chunk_s = _timed(lambda: policy.act(obs, seeds=[0]), dev, args.seconds / 4)
     x = torch.randn(1, 16, 2, device=dev)
-    cond = torch.randn(1, 12, device=dev)
+    per_step = 6 + (IMAGE["feature_dim"] if cfg.data.use_image else 0)     # low-dim + image features per step
+    cond = torch.randn(1, cfg.data.n_obs * per_step, device=dev)
     one = torch.ones(1, device=dev)
 
     @torch.no_grad()
@@ -145,7 +167,8 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=256, help="training batch size")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per training measurement")
     p.add_argument("--num-steps", type=int, default=8, help="Heun steps per action chunk (the reference: 8)")
-    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    p.add_argument("--archs", nargs="+", default=[a for a in ARCHS if not _has_image(a)], choices=list(ARCHS),
+                   help="networks to time (default: the state ones; image ones: mlp+cnn mlp+resnet18 unet+resnet18)")
     p.add_argument("--fit", nargs="*", default=["mlp"], choices=list(ARCHS),
                    help="networks whose whole training loop (Trainer.fit) is also timed (default mlp)")
     p.add_argument("--fit-steps", type=int, default=1000, help="steps of the timed Trainer.fit")
@@ -156,6 +179,9 @@ def main() -> int:
         d = Path(d)
         stores = (write_store(d / "target.zarr", "target", 8, length=40, seed=1),
                   write_store(d / "sim.zarr", "sim", 16, length=40, wiggle=0.01, seed=2))
+        if any(_has_image(a) for a in args.archs):
+            stores += (write_store(d / "target_img.zarr", "target", 8, length=40, seed=1, image_hw=IMAGE_HW),
+                       write_store(d / "sim_img.zarr", "sim", 16, length=40, wiggle=0.01, seed=2, image_hw=IMAGE_HW))
         rows = [measure(name, args, stores, d) for name in args.archs]
     ref = next((r for r in rows if r["arch"] == REFERENCE), None)
     print(f"threads {torch.get_num_threads()}  batch {args.batch}  Heun steps {args.num_steps} "

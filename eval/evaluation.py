@@ -15,11 +15,12 @@ from pathlib import Path
 
 from eval.metrics import Summary
 from eval.report import write_eval_report
-from eval.rollouts import PolicyFile, evaluate
+from eval.rollouts import PolicyFile, check_cameras, evaluate
 from harness.core.configs import MAX_SEED
 from harness.core.errors import ConfigError
 from harness.core.identity import hold_output
 from sim_envs.geometry import TASK
+from sim_envs.visual import check_visual_name, load_visual
 
 SPEC_FILE = "eval_spec.json"
 LOG_FILE = "trials.jsonl"
@@ -47,6 +48,8 @@ class EvalSpec:
     sampler: str | None = None     # heun | heun_churn | ddpm | ddim (of the checkpoint's formulation);
                                    # None = the checkpoint's diffusion.sampler
     inference_batch: int = INFERENCE_BATCH  # rows per policy query, padded (0: natural batch, not invariant)
+    visual: str | None = None      # image policies: the visual preset rendered (sim_envs/visuals/); None = the
+                                   # look its clean data were rendered in (recorded in the checkpoint)
 
     def __post_init__(self):
         # ConfigError, not ValueError: a spec is built from flags and study settings, not loaded by from_dict;
@@ -63,6 +66,11 @@ class EvalSpec:
             refuse(f"time_limit must be > 0 seconds, got {self.time_limit}")
         if self.num_steps is not None and self.num_steps < 1:
             refuse(f"num_steps must be >= 1, got {self.num_steps}")
+        if self.visual is not None:
+            try:
+                check_visual_name(self.visual)
+            except ValueError as exc:
+                refuse(str(exc))
         if not 0 <= self.inference_batch <= MAX_N_ENVS:
             refuse(f"inference_batch must be in [0, {MAX_N_ENVS}] (0 = the natural batch), got {self.inference_batch}")
 
@@ -72,7 +80,13 @@ class EvalSpec:
         out = dataclasses.asdict(self)
         if self.inference_batch == 0:
             del out["inference_batch"]
+        if self.visual is None:       # (likewise for folders made before looks existed)
+            del out["visual"]
         return out
+
+    def look(self):
+        """The VisualConfig to render instead of the checkpoint's own look, or None."""
+        return None if self.visual is None else load_visual(self.visual)
 
     @property
     def max_steps(self) -> int | None:
@@ -102,8 +116,8 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     out_dir = Path(out_dir)
     if policy is None and spec.checkpoint != "scripted":
         from harness.learning.policy import load_policy
-        # a bad checkpoint fails here, before any output or worker exists
-        load_policy(spec.checkpoint, num_steps=spec.num_steps, sampler=spec.sampler)
+        # a bad checkpoint, or a look that lacks one of its cameras, fails here, before any output or worker exists
+        check_cameras(load_policy(spec.checkpoint, num_steps=spec.num_steps, sampler=spec.sampler), spec.look())
     # The identity: what is evaluated (the checkpoint's path and its contents) and on which starts.
     identity = {**spec.identity(), "checkpoint_sha256": file_sha256(spec.checkpoint)
                 if policy is None and spec.checkpoint != "scripted" else None}
@@ -112,7 +126,7 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
         started = time.perf_counter()
         records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
                            progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",
-                           max_steps=spec.max_steps, inference_batch=spec.inference_batch)
+                           max_steps=spec.max_steps, inference_batch=spec.inference_batch, visual=spec.look())
         elapsed = time.perf_counter() - started
         extra = {"spec": dataclasses.asdict(spec), "n_envs": n_envs, "workers": workers, "device": device,
                  "wall_seconds_last_session": round(elapsed, 2)}
@@ -120,7 +134,7 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
         if record > 0:
             from eval.recording import record_rollouts
             record_rollouts(source, spec.env, spec.seeds[:record], out_dir / "recordings", device=device,
-                            max_steps=spec.max_steps, inference_batch=spec.inference_batch)
+                            max_steps=spec.max_steps, inference_batch=spec.inference_batch, visual=spec.look())
     return summary
 
 

@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from eval.rollouts import _load_policy, one_torch_thread, run_wave
+from eval.rollouts import _load_policy, check_cameras, one_torch_thread, run_wave
+from sim_envs.visual import CameraSetup
 
 VIDEO_SIZE = (240, 240)   # (H, W) of the recorded camera when the policy itself uses no images
 
@@ -25,13 +26,14 @@ class _OneEnv:
     def reset(self, seeds):
         return {k: np.asarray(v)[None] for k, v in self.env.reset(int(seeds[0])).items()}
 
-    def step(self, actions):
+    def step(self, actions, render=None):     # a recording renders every frame (the video's)
         obs, info = self.env.step(np.asarray(actions)[0])
         return {k: np.asarray(v)[None] for k, v in obs.items()}, [info]
 
 
 def record_rollouts(policy_or_path, preset, seeds: Sequence[int], out_dir, device: str = "cpu",
-                    max_steps: int | None = None, video_suffix: str = ".mp4", inference_batch: int = 0) -> list[Path]:
+                    max_steps: int | None = None, video_suffix: str = ".mp4", inference_batch: int = 0,
+                    visual=None) -> list[Path]:
     """Write <out_dir>/seed<k>.html (Meshcat replay) and seed<k>.mp4 for each seed; return the paths.
     inference_batch: the scored evaluation's, so that a recording replays the trial that was scored."""
     from pydrake.geometry import Meshcat
@@ -40,14 +42,15 @@ def record_rollouts(policy_or_path, preset, seeds: Sequence[int], out_dir, devic
     from sim_envs.recording import save_meshcat_html, save_video
 
     policy = _load_policy(policy_or_path, device)
-    image_size = getattr(policy, "image_size", None) or VIDEO_SIZE
+    cameras = check_cameras(policy, visual) or CameraSetup()
+    image_size = cameras.image_size or VIDEO_SIZE     # the video is the plain top-down camera's
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     meshcat = Meshcat()
     for seed in seeds:
         meshcat.Delete()
-        env = PushTEnv(preset, image_size=tuple(image_size), meshcat=meshcat, record=True)
+        env = PushTEnv(preset, image_size=tuple(image_size), meshcat=meshcat, record=True, visual=cameras.visual)
         try:
             with one_torch_thread(inference_batch > 0):
                 [record] = run_wave(policy, _OneEnv(env), [seed], max_steps=max_steps, inference_batch=inference_batch)

@@ -50,6 +50,7 @@ import numpy as np
 
 from eval.metrics import TrialRecord
 from sim_envs.geometry import TASK, pose_error
+from sim_envs.visual import CameraSetup, VisualConfig
 
 
 class Policy(Protocol):
@@ -109,11 +110,14 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
     max_steps: end trials as "timeout" after this many steps (default: the task's 75 s, which the env itself
     enforces; a shorter cap is for quick tests and demos). `on_step(step, obs, infos)` is called after every
     step (recording uses it); `on_trial(record)` as each trial ends. inference_batch: see the module docstring.
+    An image policy reads only the last n_obs frames of each chunk query, so the cameras render only the
+    steps whose observations the next query will read (2 of 8 with the defaults; benchmarks/pixel_speed.py).
     """
     seeds = [int(s) for s in seeds]
     k = len(seeds)
     cap = min(max_steps or TASK.max_steps, TASK.max_steps)
     wants_noise = policy_wants_noise(policy)
+    sees_images = bool(getattr(policy, "image_shapes", None))
     obs = env.reset(seeds)
     history = ObsHistory(obs, policy.n_obs)
     queues: list[deque] = [deque() for _ in range(k)]
@@ -135,7 +139,10 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
         for i in running:
             actions[i] = queues[i].popleft()
         last_action = actions
-        obs, infos = env.step(actions)
+        if sees_images:   # new frames only where the next query will read them: its last n_obs observations
+            obs, infos = env.step(actions, render=[len(queues[i]) < policy.n_obs for i in range(k)])
+        else:
+            obs, infos = env.step(actions)
         history.push(obs)
         if on_step is not None:
             on_step(step, obs, infos)
@@ -201,7 +208,7 @@ def _is_file(policy_or_path) -> bool:
 
 
 def _load_policy(policy_or_path, device: str):
-    """A policy object, loaded from a checkpoint path if need be (an image policy knows its camera size)."""
+    """A policy object, loaded from a checkpoint path if need be (an image policy knows its cameras)."""
     if not _is_file(policy_or_path):
         return policy_or_path
     from harness.learning.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
@@ -214,7 +221,19 @@ def _load_policy(policy_or_path, device: str):
 _WORKER: dict = {}
 
 
-def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, threads: int, queue,
+def check_cameras(policy, visual: VisualConfig | None) -> CameraSetup | None:
+    """The cameras the envs render for `policy`: its own (an image checkpoint's plain-camera size and its
+    clean data's look), with `visual` in place of the look when given (--visual); checked against what the
+    policy sees, so a wrong look is one line before any env is built."""
+    own = getattr(policy, "cameras", None) or CameraSetup()
+    setup = dataclasses.replace(own, visual=visual) if visual is not None else own
+    wanted = getattr(policy, "image_shapes", None) or {}
+    if wanted:
+        setup.check_serves(wanted, "the policy")
+    return setup if setup.shapes() or setup.visual else None
+
+
+def _worker_init(policy_or_path, device: str, preset, visual, max_steps, threads: int, queue,
                  inference_batch: int) -> None:
     # A failing initializer would make multiprocessing.Pool restart the worker forever: keep the error
     # and raise it from the first wave instead, where the parent sees it.
@@ -226,7 +245,7 @@ def _worker_init(policy_or_path, device: str, preset, image_size, max_steps, thr
         policy = _load_policy(policy_or_path, device)
         _WORKER.update(policy=policy, preset=preset, max_steps=max_steps, envs={}, queue=queue,
                        inference_batch=inference_batch,
-                       image_size=image_size or getattr(policy, "image_size", None), error=None)
+                       cameras=check_cameras(policy, visual), error=None)
     except Exception as exc:  # noqa: BLE001 - re-raised in _worker_wave
         _WORKER["error"] = exc
 
@@ -243,7 +262,8 @@ def _run_in(state: dict, seeds: Sequence[int], on_trial=None) -> list[TrialRecor
     envs = state["envs"]
     k = len(seeds)
     if k not in envs:
-        envs[k] = VectorEnv(k, state["preset"], workers=1, image_size=state["image_size"])
+        cameras = state["cameras"] or CameraSetup()
+        envs[k] = VectorEnv(k, state["preset"], workers=1, image_size=cameras.image_size, visual=cameras.visual)
     return run_wave(state["policy"], envs[k], seeds, max_steps=state["max_steps"], on_trial=on_trial,
                     inference_batch=state["inference_batch"])
 
@@ -254,7 +274,7 @@ def waves(seeds: Sequence[int], n_envs: int) -> list[list[int]]:
 
 
 def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[[TrialRecord], None],
-               n_envs: int = 10, workers: int = 1, device: str = "cpu", image_size=None,
+               n_envs: int = 10, workers: int = 1, device: str = "cpu", visual: VisualConfig | None = None,
                max_steps: int | None = None, inference_batch: int = 0) -> None:
     """Run every seed; `on_trial(record)` is called in this process as each trial finishes.
 
@@ -263,8 +283,8 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
     """
     if n_envs < 1 or workers < 1:
         raise ValueError(f"n_envs and workers must be >= 1, got {n_envs} and {workers}")
-    if image_size is None and not _is_file(policy_or_path):
-        image_size = getattr(policy_or_path, "image_size", None)
+    if not _is_file(policy_or_path):
+        check_cameras(policy_or_path, visual)          # a wrong look: one line here, not in a worker
     if not seeds:
         return
     # Few trials: smaller waves, so that every worker gets some.
@@ -273,7 +293,7 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
     if workers == 1:
         policy = _load_policy(policy_or_path, device)
         state = {"policy": policy, "preset": preset, "max_steps": max_steps, "envs": {},
-                 "inference_batch": inference_batch, "image_size": image_size or getattr(policy, "image_size", None)}
+                 "inference_batch": inference_batch, "cameras": check_cameras(policy, visual)}
         try:
             with one_torch_thread(inference_batch > 0):   # as the worker processes have
                 for job in jobs:
@@ -284,7 +304,7 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
     ctx = mp.get_context("spawn")  # Drake and torch are not fork-safe once initialised
     queue = ctx.Queue()            # finished trials stream back through it, one record at a time
     with ctx.Pool(workers, initializer=_worker_init,
-                  initargs=(policy_or_path, device, preset, image_size, max_steps, 1, queue,
+                  initargs=(policy_or_path, device, preset, visual, max_steps, 1, queue,
                             inference_batch)) as pool:
         pending = pool.map_async(_worker_wave, jobs, chunksize=1)
         seen, total = 0, len(seeds)
@@ -325,7 +345,7 @@ def _close_envs(state: dict) -> None:
 
 
 def evaluate(policy_or_path, preset="target", seeds: Iterable[int] = range(200), n_envs: int = 10,
-             workers: int = 1, device: str = "cpu", image_size=None, progress: bool = True,
+             workers: int = 1, device: str = "cpu", visual: VisualConfig | None = None, progress: bool = True,
              log_path: str | Path | None = None, desc: str = "eval",
              max_steps: int | None = None, inference_batch: int = 0) -> list[TrialRecord]:
     """Score a policy on `seeds`; returns one TrialRecord per seed, sorted by seed.
@@ -352,7 +372,7 @@ def evaluate(policy_or_path, preset="target", seeds: Iterable[int] = range(200),
             bar.set_postfix_str(f"success {n_success[0]}/{len(done)} = {n_success[0] / len(done):.0%}")
 
     try:
-        run_trials(policy_or_path, preset, todo, on_trial, n_envs, workers, device, image_size, max_steps,
+        run_trials(policy_or_path, preset, todo, on_trial, n_envs, workers, device, visual, max_steps,
                    inference_batch)
     finally:
         if bar is not None:

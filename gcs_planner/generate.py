@@ -18,7 +18,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from harness.core.errors import ConfigError, DatasetError
 from harness.core.parallel import check_ray_address, map_seeds
 from harness.core.writer import EpisodeWriter
 from sim_envs.initial_states import sample_initial_pose
+from sim_envs.visual import check_visual_name, visual_attrs
 
 
 @dataclasses.dataclass
@@ -40,8 +41,10 @@ class GenSimConfig:
     replay: Literal["kinematic", "physics"] = "kinematic"  # slider follows the plan / moves by physics
     workers: int = 2                      # processes (1 = run in this process)
     executor: Literal["local", "ray"] = "local"  # ray: seeds run as Ray tasks (2 * workers in flight)
-    images: bool = False                  # also record camera images
-    image_size: tuple[int, int] = (96, 96)  # (H, W) of recorded images
+    images: bool = False                  # also record the plain top-down camera as data/image
+    image_size: tuple[int, int] = (96, 96)  # (H, W) of those images
+    visual: Optional[str] = None          # visual preset (sim_envs/visuals/): the look, and its cameras recorded
+                                          # as data/image.<camera>; null = no such cameras
     keep_failed_replays: bool = False     # keep physics replays that miss the goal (marked success=False)
     stop_at_success: bool = True          # end an episode at the first step within the success tolerance
     push_depth: float = 0.005             # physics replay: command this far (m) into the face while pushing
@@ -63,6 +66,8 @@ class GenSimConfig:
             raise ValueError(f"image_size must be [H, W] with each side 8..2048 pixels, got {list(self.image_size)}")
         if not self.env:
             raise ValueError("env must name a physics preset")
+        if self.visual is not None:
+            check_visual_name(self.visual)
         if not 0 <= self.push_depth < 0.05:
             raise ValueError(f"push_depth must be in [0, 0.05) m, got {self.push_depth}")
         if self.settle_steps < 0:
@@ -105,7 +110,7 @@ def _tools(cfg: GenSimConfig):
     if key not in _CACHE:
         from sim_envs.env import PushTEnv   # Drake scene: import only where episodes are made
         _CACHE.clear()
-        env = PushTEnv(preset=cfg.env, image_size=tuple(cfg.image_size) if cfg.images else None)
+        env = PushTEnv(preset=cfg.env, image_size=tuple(cfg.image_size) if cfg.images else None, visual=cfg.visual)
         _CACHE[key] = (Planner(cfg.planner), env)
     return _CACHE[key]
 
@@ -119,6 +124,7 @@ def generate_episode(seed: int, cfg: GenSimConfig) -> EpisodeResult:
         return EpisodeResult(seed, "plan_failed", f"plan: {result.failure}", None, None, result.solve_time)
     plan = result.plan
     if cfg.replay == "kinematic":
+        env.mount_cameras(seed)          # (a physics replay's reset does this)
         demo = replay_kinematic(plan, env, cfg.stop_at_success)
     else:
         def replan(pose):
@@ -172,7 +178,7 @@ def fill_store(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
     try:
         writer = EpisodeWriter(path, domain="sim", source=cfg.source, env=cfg.env,
                                env_params=dataclasses.asdict(physics), generator=to_dict(cfg),
-                               resume_free_keys=RESUME_FREE_KEYS)
+                               extra_attrs=visual_attrs(cfg.visual), resume_free_keys=RESUME_FREE_KEYS)
     except ValueError as exc:
         raise DatasetError(path, None, str(exc)) from None
     with writer:  # released on any exit, so a later run (or resume) can open the store

@@ -19,6 +19,7 @@ import numpy as np
 
 from gcs_planner.mechanics import Face
 from gcs_planner.plan import Plan
+from harness.core.store import is_image_key
 from sim_envs.geometry import TASK, is_success, rotation
 
 
@@ -133,6 +134,7 @@ def _stack(rows) -> dict:
         "slider_pose": np.array([o["slider_pose"] for o, _ in rows], dtype=np.float64),
         "action": np.array([a for _, a in rows], dtype=np.float64),
     }
-    if "image" in rows[0][0]:
-        data["image"] = np.stack([o["image"] for o, _ in rows]).astype(np.uint8)
+    for key in rows[0][0]:
+        if is_image_key(key):       # image (plain top-down camera) and image.<camera> (a visual preset's)
+            data[key] = np.stack([o[key] for o, _ in rows]).astype(np.uint8)
     return data

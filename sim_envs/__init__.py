@@ -4,7 +4,8 @@ Modules (import them directly; importing this package does not load Drake):
   geometry        task geometry and plane helpers (single source of truth)
   initial_states  sample_initial_pose(seed): the seeded starts shared by every part
   config          PhysicsConfig, load_preset(name_or_path, overrides), preset_names()
-  scene           builds the Drake diagram (plant, contact, PD pusher, camera, Meshcat)
+  visual          VisualConfig, load_visual(name_or_path): colours, lights, cameras (sim_envs/visuals/)
+  scene           builds the Drake diagram (plant, contact, PD pusher, cameras, Meshcat)
   env             PushTEnv: reset(seed) / step(action) at 10 Hz
   vector_env      VectorEnv: K envs in lockstep, in-process or over worker processes
   scripted        ScriptedPusher: a simple state-based pushing policy

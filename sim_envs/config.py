@@ -74,33 +74,39 @@ class PhysicsConfig:
             raise ValueError(f"com_offset must be finite and within 0.2 m, got {self.com_offset}")
 
 
-def preset_names() -> list[str]:
-    """Names of the presets shipped in sim_envs/presets/."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+def preset_names(directory: Path = PRESET_DIR) -> list[str]:
+    """Names of the presets shipped in `directory` (default sim_envs/presets/, the physics ones)."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
 
 
-def preset_path(name_or_path: str | Path) -> Path:
-    """A preset name -> its YAML file; anything that looks like a path is used as it is."""
+def preset_path(name_or_path: str | Path, directory: Path = PRESET_DIR, kind: str = "physics preset") -> Path:
+    """A preset name -> its YAML file in `directory`; anything that looks like a path is used as it is."""
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text:
         return Path(text)
-    path = PRESET_DIR / f"{text}.yaml"
+    path = directory / f"{text}.yaml"
     if not path.is_file():
-        raise UserError(f"unknown physics preset {text!r} (available: {', '.join(preset_names())})")
+        raise UserError(f"unknown {kind} {text!r} (available: {', '.join(preset_names(directory))})")
     return path
 
 
 def load_preset(name_or_path: str | Path, overrides: Sequence[str] = ()) -> PhysicsConfig:
     """Load a preset by name (sim_envs/presets/<name>.yaml) or path, apply `key=value` overrides."""
-    path = preset_path(name_or_path)
-    data = _load_with_inheritance(path, seen=())
+    return load_preset_file(PhysicsConfig, name_or_path, overrides, PRESET_DIR, "physics preset")
+
+
+def load_preset_file(cls, name_or_path: str | Path, overrides: Sequence[str], directory: Path, kind: str):
+    """A preset of dataclass `cls` from `directory` (or a path), with `inherit:` resolved and overrides
+    applied; the physics and the visual presets load the same way."""
+    path = preset_path(name_or_path, directory, kind)
+    data = _load_with_inheritance(path, (), directory, kind)
     if overrides:
         data = merge(data, parse_overrides(overrides))
     data.setdefault("name", path.stem)
-    return from_dict(PhysicsConfig, data, str(path))
+    return from_dict(cls, data, str(path))
 
 
-def _load_with_inheritance(path: Path, seen: tuple) -> dict:
+def _load_with_inheritance(path: Path, seen: tuple, directory: Path, kind: str) -> dict:
     data = load_yaml(path)
     parent = data.pop("inherit", None)
     if parent is None:
@@ -110,10 +116,10 @@ def _load_with_inheritance(path: Path, seen: tuple) -> dict:
     if parent in seen:
         raise ConfigError(path, "inherit", f"inheritance cycle through {parent!r}")
     try:
-        parent_path = preset_path(parent)
+        parent_path = preset_path(parent, directory, kind)
     except UserError as exc:
         raise ConfigError(path, "inherit", str(exc)) from None
-    base = _load_with_inheritance(parent_path, seen + (parent,))
+    base = _load_with_inheritance(parent_path, seen + (parent,), directory, kind)
     base.pop("name", None)
     base.pop("description", None)
     return merge(base, data)

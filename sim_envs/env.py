@@ -5,6 +5,10 @@ The policy commands a pusher position (world xy) every 0.1 s. The command reache
 setpoint moves toward it at most `max_pusher_speed`, and the preset's PD position controller (Drake's
 implicit PD actuators, force-limited) tracks that setpoint. Observations carry the preset's Gaussian
 noise on the slider pose (and optionally the pusher); `info` always carries the true, noise-free state.
+
+Cameras: `visual` (a visual preset, sim_envs/visual.py) colours and lights the scene and adds its cameras,
+observed as `image.<camera>`; `image_size` adds the plain top-down camera observed as `image` (videos,
+teleop recordings). Each episode start re-mounts the preset's cameras from the start seed (jitter).
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from pydrake.systems.analysis import Simulator
 from sim_envs.config import PhysicsConfig, load_preset
 from sim_envs.geometry import PUSHER, T_SLIDER, TASK, Task, in_workspace, is_success, wrap_angle
 from sim_envs.initial_states import sample_initial_pose
-from sim_envs.scene import build_scene, resting_penetration
+from sim_envs.scene import DEFAULT_LOOK, build_scene, camera_pose, color_camera, resting_penetration
+from sim_envs.visual import CameraConfig, VisualConfig, jittered, load_visual
 
 OUTCOMES = ("running", "success", "timeout", "left_workspace")
 
@@ -27,24 +32,29 @@ class PushTEnv:
     """The T-pushing task in one physics preset. Not thread-safe; one per process or thread."""
 
     def __init__(self, preset: str | PhysicsConfig = "target", image_size: tuple[int, int] | None = None,
-                 meshcat=None, record: bool = False):
+                 meshcat=None, record: bool = False, visual: str | VisualConfig | None = None):
         self.config: PhysicsConfig = preset if isinstance(preset, PhysicsConfig) else load_preset(preset)
+        self.visual: VisualConfig | None = load_visual(visual) if isinstance(visual, str) else visual
         self.task: Task = TASK
         self.image_size = tuple(image_size) if image_size is not None else None
         self.meshcat = meshcat
         self.record = record
-        self._scene = build_scene(self.config, self.image_size, meshcat)
+        cameras = {c.key: c for c in self.visual.cameras} if self.visual is not None else {}
+        if self.image_size is not None:
+            cameras["image"] = CameraConfig("image", size=self.image_size)
+        self._scene = build_scene(self.config, cameras, meshcat, self.visual or DEFAULT_LOOK)
         self._plant = self._scene.plant
         self.simulator = Simulator(self._scene.diagram)
         self._context = self.simulator.get_mutable_context()
         self._plant_context = self._plant.GetMyMutableContextFromRoot(self._context)
         self._desired_port = self._plant.get_desired_state_input_port(self._scene.pusher_instance)
-        self._camera_context = (self._scene.camera.GetMyContextFromRoot(self._context)
-                                if self._scene.camera is not None else None)
+        self._camera_contexts = {key: sensor.GetMyMutableContextFromRoot(self._context)
+                                 for key, sensor in self._scene.cameras.items()}
         self._rest_z = T_SLIDER.height / 2 - resting_penetration(self.config)
         self._rng = np.random.default_rng(0)
         self._queue: collections.deque = collections.deque()
         self.frames: list[np.ndarray] = []   # rendered frames of the current episode when record and image_size
+        self._frames: dict[str, np.ndarray] = {}   # the last rendered image of each camera
         self._step = 0
         self._outcome = "running"
         self._recording = False
@@ -60,6 +70,7 @@ class PushTEnv:
         self._step = 0
         self._outcome = "running"
         self._context.SetTime(0.0)
+        self.mount_cameras(seed)
         self.set_state(pose, xy)
         self.frames = []
         if self.record and self._scene.visualizer is not None:
@@ -72,8 +83,12 @@ class PushTEnv:
         self._keep_frame(obs)
         return obs
 
-    def step(self, action) -> tuple[dict, dict]:
-        """Command the pusher to `action` (world xy) and advance one control step (0.1 s)."""
+    def step(self, action, render: bool = True) -> tuple[dict, dict]:
+        """Command the pusher to `action` (world xy) and advance one control step (0.1 s).
+
+        render False: the observation's camera images are the last rendered ones, not new frames. A policy
+        that reads its last n_obs frames only when it asks for a chunk needs only those (eval/rollouts.py);
+        nothing else changes, the physics and the observation noise included."""
         if self._outcome != "running":
             raise RuntimeError("episode finished; call reset")
         action = _check_vector(action, 2, "action")
@@ -97,7 +112,7 @@ class PushTEnv:
         if self._outcome != "running" and self._recording:
             self._scene.visualizer.StopRecording()
             self._recording = False
-        obs = self.observe()
+        obs = self.observe(render or self.record)
         self._keep_frame(obs)
         info = {"outcome": self._outcome, "step": self._step, "time": self._context.get_time(),
                 "slider_pose": slider_pose, "pusher_xy": pusher_xy}
@@ -118,8 +133,9 @@ class PushTEnv:
         # Until a commanded action comes out of the latency queue, the controller holds this position.
         self._queue = collections.deque([xy.copy() for _ in range(self.config.action_latency)])
 
-    def observe(self) -> dict:
-        """Observation of the current state: preset noise on the poses, plus the rendered image if enabled."""
+    def observe(self, render: bool = True) -> dict:
+        """Observation of the current state: preset noise on the poses, plus every camera's image (new frames,
+        or with render False the last ones)."""
         slider_pose, pusher_xy = self.true_state()
         cfg = self.config
         if cfg.obs_noise_xy > 0 or cfg.obs_noise_theta > 0:
@@ -129,16 +145,38 @@ class PushTEnv:
         if cfg.obs_noise_agent > 0:
             pusher_xy = pusher_xy + self._rng.normal(0.0, cfg.obs_noise_agent, 2)
         obs = {"agent_pos": pusher_xy, "slider_pose": slider_pose}
-        if self._camera_context is not None:
-            obs["image"] = self.render()
+        if render or not self._frames:
+            self._frames = {key: self.render(key) for key in self._camera_contexts}
+        obs.update(self._frames)
         return obs
 
-    def render(self) -> np.ndarray:
-        """(H, W, 3) uint8 colour image from the top-down camera (needs image_size)."""
-        if self._camera_context is None:
-            raise RuntimeError("this env has no camera; create it with image_size=(H, W)")
-        image = self._scene.camera.color_image_output_port().Eval(self._camera_context)
+    @property
+    def camera_keys(self) -> list[str]:
+        """The observation keys of this env's cameras: `image` (image_size), then `image.<camera>` (visual)."""
+        return sorted(self._camera_contexts, key=lambda k: (k != "image", list(self._camera_contexts).index(k)))
+
+    def render(self, key: str | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 colour image from camera `key` (default: the first of camera_keys)."""
+        if not self._camera_contexts:
+            raise RuntimeError("this env has no camera; create it with image_size=(H, W) or a visual preset")
+        key = key or self.camera_keys[0]
+        if key not in self._camera_contexts:
+            raise KeyError(f"no camera {key!r}; this env has {', '.join(self.camera_keys)}")
+        image = self._scene.cameras[key].color_image_output_port().Eval(self._camera_contexts[key])
         return np.array(image.data[:, :, :3], dtype=np.uint8)
+
+    def mount_cameras(self, seed: int) -> None:
+        """Place the visual preset's cameras for the episode of `seed`: the nominal mounting moved by one
+        draw of the preset's jitter, a function of the seed alone (so a trial's pictures do not depend on
+        which env or worker runs it). reset does this; a kinematic replay that never resets calls it."""
+        if self.visual is None or not self.visual.jitter.any:
+            return
+        rng = np.random.default_rng([int(seed), 0xCA3E7A])
+        for camera in self.visual.cameras:
+            moved = jittered(camera, self.visual.jitter, rng)
+            sensor, context = self._scene.cameras[camera.key], self._camera_contexts[camera.key]
+            sensor.SetX_PB(context, camera_pose(moved))
+            sensor.SetColorRenderCamera(context, color_camera(moved))
 
     def true_state(self) -> tuple[np.ndarray, np.ndarray]:
         """(slider_pose (3,) x, y, theta wrapped; pusher_xy (2,)), noise-free."""
@@ -178,8 +216,8 @@ class PushTEnv:
         self._scene = None
 
     def _keep_frame(self, obs: dict) -> None:
-        if self.record and "image" in obs:
-            self.frames.append(obs["image"])
+        if self.record and self._camera_contexts:
+            self.frames.append(obs[self.camera_keys[0]])
 
 
 def _check_vector(value, n: int, name: str) -> np.ndarray:

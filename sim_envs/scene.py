@@ -25,9 +25,9 @@ import dataclasses
 import logging
 
 import numpy as np
-from pydrake.geometry import (AddCompliantHydroelasticProperties, AddCompliantHydroelasticPropertiesForHalfSpace,
+from pydrake.geometry import (Rgba, AddCompliantHydroelasticProperties, AddCompliantHydroelasticPropertiesForHalfSpace,
                               AddContactMaterial, AddRigidHydroelasticProperties, Box, ClippingRange,
-                              CollisionFilterDeclaration, ColorRenderCamera, Cylinder, DepthRange, DepthRenderCamera,
+                              LightParameter, CollisionFilterDeclaration, ColorRenderCamera, Cylinder, DepthRange, DepthRenderCamera,
                               GeometrySet, HalfSpace, MakeRenderEngineVtk, MeshcatVisualizer, MeshcatVisualizerParams,
                               ProximityProperties, RenderCameraCore, RenderEngineVtkParams, SceneGraph, Sphere)
 from pydrake.math import RigidTransform, RotationMatrix
@@ -37,19 +37,14 @@ from pydrake.systems.framework import Diagram, DiagramBuilder
 from pydrake.systems.sensors import CameraInfo, RgbdSensor
 
 from sim_envs.config import PhysicsConfig
+from sim_envs.visual import CameraConfig, VisualConfig, camera_rotation
 from sim_envs.geometry import PUSHER, T_SLIDER, TASK, Pusher, TSlider, Task, signed_distance_body
 
 BASE_SPHERE_RADIUS = 0.002       # m, the point-contact feet under the T
 PUSHER_LIFT = 0.001              # m, gap between the pusher's bottom and the table
 SLAB_THICKNESS = 0.05            # m, compliant table slab (hydroelastic model)
-CAMERA_HEIGHT = 0.8              # m above the table, looking straight down (sees x 0.27..0.93)
-CAMERA_CENTER = (0.60, 0.0)      # world xy the camera looks at
-CAMERA_FOV_Y = np.radians(45.0)
-
-SLIDER_COLOR = np.array([0.30, 0.45, 0.80, 1.0])
-PUSHER_COLOR = np.array([0.85, 0.25, 0.20, 1.0])
-GOAL_COLOR = np.array([0.30, 0.80, 0.35, 1.0])
-TABLE_COLOR = np.array([0.92, 0.92, 0.90, 1.0])
+RENDERER = "vtk"
+DEFAULT_LOOK = VisualConfig("default")   # the look of an env built without a visual preset
 
 
 class _DropDeformableHalfSpaceWarning(logging.Filter):
@@ -73,13 +68,15 @@ class Scene:
     pusher_x: PrismaticJoint
     pusher_y: PrismaticJoint
     pusher_instance: object   # ModelInstanceIndex
-    camera: RgbdSensor | None
+    cameras: dict[str, RgbdSensor]   # observation key -> its camera
     visualizer: object | None  # MeshcatVisualizer
 
 
-def build_scene(config: PhysicsConfig, image_size: tuple[int, int] | None = None, meshcat=None,
-                slider: TSlider = T_SLIDER, pusher: Pusher = PUSHER, task: Task = TASK) -> Scene:
-    """Build and finalize the diagram for one physics preset. image_size is (H, W)."""
+def build_scene(config: PhysicsConfig, cameras: dict[str, CameraConfig] | None = None, meshcat=None,
+                look: VisualConfig = DEFAULT_LOOK, slider: TSlider = T_SLIDER, pusher: Pusher = PUSHER,
+                task: Task = TASK) -> Scene:
+    """Build and finalize the diagram for one physics preset, coloured and lit by `look`, with one camera
+    per entry of `cameras` (observation key -> camera; none = no renderer at all)."""
     builder = DiagramBuilder()
     plant_config = MultibodyPlantConfig(
         time_step=config.time_step,
@@ -90,10 +87,12 @@ def build_scene(config: PhysicsConfig, image_size: tuple[int, int] | None = None
     plant, scene_graph = AddMultibodyPlant(plant_config, builder)
     mu_slider, mu_table, mu_pusher = _friction_split(config.mu_slider_table, config.mu_pusher_slider)
 
-    table_ids = _add_table(plant, config, mu_table)
-    _add_goal_marker(plant, slider, task)
-    body, box_ids, feet_ids = _add_slider(plant, config, slider, mu_slider)
-    pusher_instance, joint_x, joint_y, pusher_ids = _add_pusher(plant, config, pusher, mu_pusher)
+    table_ids = _add_table(plant, config, mu_table, _rgba(look.table_color))
+    if look.show_goal:
+        _add_goal_marker(plant, slider, task, _rgba(look.goal_color))
+    body, box_ids, feet_ids = _add_slider(plant, config, slider, mu_slider, _rgba(look.slider_color))
+    pusher_instance, joint_x, joint_y, pusher_ids = _add_pusher(plant, config, pusher, mu_pusher,
+                                                                _rgba(look.pusher_color))
     plant.Finalize()
 
     # Contacts that must not happen: the T's boxes touch only the pusher (point model), the pusher never
@@ -106,7 +105,11 @@ def build_scene(config: PhysicsConfig, image_size: tuple[int, int] | None = None
         declare.ExcludeBetween(GeometrySet(pusher_ids), GeometrySet(feet_ids))
     scene_graph.collision_filter_manager().Apply(declare)
 
-    camera = _add_camera(builder, scene_graph, image_size) if image_size else None
+    sensors = {}
+    if cameras:
+        scene_graph.AddRenderer(RENDERER, MakeRenderEngineVtk(_render_params(look)))
+        pusher_frame = plant.GetBodyFrameIdOrThrow(plant.GetBodyByName("pusher", pusher_instance).index())
+        sensors = {key: _add_camera(builder, scene_graph, camera, pusher_frame) for key, camera in cameras.items()}
     visualizer = None
     if meshcat is not None:
         visualizer = MeshcatVisualizer.AddToBuilder(builder, scene_graph, meshcat, MeshcatVisualizerParams())
@@ -116,7 +119,7 @@ def build_scene(config: PhysicsConfig, image_size: tuple[int, int] | None = None
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2, 0.0])
         meshcat.SetCameraPose(centre + np.array([0.0, -0.55, 0.75]), centre)
     diagram = builder.Build()
-    return Scene(diagram, plant, scene_graph, body, joint_x, joint_y, pusher_instance, camera, visualizer)
+    return Scene(diagram, plant, scene_graph, body, joint_x, joint_y, pusher_instance, sensors, visualizer)
 
 
 def resting_penetration(config: PhysicsConfig, slider: TSlider = T_SLIDER) -> float:
@@ -144,7 +147,11 @@ def _proximity(config: PhysicsConfig, mu: float) -> ProximityProperties:
     return props
 
 
-def _add_table(plant, config, mu_table) -> list:
+def _rgba(rgb) -> np.ndarray:
+    return np.array([*rgb, 1.0])
+
+
+def _add_table(plant, config, mu_table, color) -> list:
     world = plant.world_body()
     props = _proximity(config, mu_table)
     if config.contact_model == "hydroelastic":
@@ -153,21 +160,21 @@ def _add_table(plant, config, mu_table) -> list:
     # A visible table top (a half space does not render everywhere).
     x_c = sum(TASK.workspace[:2]) / 2
     plant.RegisterVisualGeometry(world, RigidTransform([x_c, 0.0, -0.005]), Box(1.2, 1.2, 0.01), "table_visual",
-                                 TABLE_COLOR)
+                                 color)
     return [table]
 
 
-def _add_goal_marker(plant, slider: TSlider, task: Task) -> None:
+def _add_goal_marker(plant, slider: TSlider, task: Task, color) -> None:
     """A thin green T at the goal pose, drawn on the table (visual only, no collision)."""
     gx, gy, gth = task.goal
     X_WG = RigidTransform(RotationMatrix.MakeZRotation(gth), [gx, gy, 0.0005])
     for i, box in enumerate(slider.boxes):
         X_GB = RigidTransform([box.center[0], box.center[1], 0.0])
         plant.RegisterVisualGeometry(plant.world_body(), X_WG @ X_GB, Box(*box.size, 0.001), f"goal_{i}",
-                                     GOAL_COLOR)
+                                     color)
 
 
-def _add_slider(plant, config, slider: TSlider, mu_slider):
+def _add_slider(plant, config, slider: TSlider, mu_slider, color):
     """The T: body origin at the geometric centroid, mid-height; true mass and centre of mass from config."""
     instance = plant.AddModelInstance("slider")
     h = slider.height
@@ -184,7 +191,7 @@ def _add_slider(plant, config, slider: TSlider, mu_slider):
         if config.contact_model == "hydroelastic":
             AddRigidHydroelasticProperties(props)
         box_ids.append(plant.RegisterCollisionGeometry(body, X, shape, f"slider_box_{i}", props))
-        plant.RegisterVisualGeometry(body, X, shape, f"slider_visual_{i}", SLIDER_COLOR)
+        plant.RegisterVisualGeometry(body, X, shape, f"slider_visual_{i}", color)
     if config.contact_model == "point":
         r = BASE_SPHERE_RADIUS
         for i, (px, py) in enumerate(_foot_points(slider, config.base_contacts, r)):
@@ -231,7 +238,7 @@ def _foot_points(slider: TSlider, n: int, r: float) -> np.ndarray:
     return np.array(feet)
 
 
-def _add_pusher(plant, config, pusher: Pusher, mu_pusher):
+def _add_pusher(plant, config, pusher: Pusher, mu_pusher, color):
     """Cylinder on prismatic x then y joints, each with an implicit PD actuator and a force limit."""
     instance = plant.AddModelInstance("pusher")
     carriage = plant.AddRigidBody("pusher_carriage", instance,
@@ -251,23 +258,46 @@ def _add_pusher(plant, config, pusher: Pusher, mu_pusher):
         AddCompliantHydroelasticProperties(pusher.radius / 5, config.hydroelastic_modulus, props)
     shape = Cylinder(pusher.radius, pusher.height)
     pusher_id = plant.RegisterCollisionGeometry(body, X, shape, "pusher", props)
-    plant.RegisterVisualGeometry(body, X, shape, "pusher_visual", PUSHER_COLOR)
+    plant.RegisterVisualGeometry(body, X, shape, "pusher_visual", color)
     return instance, joint_x, joint_y, [pusher_id]
 
 
-def _add_camera(builder, scene_graph, image_size) -> RgbdSensor:
-    """Top-down colour camera; image up = world +x, image right = world -y."""
-    height, width = image_size
-    renderer = "vtk"
-    scene_graph.AddRenderer(renderer, MakeRenderEngineVtk(RenderEngineVtkParams()))
-    # Camera frame: z looks down, y (image down) is world -x, x (image right) is world -y.
-    R_WC = RotationMatrix(np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]))
-    X_WC = RigidTransform(R_WC, [CAMERA_CENTER[0], CAMERA_CENTER[1], CAMERA_HEIGHT])
-    core = RenderCameraCore(renderer, CameraInfo(width, height, CAMERA_FOV_Y), ClippingRange(0.1, 3.0),
-                            RigidTransform())
-    camera = RgbdSensor(scene_graph.world_frame_id(), X_WC, ColorRenderCamera(core, False),
-                        DepthRenderCamera(core, DepthRange(0.2, 2.5)))
-    builder.AddSystem(camera)
-    builder.Connect(scene_graph.get_query_output_port(), camera.query_object_input_port())
-    return camera
+def _render_params(look: VisualConfig) -> RenderEngineVtkParams:
+    """One renderer per scene, shared by its cameras: the look's background and light (intensity 0 keeps
+    VTK's default, a light at the camera)."""
+    params = RenderEngineVtkParams()
+    params.default_clear_color = np.asarray(look.background, float)
+    params.lights = [LightParameter(type="directional", frame="world", intensity=light.intensity,
+                                    color=Rgba(*light.color, 1.0),
+                                    direction=np.asarray(light.direction, float) / np.linalg.norm(light.direction))
+                     for light in look.lights]
+    return params
 
+
+def camera_pose(camera: CameraConfig) -> RigidTransform:
+    """X_WB of a camera's sensor body (its frame is Drake's camera frame: x right, y down, z forward)."""
+    return RigidTransform(RotationMatrix(camera_rotation(camera.position, camera.look_at, camera.up)),
+                          np.asarray(camera.position, float))
+
+
+def color_camera(camera: CameraConfig) -> ColorRenderCamera:
+    """The colour camera's intrinsics (size and field of view) on the scene's renderer."""
+    height, width = (int(s) for s in camera.size)
+    if camera.fov_x is None:
+        info = CameraInfo(width, height, np.radians(camera.fov_y))
+    else:   # non-square pixels: focal lengths from each field of view, principal point at the centre
+        fx = width / 2 / np.tan(np.radians(camera.fov_x) / 2)
+        fy = height / 2 / np.tan(np.radians(camera.fov_y) / 2)
+        info = CameraInfo(width, height, fx, fy, (width - 1) / 2, (height - 1) / 2)
+    core = RenderCameraCore(RENDERER, info, ClippingRange(0.02, 5.0), RigidTransform())
+    return ColorRenderCamera(core, False)
+
+
+def _add_camera(builder, scene_graph, camera: CameraConfig, pusher_frame) -> RgbdSensor:
+    color = color_camera(camera)
+    depth = DepthRenderCamera(color.core(), DepthRange(0.03, 4.5))
+    parent = pusher_frame if camera.parent == "pusher" else scene_graph.world_frame_id()
+    sensor = RgbdSensor(parent, camera_pose(camera), color, depth)
+    builder.AddSystem(sensor)
+    builder.Connect(scene_graph.get_query_output_port(), sensor.query_object_input_port())
+    return sensor

@@ -21,20 +21,20 @@ from sim_envs.config import PhysicsConfig, load_preset
 class _EnvBlock:
     """A block of envs plus their frozen final results; the same code runs in-process and in workers."""
 
-    def __init__(self, n: int, preset, image_size):
+    def __init__(self, n: int, preset, image_size, visual):
         from sim_envs.env import PushTEnv   # imported here so the parent of worker processes needs no Drake
-        self.envs = [PushTEnv(preset, image_size=image_size) for _ in range(n)]
+        self.envs = [PushTEnv(preset, image_size=image_size, visual=visual) for _ in range(n)]
         self.last: list[tuple[dict, dict] | None] = [None] * n
 
     def reset(self, seeds) -> list[dict]:
         self.last = [None] * len(self.envs)
         return [env.reset(int(s)) for env, s in zip(self.envs, seeds)]
 
-    def step(self, actions) -> list[tuple[dict, dict]]:
+    def step(self, moves) -> list[tuple[dict, dict]]:
         out = []
-        for i, (env, action) in enumerate(zip(self.envs, actions)):
+        for i, (env, (action, render)) in enumerate(zip(self.envs, moves)):
             if self.last[i] is None:
-                obs, info = env.step(action)
+                obs, info = env.step(action, render)
                 if info["outcome"] != "running":
                     self.last[i] = (obs, info)
                 out.append((obs, info))
@@ -47,10 +47,10 @@ class _EnvBlock:
             env.close()
 
 
-def _worker(conn, n, preset, image_size) -> None:
+def _worker(conn, n, preset, image_size, visual) -> None:
     """Worker process loop: (command, payload) in, ("ok", result) or ("error", exception) out."""
     try:
-        block = _EnvBlock(n, preset, image_size)
+        block = _EnvBlock(n, preset, image_size, visual)
         conn.send(("ok", None))
     except BaseException as exc:  # noqa: BLE001 - report start-up failures to the parent
         conn.send(("error", exc))
@@ -72,7 +72,7 @@ def _worker(conn, n, preset, image_size) -> None:
 
 class VectorEnv:
     def __init__(self, n_envs: int, preset: str | PhysicsConfig = "target", workers: int = 1,
-                 image_size: tuple[int, int] | None = None):
+                 image_size: tuple[int, int] | None = None, visual=None):
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         if not 1 <= workers <= n_envs:
@@ -86,7 +86,7 @@ class VectorEnv:
         self._procs: list = []
         self._conns: list = []
         if workers == 1:
-            self._block = _EnvBlock(n_envs, self.config, image_size)
+            self._block = _EnvBlock(n_envs, self.config, image_size, visual)
             self._sizes = [n_envs]
             return
         self._sizes = [len(chunk) for chunk in np.array_split(np.arange(n_envs), workers)]
@@ -94,7 +94,7 @@ class VectorEnv:
         try:
             for size in self._sizes:
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker, args=(child, size, self.config, image_size), daemon=True)
+                proc = ctx.Process(target=_worker, args=(child, size, self.config, image_size, visual), daemon=True)
                 proc.start()
                 child.close()
                 self._procs.append(proc)
@@ -117,7 +117,9 @@ class VectorEnv:
         self._done[:] = False
         return _stack(self._call("reset", self._split(seeds)))
 
-    def step(self, actions: np.ndarray) -> tuple[dict, list[dict]]:
+    def step(self, actions: np.ndarray, render: Sequence[bool] | None = None) -> tuple[dict, list[dict]]:
+        """Step every env; `render` (K,) bools say which envs render new camera frames (default: all; the
+        others repeat their last frames, see PushTEnv.step)."""
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (self.n_envs, 2):
             raise ValueError(f"actions must have shape ({self.n_envs}, 2), got {actions.shape}")
@@ -125,7 +127,10 @@ class VectorEnv:
         if bad.any():
             raise ValueError(f"actions must be finite; env {int(np.flatnonzero(bad)[0])} got "
                              f"{actions[bad][0].tolist()}")
-        results = self._call("step", self._split(list(actions)))
+        render = [True] * self.n_envs if render is None else [bool(r) for r in render]
+        if len(render) != self.n_envs:
+            raise ValueError(f"render must have {self.n_envs} entries, got {len(render)}")
+        results = self._call("step", self._split(list(zip(actions, render))))
         infos = [info for _, info in results]
         self._done = np.array([info["outcome"] != "running" for info in infos])
         return _stack([obs for obs, _ in results]), infos

@@ -45,3 +45,17 @@ def test_cotrain_demo_finds_its_experiment():
     from harness.cli.commands.demo import DEMO
     from harness.study import load_study
     assert DEMO.is_file() and load_study(DEMO).name
+
+
+def test_the_published_pixel_study_sees_the_published_cameras_through_resnet18(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_study("experiments/pixels_published.yaml", [])
+    for plan in plan_runs(cfg, annotations_path=cfg.annotations_path, dry=True):
+        train = plan.train
+        assert train.data.image_keys == ["image.overhead", "image.wrist"] and train.data.low_dim == ["agent_pos"]
+        image = train.policy.image
+        assert (image.encoder, image.crop, image.num_keypoints, image.feature_dim) == ("resnet18", [112, 112], 32, 64)
+        assert (train.diffusion.kind, train.diffusion.prediction_type, train.optim.batch_size) == ("ddpm", "epsilon", 64)
+    from sim_envs.visual import load_visual
+    for look in ("sim", "target"):       # the stores it generates hold those cameras at 128x128
+        assert load_visual(look).camera_shapes() == {"image.overhead": (128, 128, 3), "image.wrist": (128, 128, 3)}

@@ -90,7 +90,7 @@ def test_episodes_appended_by_diffusion_policy(tmp_path, capsys):
     # Training keeps the appended episode (no success value) and drops the known failures.
     from harness.learning.training_data import load_dataset
     from harness.learning.train_config import DatasetSpec
-    raw = load_dataset(DatasetSpec(path=str(path), role="clean"), use_image=False, name="d")
+    raw = load_dataset(DatasetSpec(path=str(path), role="clean"), image_keys=[], name="d")
     assert raw.episode_ends.tolist() == [5, 5 + 7]
     # Our writer will not append after them (its values would be paired with the wrong episodes).
     with pytest.raises(DatasetError, match="meta/seed: has values for 3 of 4 episodes"):

@@ -270,7 +270,7 @@ def test_image_observations_train_and_act(tmp_path):
     }, "test")
     untrained = load_policy(train(cfg, stop_after=1))
     policy = load_policy(train(cfg))
-    assert policy.net.image_encoder is not None and policy.image_size == (16, 16)
+    assert policy.net.image_encoder is not None and policy.image_shapes == {"image": (16, 16, 3)}
     obs, executed = demo_windows(stores["target"], policy.spec)
     store = EpisodeStore(stores["target"])
     w = make_windows(store.episode_ends, policy.spec)

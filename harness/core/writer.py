@@ -35,7 +35,7 @@ LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
 MAX_TEXT = 64              # characters of a text value per episode (meta/<key> is a fixed-width array)
 # Steps per chunk along time: low-dim arrays are tiny per step; images are ~100 KB per step raw.
 LOWDIM_CHUNK = 4096
-IMAGE_CHUNK = 16
+IMAGE_CHUNK = 1            # one frame a chunk (Blosc lz4), as diffusion_policy's ReplayBuffer: a frame reads alone
 _CHUNK_BYTES = 4 << 20
 
 
@@ -208,7 +208,7 @@ class EpisodeWriter:
         if key in group:
             return group[key]
         dtype = np.float32 if np.issubdtype(value.dtype, np.floating) and key != IMAGE_KEY else value.dtype
-        # Images 16 steps a chunk; other arrays up to 4096 steps, fewer when a step is big (a kept extra).
+        # Images a frame a chunk; other arrays up to 4096 steps, fewer when a step is big (a kept extra).
         chunk = IMAGE_CHUNK if is_image_key(key) else max(1, min(LOWDIM_CHUNK, _CHUNK_BYTES // max(1, value[0].nbytes)))
         return group.create_array(key, shape=(0, *value.shape[1:]), chunks=(chunk, *value.shape[1:]), dtype=dtype)
 

@@ -164,7 +164,7 @@ def dataset_spec(item, role: str) -> DatasetSpec:
 def _load(items, role: str, cfg: AnnotateConfig) -> tuple[list, list[np.ndarray]]:
     """Datasets of one class and, per dataset, the cross-fitting fold of every episode."""
     specs = [dataset_spec(item, role) for item in items]
-    raws = [load_dataset(spec, False, Path(spec.path).stem) for spec in specs]
+    raws = [load_dataset(spec, [], Path(spec.path).stem) for spec in specs]
     folds = []
     for i, raw in enumerate(raws):
         perm = np.random.default_rng([cfg.seed, i, role == "clean"]).permutation(len(raw.episode_ends))

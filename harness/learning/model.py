@@ -1,8 +1,8 @@
 """The policy network: observation encoder + denoiser (EDM or DDPM, harness/learning/diffusion.py, ddpm.py) over the
 action chunk.
 
-The observation history (B, n_obs, 6) low-dim features, plus per-step image features when images are
-used, is flattened into one conditioning vector (B, n_obs * (6 + F_img)) for the denoising network's conditioning: the U-Net's FiLM layers
+The observation history (B, n_obs, 6) low-dim features, plus per-step features of every camera the policy
+sees (one encoder per camera, crops as diffusion_policy: random in training, centred at evaluation), is flattened into one conditioning vector (B, n_obs * (6 + F_img)) for the denoising network's conditioning: the U-Net's FiLM layers
 (`policy.arch: unet`, harness/learning/network.py) or the residual MLP's adaptive LayerNorms (`mlp`, harness/learning/mlp.py).
 """
 from __future__ import annotations
@@ -10,24 +10,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.learning.windows import ACTION_DIM, OBS_DIM
+from harness.learning.windows import ACTION_DIM, LOW_DIM_COLUMNS
 from harness.learning.ddpm import DDPM, VPDenoiser
 from harness.learning.diffusion import EDM, Denoiser
 from harness.learning.mlp import ChunkMLP
 from harness.learning.network import TemporalUnet
 from harness.learning.train_config import DiffusionConfig, PolicyConfig, TrainConfig
 
+from harness.learning.vision import ImageObsEncoder
+
 Formulation = EDM | DDPM   # what methods and the source sampler need: sample_sigma, loss_weight, validation_sigmas
-from harness.learning.vision import ImageEncoder
 
 
 class PolicyNet(nn.Module):
     def __init__(self, cfg: PolicyConfig, n_obs: int, horizon: int, formulation: Formulation,
-                 use_image: bool = False):
+                 image_keys: list[str] = (), low_dim: list[str] = ("agent_pos", "slider_pose")):
         super().__init__()
-        self.image_encoder = ImageEncoder(cfg.image.widths, cfg.image.feature_dim, cfg.n_groups) \
-            if use_image else None
-        per_step = OBS_DIM + (cfg.image.feature_dim if use_image else 0)
+        # the obs_features columns this policy sees (a pixel policy as published: the pusher's xy alone)
+        columns = sorted(c for name in low_dim for c in LOW_DIM_COLUMNS[name])
+        self.register_buffer("low_dim_columns", torch.tensor(columns, dtype=torch.long), persistent=False)
+        self.image_encoder = ImageObsEncoder(cfg.image, list(image_keys), cfg.n_groups) if image_keys else None
+        per_step = len(columns) + (self.image_encoder.feature_dim if image_keys else 0)
         cond_dim = n_obs * per_step
         if cfg.arch == "mlp":
             net = ChunkMLP(ACTION_DIM, horizon, cond_dim, cfg.mlp_width, cfg.mlp_depth, cfg.noise_dim)
@@ -36,19 +39,20 @@ class PolicyNet(nn.Module):
         # D(x_sigma, sigma, cond) either way; the VP one also gives the diffusers samplers their model output
         self.denoiser = Denoiser(net, formulation) if isinstance(formulation, EDM) else VPDenoiser(net, formulation)
 
-    def encode(self, obs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
-        """obs (B, n_obs, 6) [image (B, n_obs, H, W, 3) uint8] -> cond (B, C)."""
-        feats = obs
+    def encode(self, obs: torch.Tensor, images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """obs (B, n_obs, 6) [images {key: (B, n_obs, H, W, 3) uint8}] -> cond (B, C)."""
+        feats = obs.index_select(-1, self.low_dim_columns)                    # (B, n_obs, low-dim features)
         if self.image_encoder is not None:
-            b, n = image.shape[:2]
-            img = self.image_encoder(image.flatten(0, 1)).view(b, n, -1)  # (B, n_obs, F)
-            feats = torch.cat([obs, img], dim=-1)
+            b, n = obs.shape[:2]
+            flat = {key: value.flatten(0, 1) for key, value in images.items()}   # {key: (B * n_obs, H, W, 3)}
+            img = self.image_encoder(flat).view(b, n, -1)                       # (B, n_obs, F * cameras)
+            feats = torch.cat([feats, img], dim=-1)
         return feats.flatten(1)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, obs: torch.Tensor,
-                image: torch.Tensor | None = None) -> torch.Tensor:
+                images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """D(x, sigma | obs): (B, T, 2)."""
-        return self.denoiser(x, sigma, self.encode(obs, image))
+        return self.denoiser(x, sigma, self.encode(obs, images))
 
 
 def make_formulation(d: DiffusionConfig, sigma_data: float) -> Formulation:
@@ -61,7 +65,8 @@ def make_formulation(d: DiffusionConfig, sigma_data: float) -> Formulation:
 def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, Formulation]:
     """The network and its formulation for a config: the one place both training and loading build it."""
     formulation = make_formulation(cfg.diffusion, sigma_data)
-    return PolicyNet(cfg.policy, cfg.data.n_obs, cfg.data.horizon, formulation, cfg.data.use_image), formulation
+    return PolicyNet(cfg.policy, cfg.data.n_obs, cfg.data.horizon, formulation, cfg.data.image_keys,
+                    cfg.data.low_dim), formulation
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -30,6 +30,7 @@ from harness.learning.model import PolicyNet, build_model
 from harness.learning.normalizer import Normalizer
 from harness.learning.train_config import SAMPLERS, DiffusionConfig, TrainConfig
 from harness.learning.windows import ACTION_DIM, WindowSpec, obs_features
+from sim_envs.visual import CameraSetup, VisualConfig
 
 STOCHASTIC_SAMPLERS = ("heun_churn", "ddpm")   # draw fresh noise at every step
 
@@ -73,7 +74,7 @@ class ChunkSampler:
 class DiffusionPolicy:
     def __init__(self, net: PolicyNet, normalizer: Normalizer, spec: WindowSpec, sampler: ChunkSampler,
                  device="cpu", seed: int = 0, config: TrainConfig | None = None,
-                 image_size: tuple[int, int] | None = None):
+                 image_shapes: dict[str, tuple] | None = None, visual: dict | None = None):
         self.net = net.eval().requires_grad_(False).to(device)
         self.normalizer = normalizer
         self.spec = spec
@@ -81,7 +82,13 @@ class DiffusionPolicy:
         self.device = torch.device(device)
         self.seed = seed
         self.config = config
-        self.image_size = image_size      # (H, W) of the camera it was trained on; None for state policies
+        self.image_shapes = dict(image_shapes or {})   # camera key -> (H, W, 3) it was trained on; {} = state only
+        # The look an evaluation renders by default: the plain camera at its size, the clean data's visual preset
+        self.cameras = None
+        if self.image_shapes:
+            size = tuple(self.image_shapes["image"][:2]) if "image" in self.image_shapes else None
+            look = from_dict(VisualConfig, visual, "checkpoint: visual") if visual else None
+            self.cameras = CameraSetup(size, look)
         self._gen = torch.Generator().manual_seed(seed)
 
     n_obs = property(lambda self: self.spec.n_obs)
@@ -130,12 +137,16 @@ class DiffusionPolicy:
         b = agent.shape[0]
         obs = self.normalizer.obs.normalize(obs_features(agent, slider)).astype(np.float32)
         obs_t = torch.from_numpy(obs).to(self.device)
-        image = None
+        images = None
         if self.net.image_encoder is not None:
-            image = torch.from_numpy(np.asarray(obs_history["image"], np.uint8)).to(self.device)
+            missing = [key for key in self.image_shapes if key not in obs_history]
+            if missing:
+                raise ValueError(f"obs_history needs the cameras {list(self.image_shapes)}; {missing} missing")
+            images = {key: torch.from_numpy(np.asarray(obs_history[key], np.uint8)).to(self.device)
+                      for key in self.image_shapes}                                  # {key: (B, n_obs, H, W, 3)}
         noise, generators = self._randomness(b, noise, seeds, step_seeds)
         noise = torch.as_tensor(noise, dtype=torch.float32).to(self.device)
-        cond = self.net.encode(obs_t, image)
+        cond = self.net.encode(obs_t, images)
         x = self.sampler(self.net.denoiser, cond, noise, generators)   # (B, horizon, 2)
         return self.normalizer.action.unnormalize(x.float().cpu().numpy())
 
@@ -161,6 +172,8 @@ def load_policy(path, device="cpu", num_steps: int | None = None, seed: int = 0,
         raise UserError(f"{path}: its weights do not match its config ({str(exc).splitlines()[0][:120]})") from None
     spec = WindowSpec(cfg.data.n_obs, cfg.data.horizon, cfg.data.n_action)
     chunk_sampler = ChunkSampler.from_config(cfg.diffusion, formulation, num_steps, sampler)
-    image_shape = ckpt["image_shape"]
+    shapes = ckpt["image_shape"] or {}
+    if not isinstance(shapes, dict):     # a checkpoint from before cameras were named: the plain camera only
+        shapes = {"image": shapes}
     return DiffusionPolicy(net, Normalizer.from_state(ckpt["normalizer"]), spec, chunk_sampler, device, seed, cfg,
-                           image_size=tuple(image_shape[:2]) if image_shape else None)
+                           image_shapes={k: tuple(v) for k, v in shapes.items()}, visual=ckpt.get("visual"))

@@ -56,12 +56,28 @@ class DataConfig:
     n_obs: int = 2                 # observation history steps
     horizon: int = 16              # predicted action steps
     n_action: int = 8              # executed action steps
-    use_image: bool = False        # condition on data/image too (needs the key in every store)
+    use_image: bool = False        # condition on data/image too, the plain top-down camera (needs the key in
+                                   # every store)
+    cameras: list[str] = dataclasses.field(default_factory=list)  # condition on these cameras of a visual preset:
+                                   # data/image.<name> in every store (sim_envs/visuals/), one encoder each
+    low_dim: list[str] = dataclasses.field(default_factory=lambda: ["agent_pos", "slider_pose"])  # the low-dim
+                                   # observations the policy sees; a pixel policy as published: [agent_pos]
     val_fraction: float = 0.05     # held-out episodes per dataset for validation losses (0 = none)
     normalizer: str | None = None  # normalizer JSON (a study's shared one); null = fit on this run's training
                                    # data (read when training starts, so it need not exist when the config loads)
 
+    @property
+    def image_keys(self) -> list[str]:
+        """The store / observation keys of every camera the policy sees, in the order they are encoded."""
+        return (["image"] if self.use_image else []) + [f"image.{name}" for name in self.cameras]
+
     def __post_init__(self):
+        _require(len(set(self.cameras)) == len(self.cameras) and all(self.cameras), "data.cameras",
+                 "distinct camera names", self.cameras)
+        _require(len(set(self.low_dim)) == len(self.low_dim) and set(self.low_dim) <= {"agent_pos", "slider_pose"},
+                 "data.low_dim", "distinct names among agent_pos, slider_pose", self.low_dim)
+        _require(bool(self.low_dim) or bool(self.image_keys), "data.low_dim", "not empty for a state policy "
+                 "(a policy must see something)", self.low_dim)
         if self.normalizer is not None and not self.normalizer.strip():
             raise ValueError("data.normalizer must be a file path or null, got an empty string")
         if not 0 <= self.val_fraction < 1:
@@ -78,12 +94,22 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ImageConfig:
-    widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])  # ResNet stage widths
+    encoder: str = "small"         # "small" (a few GroupNorm ResNet stages; widths below) or "resnet18"
+                                   # (ResNet-18, GroupNorm, spatial softmax: the published diffusion_policy setup)
+    widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])  # small: stage widths
     feature_dim: int = 64          # features per image
+    crop: list[int] | None = None  # [h, w]: random crop in training, centre crop at evaluation
+                                   # (diffusion_policy crops 84 of 96); null = the whole image
+    num_keypoints: int = 32        # resnet18: spatial-softmax keypoints (each gives an expected x and y)
 
     def __post_init__(self):
+        _require(self.encoder in ("small", "resnet18"), "policy.image.encoder", "small or resnet18", self.encoder)
         _check_widths("policy.image.widths", self.widths)
         _require(self.feature_dim >= 1, "policy.image.feature_dim", ">= 1", self.feature_dim)
+        _require(self.crop is None or (len(self.crop) == 2 and all(c >= 8 for c in self.crop)),
+                 "policy.image.crop", "[h, w] with both >= 8 (or null)", self.crop)
+        _require(1 <= self.num_keypoints <= MAX_WIDTH, "policy.image.num_keypoints", f"in [1, {MAX_WIDTH}]",
+                 self.num_keypoints)
 
 
 @dataclasses.dataclass

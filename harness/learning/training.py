@@ -128,7 +128,7 @@ def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
     obs = np.empty((b, spec.n_obs, 6), np.float32)
     act = np.empty((b, spec.horizon, 2), np.float32)
     sigma_n = np.zeros(b)                                                        # (B,) 0 for clean samples
-    img = np.empty((b, spec.n_obs, *data.image_shape), np.uint8) if data.image_shape else None
+    img = {key: np.empty((b, spec.n_obs, *shape), np.uint8) for key, shape in data.image_shapes.items()}
     for role, mask in (("clean", ~draw.corrupt), ("corrupt", draw.corrupt)):
         if not mask.any():
             continue
@@ -136,8 +136,8 @@ def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
         got = pool.gather(pool.train_rows[draw.index[mask]])
         obs[mask], act[mask] = got["obs"], got["action"]
         sigma_n[mask] = pool.sigma_n[draw.index[mask]]
-        if img is not None:
-            img[mask] = got["image"]
+        for key, frames in got["images"].items():
+            img[key][mask] = frames
     out = {
         "obs": torch.from_numpy(obs).to(device),
         "action": torch.from_numpy(act).to(device),
@@ -145,7 +145,7 @@ def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
         "corrupt": torch.from_numpy(draw.corrupt).to(device),
         "sigma_n": torch.from_numpy(sigma_n.astype(np.float32)).to(device),
     }
-    out["image"] = torch.from_numpy(img).to(device) if img is not None else None
+    out["images"] = {key: torch.from_numpy(frames).to(device) for key, frames in img.items()}  # {key: (B, n_obs, H, W, 3)}
     return out
 
 
@@ -251,7 +251,7 @@ class Trainer:
         model = self.train_model
 
         def denoise(x_t, sigma):
-            return model(x_t, sigma, b["obs"], b["image"])
+            return model(x_t, sigma, b["obs"], b["images"])
 
         with self.autocast:
             batch = LossBatch(b["action"], b["sigma"], b["corrupt"], b["sigma_n"])
@@ -289,7 +289,7 @@ class Trainer:
             for s in sigmas:
                 x0 = torch.from_numpy(got["action"]).to(self.device)
                 obs = torch.from_numpy(got["obs"]).to(self.device)
-                img = torch.from_numpy(got["image"]).to(self.device) if "image" in got else None
+                img = {key: torch.from_numpy(frames).to(self.device) for key, frames in got["images"].items()}
                 z = torch.randn(x0.shape, generator=gen).to(self.device)
                 sigma = torch.full((len(x0),), float(s), device=self.device)
                 with self.autocast:
@@ -482,7 +482,8 @@ class Trainer:
             "config": to_dict(self.cfg), "step": self.step,
             "ema": self.ema.state_dict(), "normalizer": self.data.normalizer.state(),
             "sigma_data": self.data.sigma_data,
-            "image_shape": list(self.data.image_shape) if self.data.image_shape else None,
+            "image_shape": {key: list(shape) for key, shape in self.data.image_shapes.items()} or None,
+            "visual": self.data.visual,
         }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.learning.annotations import read_annotations, sigma_n_for_windows
 from harness.core.errors import ConfigError, DatasetError, UserError
-from harness.core.store import EpisodeStore
+from harness.core.store import EpisodeStore, is_image_key
 from harness.learning.methods import Method, make_method
 from harness.learning.model import make_formulation
 from harness.learning.normalizer import Affine, Normalizer, fit_normalizer, load_normalizer, same_affine
@@ -33,12 +33,13 @@ class RawDataset:
     episode_ends: np.ndarray       # (E,)
     obs: np.ndarray                # (S, 6) float32 features, raw units
     action: np.ndarray             # (S, 2) float32 raw units
-    image: np.ndarray | None       # (S, H, W, 3) uint8
+    images: dict[str, np.ndarray]  # camera key -> (S, H, W, 3) uint8 (empty for state policies)
     train_episodes: np.ndarray
     val_episodes: np.ndarray
+    visual: dict | None = None     # the visual preset its cameras were rendered with (store attrs `visual`)
 
 
-def load_dataset(spec: DatasetSpec, use_image: bool, name: str) -> RawDataset:
+def load_dataset(spec: DatasetSpec, image_keys: list[str], name: str) -> RawDataset:
     store = EpisodeStore(spec.path)
     role = spec.role
     if role == "auto":
@@ -63,13 +64,29 @@ def load_dataset(spec: DatasetSpec, use_image: bool, name: str) -> RawDataset:
 
     obs = obs_features(load("agent_pos"), load("slider_pose"))
     action = load("action").astype(np.float32)
-    image = None
-    if use_image:
-        if "image" not in store.data_keys:
-            raise DatasetError(spec.path, "data/image", "data.use_image is true but the store has no images")
-        image = load("image")
-    return RawDataset(name, str(spec.path), role, ends, obs, action, image, np.arange(len(episodes)),
-                      np.zeros(0, np.int64))
+    images = {}
+    for key in image_keys:
+        if key not in store.data_keys:
+            cameras = [k for k in store.data_keys if is_image_key(k)]
+            raise DatasetError(spec.path, f"data/{key}", "the policy sees this camera but the store has no such "
+                               f"array (its cameras: {', '.join(cameras) or 'none'})")
+        images[key] = load(key)
+    return RawDataset(name, str(spec.path), role, ends, obs, action, images, np.arange(len(episodes)),
+                      np.zeros(0, np.int64), store.attrs.get("visual") if images else None)
+
+
+def check_image_shapes(raws: list[RawDataset]) -> dict[str, tuple]:
+    """{camera key: (H, W, 3)}, the same in every dataset; a store whose camera has another shape is refused
+    in one line (a policy has one input size per camera)."""
+    shapes = {}
+    for raw in raws:
+        for key, value in raw.images.items():
+            shape = tuple(int(s) for s in value.shape[1:])
+            first = shapes.setdefault(key, (shape, raw.path))
+            if first[0] != shape:
+                raise DatasetError(raw.path, f"data/{key}", f"frames are {shape}, but {first[1]} has {first[0]}: "
+                                   "every store must render a camera at one size")
+    return {key: shape for key, (shape, _) in shapes.items()}
 
 
 @dataclasses.dataclass
@@ -78,7 +95,7 @@ class Pool:
     role: str
     obs: np.ndarray               # (S, 6) normalized
     action: np.ndarray            # (S, 2) normalized
-    image: np.ndarray | None      # (S, H, W, 3) uint8
+    images: dict[str, np.ndarray]  # camera key -> (S, H, W, 3) uint8
     windows: WindowIndex
     train_rows: np.ndarray        # (N,) window rows used for training
     sigma_n: np.ndarray           # (N,) noise level of each training window (0 for clean, and for corrupt
@@ -88,13 +105,11 @@ class Pool:
     train_episodes: int
 
     def gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Windows `rows` -> obs (n, n_obs, 6), action (n, horizon, 2), [image (n, n_obs, H, W, 3)]."""
+        """Windows `rows` -> obs (n, n_obs, 6), action (n, horizon, 2), images {key: (n, n_obs, H, W, 3)}."""
         steps = self.windows.steps(rows)                   # (n, horizon)
         obs_steps = steps[:, : self.windows.spec.n_obs]    # (n, n_obs)
-        out = {"obs": self.obs[obs_steps], "action": self.action[steps]}
-        if self.image is not None:
-            out["image"] = self.image[obs_steps]
-        return out
+        return {"obs": self.obs[obs_steps], "action": self.action[steps],
+                "images": {key: frames[obs_steps] for key, frames in self.images.items()}}
 
 
 @dataclasses.dataclass
@@ -105,12 +120,14 @@ class TrainingData:
     pools: dict[str, Pool]               # "clean", "corrupt" (either may be empty -> absent)
     sampler: SourceSampler
     val: dict[str, tuple[str, np.ndarray]]  # dataset name -> (pool role, window rows)
-    image_shape: tuple | None
+    image_shapes: dict[str, tuple]       # camera key -> (H, W, 3); empty for a state policy
     method: Method                       # the objective's method (harness/learning/methods.py), made once here
     alpha_natural: float = 1.0           # clean / (clean + corrupt) training episodes (after the validation
                                          # split and the success filter): the natural alpha of plain cotraining
     alpha_target: float | None = None    # the constant alpha the mixing aims at where every corrupt window
                                          # is valid (configured, or alpha_natural); None for an alpha(sigma) table
+    visual: dict | None = None           # the look of the clean data's cameras: an image policy is evaluated
+                                         # in it unless told otherwise (its checkpoint records it)
 
     def mixing_summary(self) -> dict:
         """For train_summary.json: the alphas this run aimed at, next to the clean fraction it realised."""
@@ -155,7 +172,8 @@ def build(cfg: TrainConfig) -> TrainingData:
     if not dcfg.datasets:
         raise ConfigError("config", "data.datasets", "no datasets listed")
     spec = WindowSpec(dcfg.n_obs, dcfg.horizon, dcfg.n_action)
-    raws = [load_dataset(s, dcfg.use_image, n) for s, n in zip(dcfg.datasets, _names(dcfg.datasets))]
+    raws = [load_dataset(s, dcfg.image_keys, n) for s, n in zip(dcfg.datasets, _names(dcfg.datasets))]
+    image_shapes = check_image_shapes(raws)
     for i, raw in enumerate(raws):
         raw.train_episodes, raw.val_episodes = split_episodes(len(raw.episode_ends), dcfg.val_fraction,
                                                               cfg.seed * 1000 + i)
@@ -192,11 +210,11 @@ def build(cfg: TrainConfig) -> TrainingData:
     formulation = make_formulation(cfg.diffusion, sigma_data)
     sampler = SourceSampler(n_clean, method.valid_above(corrupt_sigma_n), mixing, formulation.sample_sigma,
                             method.locality_sigma_max)
-    image_shape = tuple(raws[0].image.shape[1:]) if dcfg.use_image else None
     alpha_natural = float(natural(np.ones(1), np.ones(1))[0])   # every corrupt window valid: plain cotraining
     alpha_target = mixing.value if mixing.kind == "constant" else alpha_natural if mixing.kind == "natural" else None
-    return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shape, method, alpha_natural,
-                        alpha_target)
+    visual = next((r.visual for r in raws if r.role == "clean" and r.visual), None)
+    return TrainingData(spec, normalizer, sigma_data, pools, sampler, val, image_shapes, method, alpha_natural,
+                        alpha_target, visual)
 
 
 def fit_dataset_normalizer(raws: list[RawDataset]) -> Normalizer:
@@ -275,14 +293,13 @@ def _make_pool(role, members, spec, normalizer, cfg, method: Method, annotations
         ends.append(raw.episode_ends + step_offset)
         obs.append(normalizer.obs.normalize(raw.obs).astype(np.float32))
         act.append(normalizer.action.normalize(raw.action).astype(np.float32))
-        if raw.image is not None:
-            img.append(raw.image)
+        img.append(raw.images)
         names.append(raw.name)
         step_offset += len(raw.obs)
         ep_offset += len(raw.episode_ends)
         window_count += len(w)
     windows = WindowIndex(spec, np.concatenate(ends), np.concatenate(all_episode), np.concatenate(all_t0))
-    return Pool(role, np.concatenate(obs), np.concatenate(act), np.concatenate(img) if img else None, windows,
+    return Pool(role, np.concatenate(obs), np.concatenate(act), {key: np.concatenate([i[key] for i in img]) for key in img[0]}, windows,
                 np.concatenate(train_rows), np.concatenate(sigma_n), np.concatenate(dataset_of_window), names,
                 sum(len(r.train_episodes) for r in members))
 

@@ -107,4 +107,6 @@ def obs_features(agent_pos: np.ndarray, slider_pose: np.ndarray) -> np.ndarray:
 
 
 OBS_DIM = 6
+# Columns of obs_features that each low-dim observation fills (data.low_dim chooses which a policy sees)
+LOW_DIM_COLUMNS = {"agent_pos": (0, 1), "slider_pose": (2, 3, 4, 5)}
 ACTION_DIM = 2

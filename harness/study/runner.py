@@ -135,7 +135,7 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
     if path.exists():
         load_normalizer(path)    # a damaged file: one line now, not in every run
         return path
-    raws = [load_dataset(DatasetSpec(d.path, role=d.role, max_episodes=d.episodes), False, d.name)
+    raws = [load_dataset(DatasetSpec(d.path, role=d.role, max_episodes=d.episodes), [], d.name)
             for d in cfg.datasets]
     save_normalizer(fit_dataset_normalizer(raws), path)
     return path

@@ -28,6 +28,7 @@ from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
 from harness.core.parallel import check_ray_address, map_seeds
 from harness.core.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
+from sim_envs.visual import visual_attrs
 
 # Settings that may differ between a run and its resumption without changing any episode.
 RESUME_FREE_KEYS = ("num", "workers", "executor")
@@ -90,7 +91,7 @@ def fill_store(out, cfg: GenTeleopConfig, progress: bool = True) -> GenerateSumm
         check_ray_address(None)   # before the store exists: an unreachable cluster leaves nothing behind
     writer = EpisodeWriter(out, domain="target", source="teleop_scripted", env=env_config.name,
                            env_params=dataclasses.asdict(env_config), generator=generator,
-                           resume_free_keys=RESUME_FREE_KEYS)
+                           extra_attrs=visual_attrs(config.visual), resume_free_keys=RESUME_FREE_KEYS)
     done = {int(s) for s in writer.meta("seed")}
     skipped = writer.n_episodes
     todo = list(itertools.islice((s for s in itertools.count(cfg.seed) if s not in done), max(0, num - skipped)))

@@ -13,14 +13,18 @@ from typing import Optional
 
 import numpy as np
 
+from harness.core.store import is_image_key
 from real_data.teleop.human import Hand, HumanTraits
 from real_data.teleop.strategy import Strategy, StrategyConfig
+from sim_envs.visual import check_visual_name
 
 
 @dataclasses.dataclass
 class TeleopConfig:
     env: str = "target"                           # physics preset the teleoperator pushes in
-    image_size: Optional[tuple[int, int]] = None  # (H, W) to record camera images; null = state only
+    image_size: Optional[tuple[int, int]] = None  # (H, W) to record the plain top-down camera as data/image
+    visual: Optional[str] = None                  # visual preset (sim_envs/visuals/): its cameras recorded as
+                                                  # data/image.<camera>; null = none
     strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
     human: HumanTraits = dataclasses.field(default_factory=HumanTraits)
 
@@ -29,6 +33,8 @@ class TeleopConfig:
             raise ValueError("env must name a physics preset")
         if self.image_size is not None and not all(8 <= s <= 2048 for s in self.image_size):
             raise ValueError(f"image_size must be [H, W] with each side 8..2048 pixels, got {list(self.image_size)}")
+        if self.visual is not None:
+            check_visual_name(self.visual)
 
 
 class ScriptedTeleoperator:
@@ -51,14 +57,14 @@ class ScriptedTeleoperator:
                 "reaction_delay_steps": self.hand.delay, "speed_factor": round(self.hand.base_speed, 4)}
 
 
-_ENVS: dict = {}   # one env per (process, preset, image size): building Drake diagrams is not free
+_ENVS: dict = {}   # one env per (process, preset, image size, look): building Drake diagrams is not free
 
 
 def _env(config: TeleopConfig):
     from sim_envs.env import PushTEnv
-    key = (config.env, tuple(config.image_size) if config.image_size else None)
+    key = (config.env, tuple(config.image_size) if config.image_size else None, config.visual)
     if key not in _ENVS:
-        _ENVS[key] = PushTEnv(preset=config.env, image_size=key[1])
+        _ENVS[key] = PushTEnv(preset=config.env, image_size=key[1], visual=config.visual)
     return _ENVS[key]
 
 
@@ -68,7 +74,7 @@ def run_episode(seed: int, config: TeleopConfig) -> tuple[dict, dict]:
     op = ScriptedTeleoperator(config)
     op.reset(seed)
     obs = env.reset(seed)
-    keys = ["agent_pos", "slider_pose"] + (["image"] if "image" in obs else [])
+    keys = ["agent_pos", "slider_pose"] + [k for k in obs if is_image_key(k)]
     data: dict[str, list] = {k: [] for k in keys + ["action"]}
     outcome = "running"
     while outcome == "running":

@@ -29,6 +29,9 @@ def add_arguments(parser) -> None:
     add_inference_batch(parser)
     parser.add_argument("--record", type=int, default=0, metavar="N",
                         help="save the first N rollouts as Meshcat HTML and videos")
+    parser.add_argument("--visual", default=None,
+                        help="image policies: the visual preset to render (sim_envs/visuals/; default: the look its "
+                             "clean data were rendered in, recorded in the checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -44,7 +47,7 @@ def run(args) -> int:
     with flag_names(SPEC_FLAGS):
         spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
                         time_limit=args.time_limit, num_steps=args.num_steps, sampler=args.sampler,
-                        inference_batch=args.inference_batch)
+                        inference_batch=args.inference_batch, visual=args.visual)
     if checkpoint == "scripted" and (args.num_steps is not None or args.sampler is not None):
         raise UserError("--num-steps and --sampler need a diffusion checkpoint")
     _check_env(args.env)
@@ -60,7 +63,7 @@ def run(args) -> int:
 
 # EvalSpec keys -> the flags that set them (the bounds live in EvalSpec, the flags only name them)
 SPEC_FLAGS = {"trials": "--trials", "seed": "--seed", "time_limit": "--time-limit", "num_steps": "--num-steps",
-              "inference_batch": "--inference-batch"}
+              "inference_batch": "--inference-batch", "visual": "--visual"}
 
 
 def add_inference_batch(parser) -> None:

@@ -16,7 +16,10 @@ def add_arguments(parser) -> None:
                         help="ray: seeds run as Ray tasks (on RAY_ADDRESS's cluster, else a local Ray); "
                              "the store is the same as a local run's")
     parser.add_argument("--seed", type=int, default=None, help="first seed (default 0); seeds seed, seed+1, ...")
-    parser.add_argument("--images", action="store_true", help="also record camera images")
+    parser.add_argument("--images", action="store_true", help="also record the plain top-down camera (data/image)")
+    parser.add_argument("--visual", default=None,
+                        help="visual preset (sim_envs/visuals/: sim, target, sim_96, target_96): its look, and its "
+                             "cameras recorded as data/image.<camera>")
     parser.add_argument("--keep-failed-replays", action="store_true",
                         help="keep physics replays that miss the goal (meta success=False)")
     parser.add_argument("--config", help="generator config YAML (gcs_planner.generate.GenSimConfig)")
@@ -32,7 +35,7 @@ def run(args) -> int:
     from harness.cli.commands.flags import flag_names
     from harness.core.errors import UserError
     flags = {"num": args.num, "env": args.env, "replay": args.replay, "workers": args.workers,
-             "seed": args.seed, "executor": args.executor}
+             "seed": args.seed, "executor": args.executor, "visual": args.visual}
     given = {k: v for k, v in flags.items() if v is not None}
     overrides = [f"{k}={v}" for k, v in given.items()]
     if args.images:

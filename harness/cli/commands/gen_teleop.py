@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="YAML teleoperator config (strategy, human traits)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="also record top-down camera images of this size")
+    parser.add_argument("--visual", default=None,
+                        help="visual preset (sim_envs/visuals/: sim, target, sim_96, target_96): its look, and its "
+                             "cameras recorded as data/image.<camera>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. human.pause_prob=0 strategy.push_speed_max=0.05")
@@ -40,7 +43,10 @@ def run(args) -> int:
         overrides.append(f"env={args.env}")
     if args.image_size is not None:
         overrides.append(f"image_size=[{args.image_size[0]}, {args.image_size[1]}]")
-    with flag_names({"image_size": "--image-size"} if args.image_size is not None else {}):
+    if args.visual is not None:
+        overrides.append(f"visual={args.visual}")
+    flags = {"image_size": "--image-size"} if args.image_size is not None else {}
+    with flag_names({**flags, **({"visual": "--visual"} if args.visual is not None else {})}):
         teleop = load_config(TeleopConfig, args.config, overrides)
     with flag_names({"num": "--num", "seed": "--seed", "workers": "--workers"}):
         cfg = from_dict(GenTeleopConfig, {"num": args.num, "seed": args.seed, "workers": args.workers,

@@ -18,14 +18,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("--meshcat", action="store_true", help="show the rollout live in Meshcat (real time)")
     parser.add_argument("--html", default=None, metavar="OUT.html", help="save a Meshcat HTML recording")
     parser.add_argument("--video", default=None, metavar="OUT.mp4|OUT.gif", help="save the camera frames as a video")
-    parser.add_argument("--image-size", default="240x320", metavar="HxW", help="video frame size (default 240x320)")
+    parser.add_argument("--image-size", default="240x320", metavar="HxW",
+                        help="video frame size of the plain top-down camera (default 240x320)")
+    parser.add_argument("--visual", default=None,
+                        help="render with this visual preset (sim_envs/visuals/); the video is then its first "
+                             "camera, at the preset's size")
 
 
 def run(args) -> int:
     from sim_envs.config import load_preset
     from sim_envs.recording import check_video_path, save_meshcat_html, save_video
 
+    from sim_envs.visual import load_visual
+
     config = load_preset(args.env, args.set)
+    try:
+        look = load_visual(args.visual) if args.visual else None
+    except UserError as exc:
+        raise UserError(f"--visual: {exc}") from None
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps: must be >= 1, got {args.steps}")
     if args.seed < 0:
@@ -35,7 +45,7 @@ def run(args) -> int:
         check_output_file(Path(args.video), "--video")
     if args.html:
         check_output_file(Path(args.html), "--html")
-    image_size = _parse_size(args.image_size) if args.video else None
+    image_size = _parse_size(args.image_size) if args.video and look is None else None
 
     from sim_envs.env import PushTEnv
     from sim_envs.rollout import run_episode
@@ -44,7 +54,8 @@ def run(args) -> int:
     if args.meshcat or args.html:
         from pydrake.geometry import StartMeshcat
         meshcat = StartMeshcat()
-    env = PushTEnv(config, image_size=image_size, meshcat=meshcat, record=bool(args.meshcat or args.html or args.video))
+    env = PushTEnv(config, image_size=image_size, meshcat=meshcat, record=bool(args.meshcat or args.html or args.video),
+                   visual=look)
     if args.meshcat:
         env.simulator.set_target_realtime_rate(1.0)
         print(f"Meshcat: {meshcat.web_url()}  (the rollout runs in real time)")

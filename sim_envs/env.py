@@ -39,9 +39,9 @@ class PushTEnv:
         self.image_size = tuple(image_size) if image_size is not None else None
         self.meshcat = meshcat
         self.record = record
-        cameras = {c.key: c for c in self.visual.cameras} if self.visual is not None else {}
-        if self.image_size is not None:
-            cameras["image"] = CameraConfig("image", size=self.image_size)
+        # the plain top-down camera first: the one a recording's video shows (camera_keys[0])
+        cameras = {"image": CameraConfig("image", size=self.image_size)} if self.image_size is not None else {}
+        cameras.update({c.key: c for c in self.visual.cameras} if self.visual is not None else {})
         self._scene = build_scene(self.config, cameras, meshcat, self.visual or DEFAULT_LOOK)
         self._plant = self._scene.plant
         self.simulator = Simulator(self._scene.diagram)
@@ -153,7 +153,7 @@ class PushTEnv:
     @property
     def camera_keys(self) -> list[str]:
         """The observation keys of this env's cameras: `image` (image_size), then `image.<camera>` (visual)."""
-        return sorted(self._camera_contexts, key=lambda k: (k != "image", list(self._camera_contexts).index(k)))
+        return list(self._camera_contexts)
 
     def render(self, key: str | None = None) -> np.ndarray:
         """(H, W, 3) uint8 colour image from camera `key` (default: the first of camera_keys)."""

@@ -25,11 +25,12 @@ import dataclasses
 import logging
 
 import numpy as np
-from pydrake.geometry import (Rgba, AddCompliantHydroelasticProperties, AddCompliantHydroelasticPropertiesForHalfSpace,
+from pydrake.geometry import (AddCompliantHydroelasticProperties, AddCompliantHydroelasticPropertiesForHalfSpace,
                               AddContactMaterial, AddRigidHydroelasticProperties, Box, ClippingRange,
-                              LightParameter, CollisionFilterDeclaration, ColorRenderCamera, Cylinder, DepthRange, DepthRenderCamera,
-                              GeometrySet, HalfSpace, MakeRenderEngineVtk, MeshcatVisualizer, MeshcatVisualizerParams,
-                              ProximityProperties, RenderCameraCore, RenderEngineVtkParams, SceneGraph, Sphere)
+                              CollisionFilterDeclaration, ColorRenderCamera, Cylinder, DepthRange, DepthRenderCamera,
+                              GeometrySet, HalfSpace, LightParameter, MakeRenderEngineVtk, MeshcatVisualizer,
+                              MeshcatVisualizerParams, ProximityProperties, RenderCameraCore, RenderEngineVtkParams,
+                              Rgba, SceneGraph, Sphere)
 from pydrake.math import RigidTransform, RotationMatrix
 from pydrake.multibody.plant import AddMultibodyPlant, CoulombFriction, MultibodyPlant, MultibodyPlantConfig
 from pydrake.multibody.tree import PdControllerGains, PrismaticJoint, RotationalInertia, SpatialInertia

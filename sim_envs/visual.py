@@ -53,7 +53,7 @@ class CameraConfig:
         forward = np.subtract(self.look_at, self.position)
         if np.linalg.norm(forward) < 1e-6:
             raise ValueError(f"camera {self.name}: look_at must differ from position")
-        if np.linalg.norm(np.cross(forward, self.up)) < 1e-6 * np.linalg.norm(forward) * max(np.linalg.norm(self.up), 1e-12):
+        if np.linalg.norm(np.cross(forward / np.linalg.norm(forward), self.up)) < 1e-6:
             raise ValueError(f"camera {self.name}: up must not be parallel to the viewing direction")
 
     @property
@@ -140,8 +140,10 @@ def check_visual_name(name_or_path: str, key: str = "visual") -> None:
     """ValueError (a config's one-line error) unless `name_or_path` is a shipped visual preset or a file."""
     text = str(name_or_path)
     looks_like_path = text.endswith((".yaml", ".yml")) or "/" in text
-    if not text or (looks_like_path and not Path(text).is_file()) or (not looks_like_path and text not in visual_names()):
-        raise ValueError(f"{key} must name a visual preset ({', '.join(visual_names())}) or a preset file, got {text!r}")
+    known = Path(text).is_file() if looks_like_path else text in visual_names()
+    if not text or not known:
+        raise ValueError(f"{key} must name a visual preset ({', '.join(visual_names())}) or a preset file, "
+                         f"got {text!r}")
 
 
 def load_visual(name_or_path: str | Path, overrides: Sequence[str] = ()) -> VisualConfig:

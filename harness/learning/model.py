@@ -1,8 +1,10 @@
 """The policy network: observation encoder + denoiser (EDM or DDPM, harness/learning/diffusion.py, ddpm.py) over the
 action chunk.
 
-The observation history (B, n_obs, 6) low-dim features, plus per-step features of every camera the policy
-sees (one encoder per camera, crops as diffusion_policy: random in training, centred at evaluation), is flattened into one conditioning vector (B, n_obs * (6 + F_img)) for the denoising network's conditioning: the U-Net's FiLM layers
+The observation history, the low-dim features `data.low_dim` selects (all 6, or the pusher's 2), plus
+per-step features of every camera the policy sees (one encoder per camera; crops as diffusion_policy:
+random in training, centred at evaluation), is flattened into one conditioning vector
+(B, n_obs * (D_low + F_img * cameras)) for the denoising network's conditioning: the U-Net's FiLM layers
 (`policy.arch: unet`, harness/learning/network.py) or the residual MLP's adaptive LayerNorms (`mlp`, harness/learning/mlp.py).
 """
 from __future__ import annotations
@@ -16,7 +18,6 @@ from harness.learning.diffusion import EDM, Denoiser
 from harness.learning.mlp import ChunkMLP
 from harness.learning.network import TemporalUnet
 from harness.learning.train_config import DiffusionConfig, PolicyConfig, TrainConfig
-
 from harness.learning.vision import ImageObsEncoder
 
 Formulation = EDM | DDPM   # what methods and the source sampler need: sample_sigma, loss_weight, validation_sigmas
@@ -66,7 +67,7 @@ def build_model(cfg: TrainConfig, sigma_data: float) -> tuple[PolicyNet, Formula
     """The network and its formulation for a config: the one place both training and loading build it."""
     formulation = make_formulation(cfg.diffusion, sigma_data)
     return PolicyNet(cfg.policy, cfg.data.n_obs, cfg.data.horizon, formulation, cfg.data.image_keys,
-                    cfg.data.low_dim), formulation
+                     cfg.data.low_dim), formulation
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -145,7 +145,8 @@ def batch_tensors(data: TrainingData, draw, device) -> dict[str, torch.Tensor]:
         "corrupt": torch.from_numpy(draw.corrupt).to(device),
         "sigma_n": torch.from_numpy(sigma_n.astype(np.float32)).to(device),
     }
-    out["images"] = {key: torch.from_numpy(frames).to(device) for key, frames in img.items()}  # {key: (B, n_obs, H, W, 3)}
+    # {key: (B, n_obs, H, W, 3)}
+    out["images"] = {key: torch.from_numpy(frames).to(device) for key, frames in img.items()}
     return out
 
 

@@ -299,7 +299,8 @@ def _make_pool(role, members, spec, normalizer, cfg, method: Method, annotations
         ep_offset += len(raw.episode_ends)
         window_count += len(w)
     windows = WindowIndex(spec, np.concatenate(ends), np.concatenate(all_episode), np.concatenate(all_t0))
-    return Pool(role, np.concatenate(obs), np.concatenate(act), {key: np.concatenate([i[key] for i in img]) for key in img[0]}, windows,
+    images = {key: np.concatenate([i[key] for i in img]) for key in img[0]}    # {camera key: (S, H, W, 3)}
+    return Pool(role, np.concatenate(obs), np.concatenate(act), images, windows,
                 np.concatenate(train_rows), np.concatenate(sigma_n), np.concatenate(dataset_of_window), names,
                 sum(len(r.train_episodes) for r in members))
 

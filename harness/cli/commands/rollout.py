@@ -54,8 +54,8 @@ def run(args) -> int:
     if args.meshcat or args.html:
         from pydrake.geometry import StartMeshcat
         meshcat = StartMeshcat()
-    env = PushTEnv(config, image_size=image_size, meshcat=meshcat, record=bool(args.meshcat or args.html or args.video),
-                   visual=look)
+    recording = bool(args.meshcat or args.html or args.video)
+    env = PushTEnv(config, image_size=image_size, meshcat=meshcat, record=recording, visual=look)
     if args.meshcat:
         env.simulator.set_target_realtime_rate(1.0)
         print(f"Meshcat: {meshcat.web_url()}  (the rollout runs in real time)")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synthetic_stores import write_store  # noqa: E402
@@ -45,8 +46,11 @@ ARCHS = {   # name -> policy config
 }
 # Image policies: one 96x96 camera, random crops of 84 (diffusion_policy's PushT sizes), 64 features per image.
 IMAGE = {"feature_dim": 64, "crop": [84, 84]}
+# the pixel study's image settings (small CNN, its widths), read from its config: the row times what it trains
+STUDY_IMAGE = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / "pixels.yaml")
+                             .read_text())["train"]["policy"]["image"]
 ARCHS.update({
-    "mlp+cnn": {"arch": "mlp", "image": {**IMAGE, "encoder": "small"}},      # the pixel study's policy
+    "mlp+cnn": {"arch": "mlp", "image": STUDY_IMAGE},                      # the pixel study's policy
     "mlp+resnet18": {"arch": "mlp", "image": {**IMAGE, "encoder": "resnet18"}},
     "unet+resnet18": {"down_dims": [256, 512, 1024], "image": {**IMAGE, "encoder": "resnet18"}},  # the published
 })

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 import numpy as np
 from pydrake.geometry import (AddCompliantHydroelasticProperties, AddCompliantHydroelasticPropertiesForHalfSpace,
@@ -57,6 +58,14 @@ class _DropDeformableHalfSpaceWarning(logging.Filter):
 
 
 logging.getLogger("drake").addFilter(_DropDeformableHalfSpaceWarning())
+
+# Without a GPU, EGL renders with Mesa's llvmpipe, which by default splits every frame over a pool of
+# rasterizer threads. For our small frames the threads' hand-offs cost more than the drawing: a 96x96 frame
+# took 2.2 ms with the pool and 1.0 ms drawn in the calling thread (LP_NUM_THREADS=0; 2-core Intel Xeon,
+# 2026-12-06), and the pool also fights the lockstep workers for the cores. The pixels are the same bytes
+# either way (tests/test_pixels.py). Mesa reads the variable when the first renderer starts, so it is set
+# here, before any scene is built; a value the user set wins, and a GPU driver ignores it.
+os.environ.setdefault("LP_NUM_THREADS", "0")
 
 
 @dataclasses.dataclass

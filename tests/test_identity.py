@@ -92,3 +92,27 @@ def test_a_key_added_later_matches_an_old_record_only_at_the_value_that_reproduc
     assert first_difference({"checkpoint": "a.pt"}, {"checkpoint": "a.pt", "num_steps": 8}) is not None
     # a key that is not a registered addition is a difference whatever its value
     assert first_difference({"a": 1}, {"a": 1, "b": None}) == ("b", "<absent>", None)
+
+
+def test_every_train_key_added_since_an_old_record_is_registered_at_its_default():
+    """A study run recorded on 2026-12-06 before the pixel keys existed (data.cameras, policy.image.encoder, ...)
+    resumes under today's defaults: every key the config gained since must be in ADDED_KEYS at the value
+    that reproduces the old run, or finished studies are orphaned by an upgrade."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from harness.learning.train_config import TrainConfig
+
+    old = json.loads((Path(__file__).parent / "data" / "train_config_before_issue22.json").read_text())
+
+    def overlay(default, recorded):   # today's defaults with every recorded value put back
+        if isinstance(default, dict) and isinstance(recorded, dict):
+            return {k: overlay(default[k], recorded[k]) if k in recorded else v for k, v in default.items()}
+        return recorded
+
+    today = overlay(dataclasses.asdict(TrainConfig()), old)
+    assert first_difference(old, today) is None
+    # and a pixel setting is still a difference
+    today["data"]["cameras"] = ["overhead"]
+    assert first_difference(old, today) == ("data.cameras", "<absent>", ["overhead"])

@@ -3,6 +3,7 @@
 Everything is the real thing at a tiny size: Drake renders the cameras (RenderEngineVtk, EGL), the
 generators write zarr stores, torch trains the encoders, and the evaluation steps Drake envs.
 """
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,31 @@ def test_two_looks_that_differ_in_the_slider_colour_differ_at_the_slider_pixels_
     assert np.array_equal(render(grey, 0, away), render(red, 0, away))
     # and the looks of the study do differ in more than the T (table, light, mounting)
     assert np.mean(render(load_visual("sim_96"), 0, away) != render(grey, 0, away)) > 0.5
+
+
+_FRAMES_SCRIPT = """
+import hashlib, sys
+import numpy as np
+from sim_envs.env import PushTEnv
+from sim_envs.visual import load_visual
+digest = hashlib.sha256()
+env = PushTEnv("target", visual=load_visual(sys.argv[1]))
+env.reset(3)
+for i in range(6):
+    obs, *_ = env.step(np.array([0.02 * i, 0.01 * i]))
+    digest.update(np.ascontiguousarray(obs["image.overhead"]).tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_rendering_in_the_calling_thread_gives_the_same_pixels_as_llvmpipes_thread_pool():
+    """sim_envs.scene sets LP_NUM_THREADS=0 for speed; the stores and evaluations must not depend on it.
+    Mesa reads the variable once per process, so each setting renders in its own process."""
+    def frames(lp_threads: str) -> str:
+        env = {**os.environ, "LP_NUM_THREADS": lp_threads}
+        return subprocess.run([sys.executable, "-c", _FRAMES_SCRIPT, "sim_96"], env=env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    assert frames("0") == frames("4")
 
 
 def test_camera_jitter_is_a_function_of_the_start_seed_alone(tmp_path):

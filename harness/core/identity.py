@@ -54,6 +54,12 @@ ADDED_KEYS: dict[str, Any] = {
     "objective.sigma_n_floor": None,  # issue 21: the low-noise mixing variants
     "objective.sigma_n_buckets": None,
     "config.search": "full",        # issue 21: annotate scores each window only up to its crossing
+    "data.cameras": [],             # issue 22: image policies from the cameras of a visual preset
+    "data.low_dim": ["agent_pos", "slider_pose"],
+    "image.encoder": "small",
+    "image.crop": None,
+    "image.num_keypoints": 32,
+    "visual": None,                 # issue 22: visual presets of generators and evaluations
 }
 
 

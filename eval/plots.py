@@ -136,41 +136,50 @@ def plot_success_vs_alpha(rows: Sequence[TableRow], path) -> Path | None:
 
 def plot_success_vs_sigma_n(rows: Sequence[TableRow], path) -> Path | None:
     """The per-dataset sweep: success against the one fixed sigma_n of a row (log axis), one curve per
-    method with a Wilson band; the rows of methods without sigma_n (target_only, cotrain) are horizontal
-    reference lines. CSV: label, method, sigma_n, rate, ci_low, ci_high, drawn_as (curve | reference).
-    Nothing is written unless some method has rows at two or more sigma_n."""
+    method and paired baseline, with a Wilson band. Rows paired with a baseline of their own (another
+    formulation or budget) are another condition, so they form their own curve, or stand as a lone point
+    with its interval; the rows of methods without sigma_n (target_only, cotrain) are horizontal reference
+    lines. CSV: label, method, sigma_n, rate, ci_low, ci_high, drawn_as (curve | point | reference).
+    Nothing is written unless some method has rows at two or more sigma_n under one baseline."""
     rows = [r for r in rows if r.protocol == "final"]
-    by_method: dict[str, list[TableRow]] = {}
+    groups: dict[tuple[str, str | None], list[TableRow]] = {}
     for r in rows:
         if r.sigma_n is not None and r.sigma_n > 0:
-            by_method.setdefault(r.method, []).append(r)
-    curves = {m: sorted(rs, key=lambda r: r.sigma_n) for m, rs in by_method.items() if len(rs) >= 2}
+            groups.setdefault((r.method, r.baseline), []).append(r)
+    curves = {key: sorted(rs, key=lambda r: r.sigma_n) for key, rs in groups.items() if len(rs) >= 2}
     if not curves:
         return None
+    lone = [rs[0] for rs in groups.values() if len(rs) == 1]
     references = [r for r in rows if not method_class(r.method).needs_sigma_n]
     points = [r for rs in curves.values() for r in rs]
     _write_csv(path, ["label", "method", "sigma_n", "rate", "ci_low", "ci_high", "drawn_as"],
                [[r.label, r.method, r.sigma_n, float(r.rate), float(r.ci_low), float(r.ci_high), "curve"]
                 for r in points] +
+               [[r.label, r.method, r.sigma_n, float(r.rate), float(r.ci_low), float(r.ci_high), "point"]
+                for r in lone] +
                [[r.label, r.method, None, float(r.rate), float(r.ci_low), float(r.ci_high), "reference"]
                 for r in references])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for i, (method, rs) in enumerate(curves.items()):
+    for i, ((method, baseline), rs) in enumerate(curves.items()):
         s = np.array([r.sigma_n for r in rs])
         ax.fill_between(s, [r.ci_low * 100 for r in rs], [r.ci_high * 100 for r in rs], alpha=0.15, color=f"C{i}")
-        ax.plot(s, [r.rate * 100 for r in rs], "o-", color=f"C{i}", label=method)
-    left = min(r.sigma_n for r in points)
+        ax.plot(s, [r.rate * 100 for r in rs], "o-", color=f"C{i}",
+                label=method if baseline is None else f"{method} (vs {baseline})")
+    for j, r in enumerate(lone):
+        ax.errorbar([r.sigma_n], [r.rate * 100], yerr=[[(r.rate - r.ci_low) * 100], [(r.ci_high - r.rate) * 100]],
+                    fmt="s", capsize=3, color=f"C{len(curves) + j}", label=r.label)
+    left = min(r.sigma_n for r in points + lone)
     for j, r in enumerate(references):
-        color = f"C{len(curves) + j}"
+        color = f"C{len(curves) + len(lone) + j}"
         ax.axhline(r.rate * 100, ls="--", lw=1, color=color, alpha=0.8)
         ax.text(left, r.rate * 100, f" {r.label}", va="bottom", fontsize=8, color=color)
     ax.set_xscale("log")
-    ticks = sorted({r.sigma_n for r in points})
+    ticks = sorted({r.sigma_n for r in points + lone})
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("sigma_n of every corrupt window (normalized action units)")
     ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, min(100, max(r.ci_high * 100 for r in points + references) + 10))
+    ax.set_ylim(0, min(100, max(r.ci_high * 100 for r in points + lone + references) + 10))
     ax.set_title("success versus a fixed sigma_n (the per-dataset sweep)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, which="both")

@@ -178,6 +178,16 @@ def test_sigma_n_sweep_and_clean_fraction_plots_write_the_table_numbers(tmp_path
     assert float(by["cotrain"]["0-0.05"]) == pytest.approx(0.2) and float(by["cotrain"]["0.05-0.2"]) == pytest.approx(0.1)
     one_point, _ = study_table(sweep[:1] + others, baseline="cotrain")
     assert plots.plot_success_vs_sigma_n(one_point, tmp_path / "none.png") is None
+    # a row paired with a baseline of its own (another budget) is another condition: a lone point, not a
+    # third point of the curve
+    longer = [RunResult("truncated", "sigma_n=0.05", 0, _recs([1, 1, 1, 1]), sigma_n=0.05, name="truncated 0.05 long",
+                        baseline="cotrain long"),
+              RunResult("cotrain", "", 0, _recs([1, 1, 1, 1]), name="cotrain long")]
+    rows, _ = study_table(sweep + others + longer, baseline="cotrain")
+    got = _csv(plots.plot_success_vs_sigma_n(rows, tmp_path / "sweep2.png"))
+    assert [(g["label"], g["drawn_as"]) for g in got] == [
+        ("truncated 0.05", "curve"), ("truncated 0.4", "curve"), ("truncated 0.05 long", "point"),
+        ("cotrain", "reference"), ("cotrain long", "reference")]
 
 
 def test_classifier_accuracy_plot_writes_balanced_and_per_class_accuracy(tmp_path):

@@ -26,8 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-STUDY = Path("results/pixels/runs")
-RUNS = ["target_only", "cotrain", "truncated-per-datapoint"]
+RUNS = {   # label -> run folder
+    "target_only": Path("results/pixels/runs/target_only"),
+    "cotrain": Path("results/pixels/runs/cotrain"),
+    "truncated-per-datapoint": Path("results/pixels/runs/truncated-per-datapoint"),
+    "cotrain, GCS in the target look": Path("results/pixels_no_gap/runs/cotrain-gcs-in-the-target-look"),
+}
 LOOKS = ("target_96", "sim_96")    # the evaluation's look first
 FIRST_SEED, N_FIT, N_TEST = 200_000, 1500, 500
 RIDGE = 1e-2     # ridge penalty on standardized features, relative to the number of frames
@@ -121,9 +125,9 @@ def main() -> None:
     for look in LOOKS:
         frames[look], poses = render_starts(look, N_FIT + N_TEST)
     rows = [("mean pose (no features)", 0, *probe_errors(None, None, poses), *probe_errors(None, None, poses))]
-    for run in RUNS:
-        checkpoints = sorted((STUDY / run / "seed0/train/checkpoints").glob("step_*.pt"))
-        checkpoints.append(STUDY / run / "seed0/train/checkpoints/final.pt")
+    for run, folder in RUNS.items():
+        checkpoints = sorted((folder / "seed0/train/checkpoints").glob("step_*.pt"))
+        checkpoints.append(folder / "seed0/train/checkpoints/final.pt")
         for path in checkpoints:
             policy = load_policy(path)
             if len(rows) == 1:   # the references: the architecture at its initial weights, then pose-trained

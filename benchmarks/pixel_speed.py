@@ -26,7 +26,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,6 +36,7 @@ from harness.learning.normalizer import Affine, Normalizer
 from harness.learning.policy import ChunkSampler, DiffusionPolicy
 from harness.learning.train_config import TrainConfig
 from harness.learning.windows import WindowSpec
+from harness.study.fingerprint import cpu_model
 import sim_envs.scene  # noqa: F401  (sets LP_NUM_THREADS=0 unless it is set)
 from sim_envs.scripted import ScriptedPusher
 from sim_envs.vector_env import VectorEnv
@@ -100,7 +100,7 @@ def main() -> int:
             ("pixel policy (resnet18), as eval renders", look, resnet, True)]
     print(f"{args.n_envs} envs in lockstep, {args.steps} control steps, torch threads {args.threads}, cameras "
           f"{', '.join(f'{k} {s[0]}x{s[1]}' for k, s in shapes.items())} ({look.name}); "
-          f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS')}; CPU: {_cpu()}")
+          f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS')}; CPU: {cpu_model()}")
     print("| row | wall s | env steps/s | real-time factor (aggregate) | cost over the state-policy row |")
     print("| --- | --- | --- | --- | --- |")
     base = None
@@ -111,14 +111,6 @@ def main() -> int:
         env_steps = args.n_envs * args.steps
         print(f"| {label} | {wall:.1f} | {env_steps / wall:.0f} | {env_steps * 0.1 / wall:.1f}x | {over} |", flush=True)
     return 0
-
-
-def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -139,10 +139,9 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
         for i in running:
             actions[i] = queues[i].popleft()
         last_action = actions
-        if sees_images:   # new frames only where the next query will read them: its last n_obs observations
-            obs, infos = env.step(actions, render=[len(queues[i]) < policy.n_obs for i in range(k)])
-        else:
-            obs, infos = env.step(actions)
+        # an image policy: new frames only where the next query will read them (its last n_obs observations)
+        render = [len(queues[i]) < policy.n_obs for i in range(k)] if sees_images else None
+        obs, infos = env.step(actions, render=render)
         history.push(obs)
         if on_step is not None:
             on_step(step, obs, infos)

@@ -66,7 +66,7 @@ def environment() -> dict:
     except Exception:  # noqa: BLE001 - a missing distribution record is not an error here
         drake = None
     return {"python": platform.python_version(), "torch": torch.__version__, "drake": drake,
-            "numpy": np.__version__, "cpu": _cpu_model(), "cpu_flags": _cpu_flags(),
+            "numpy": np.__version__, "cpu": cpu_model(), "cpu_flags": _cpu_flags(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
@@ -81,7 +81,8 @@ def _cpuinfo(field: str) -> str | None:
     return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, as studies and benchmarks report it."""
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 

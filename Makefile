@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # 2 cores here: pytest runs serially; Drake and torch each use one thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test test-all bench venv clean
+.PHONY: demo test test-all bench gpu-check venv clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,11 @@ bench: $(STAMP)
 	  case $$f in *annotate_k_draws.py|*annotate_speed.py|*eval_overhead.py|*fold0.py) \
 	    echo "== $$f: needs data or a checkpoint (or is a helper), see its docstring and the README"; continue;; esac; \
 	  echo "== $$f"; $(PY) $$f || exit 1; done
+
+# On a machine with a CUDA device: CUDA tests, train-speed and sampler rows, a tiny study on cuda, one table
+# (gpu_check/gpu_check.md). Without one it is a dry run that lists the steps.
+gpu-check: $(STAMP)
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -39,7 +39,7 @@ INFERENCE_BATCH = 32
 @dataclasses.dataclass
 class EvalSpec:
     """What is evaluated and on which starts (the identity of an evaluation folder)."""
-    checkpoint: str                # policy checkpoint (.pt); or "scripted" for the built-in scripted policy
+    checkpoint: str                # policy checkpoint (.pt), a LeRobot pretrained-policy folder, or "scripted"
     env: str = "target"            # physics preset the trials run in
     trials: int = 200              # trial i starts from seed + i
     seed: int = 0                  # first start seed
@@ -112,17 +112,23 @@ def run_eval(spec: EvalSpec, out_dir, n_envs: int = 25, workers: int = 1, device
     """Evaluate `spec` into out_dir (resuming a partial run); returns the summary.
 
     policy: an already built policy object to use instead of loading spec.checkpoint (tests, scripted).
+    spec.checkpoint may be a LeRobot pretrained-policy folder (eval/lerobot_policy.py).
     """
+    from eval.lerobot_policy import is_lerobot_folder, read_lerobot_folder   # (imports pyarrow: only here)
     out_dir = Path(out_dir)
-    if policy is None and spec.checkpoint != "scripted":
+    lerobot = None
+    if policy is None and spec.checkpoint != "scripted" and is_lerobot_folder(spec.checkpoint):
+        lerobot = read_lerobot_folder(spec.checkpoint)    # a bad folder is one line, before anything is written
+        check_cameras(lerobot.load_policy(device), spec.look())
+    elif policy is None and spec.checkpoint != "scripted":
         from harness.learning.policy import load_policy
         # a bad checkpoint, or a look that lacks one of its cameras, fails here, before any output or worker exists
         check_cameras(load_policy(spec.checkpoint, num_steps=spec.num_steps, sampler=spec.sampler), spec.look())
     # The identity: what is evaluated (the checkpoint's path and its contents) and on which starts.
-    identity = {**spec.identity(), "checkpoint_sha256": file_sha256(spec.checkpoint)
+    identity = {**spec.identity(), "checkpoint_sha256": (lerobot.sha256() if lerobot else file_sha256(spec.checkpoint))
                 if policy is None and spec.checkpoint != "scripted" else None}
     with hold_output(out_dir, SPEC_FILE, identity, free_keys=(), kind="evaluation folder"):
-        source = policy if policy is not None else _policy_source(spec)
+        source = policy if policy is not None else lerobot or _policy_source(spec)
         started = time.perf_counter()
         records = evaluate(source, spec.env, spec.seeds, n_envs=n_envs, workers=workers, device=device,
                            progress=progress, log_path=out_dir / LOG_FILE, desc=f"eval {spec.env}",

@@ -119,6 +119,8 @@ def run_wave(policy, env, seeds: Sequence[int], max_steps: int | None = None,
     wants_noise = policy_wants_noise(policy)
     sees_images = bool(getattr(policy, "image_shapes", None))
     obs = env.reset(seeds)
+    if hasattr(policy, "start_trials"):   # a policy with state per trial (eval/lerobot_policy.py) is told they start
+        policy.start_trials(seeds)
     history = ObsHistory(obs, policy.n_obs)
     queues: list[deque] = [deque() for _ in range(k)]
     queries = np.zeros(k, dtype=int)
@@ -203,13 +205,16 @@ class PolicyFile:
 
 
 def _is_file(policy_or_path) -> bool:
-    return isinstance(policy_or_path, (str, Path, PolicyFile))
+    """A policy to load in each worker: a checkpoint, or a source with `load_policy(device)` (a LeRobot folder)."""
+    return isinstance(policy_or_path, (str, Path, PolicyFile)) or hasattr(policy_or_path, "load_policy")
 
 
 def _load_policy(policy_or_path, device: str):
     """A policy object, loaded from a checkpoint path if need be (an image policy knows its cameras)."""
     if not _is_file(policy_or_path):
         return policy_or_path
+    if hasattr(policy_or_path, "load_policy"):
+        return policy_or_path.load_policy(device)
     from harness.learning.policy import load_policy  # layer 3; imported lazily so scripted-policy runs skip torch
     if isinstance(policy_or_path, PolicyFile):
         return load_policy(policy_or_path.path, device=device, num_steps=policy_or_path.num_steps,
@@ -286,6 +291,8 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
         check_cameras(policy_or_path, visual)          # a wrong look: one line here, not in a worker
     if not seeds:
         return
+    if getattr(policy_or_path, "one_trial_at_a_time", False):   # its state is one trial's (eval/lerobot_policy.py)
+        n_envs = 1
     # Few trials: smaller waves, so that every worker gets some.
     jobs = waves(seeds, min(n_envs, -(-len(seeds) // workers)))
     workers = min(workers, len(jobs))

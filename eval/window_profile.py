@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core.errors import DatasetError
 from harness.learning.annotations import AnnotatedDataset
 from harness.core.store import EpisodeStore
+from harness.learning.training_data import kept_episodes
 from harness.learning.windows import WindowSpec, make_windows
 from sim_envs.geometry import TASK, pusher_slider_distance
 
@@ -25,17 +27,26 @@ FEATURES = ("phase", "pusher_speed", "in_contact", "goal_distance")
 
 
 def window_features(store_path, ds: AnnotatedDataset, spec: WindowSpec) -> dict[str, np.ndarray]:
-    """(N,) per feature for the annotated windows of `ds`, in its window order."""
+    """(N,) per feature for the annotated windows of `ds`, in its window order.
+
+    The classifier numbered the episodes it read 0..n-1 among the store's *kept* ones (successful, the
+    first n: training_data.kept_episodes); a store with a failed episode (teleop demos keep theirs) has its
+    later episodes one further on, so the windows are mapped back through that same list."""
     store = EpisodeStore(store_path)
-    ends = store.episode_ends[: ds.n_episodes]
+    kept = kept_episodes(store, only_success=True, max_episodes=ds.n_episodes)   # (n,) store episode numbers
+    bounds = [store.episode_slice(int(i)) for i in kept]
+    rows = np.concatenate([np.arange(b.start, b.stop) for b in bounds]) if bounds else np.zeros(0, np.int64)
+    ends = np.cumsum([b.stop - b.start for b in bounds]).astype(np.int64)       # (n,) as the classifier's
     windows = make_windows(ends, spec)
-    if not (np.array_equal(windows.episode, ds.episode) and np.array_equal(windows.t0, ds.t0)):
-        raise ValueError(f"{store_path}: its windows are not the annotated ones")
+    if not (len(kept) == ds.n_episodes and np.array_equal(windows.episode, ds.episode)
+            and np.array_equal(windows.t0, ds.t0)):
+        raise DatasetError(store_path, None, "its windows are not the annotated ones (the store changed after "
+                           "it was annotated); re-annotate")
     starts = windows.episode_starts[ds.episode]
     lengths = ends[ds.episode] - starts
     local = np.clip(ds.t0 + spec.n_obs - 1, 0, lengths - 1)
-    step = starts + local                                                     # (N,) decision step
-    action = store.data("action")[: ends[-1]]
+    step = rows[starts + local]                                               # (N,) decision step in the store
+    action = store.data("action")[rows]                                       # (S, 2) the annotated episodes
     chunk = action[windows.steps()]                                           # (N, horizon, 2)
     speed = np.linalg.norm(np.diff(chunk, axis=1), axis=-1).mean(axis=1) / TASK.control_dt
     pusher, slider = store.data("agent_pos")[step], store.data("slider_pose")[step]

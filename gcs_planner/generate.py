@@ -66,6 +66,9 @@ class GenSimConfig:
             raise ValueError(f"image_size must be [H, W] with each side 8..2048 pixels, got {list(self.image_size)}")
         if not self.env:
             raise ValueError("env must name a physics preset")
+        if self.keep_failed_replays and self.replay != "physics":   # a kinematic replay never misses: it means nothing
+            raise ValueError("keep_failed_replays applies to replay: physics only (a kinematic replay follows "
+                             f"its plan, so none fails); got replay: {self.replay}")
         if self.visual is not None:
             check_visual_name(self.visual)
         if not 0 <= self.push_depth < 0.05:

@@ -11,4 +11,12 @@ Modules (import them directly; importing this package does not load Drake):
   scripted        ScriptedPusher: a simple state-based pushing policy
   rollout         run_episode(env, seed, policy): one timed closed-loop episode
   recording       Meshcat HTML and MP4/GIF saving
+  gym_env         PlanarPushingEnv: the task as the Gymnasium env `cotrain/PlanarPushing-v0`
+
+Importing this package registers `cotrain/PlanarPushing-v0` with Gymnasium (without loading Drake), so
+`import sim_envs; gym.make("cotrain/PlanarPushing-v0")` works, and so does
+`gym.make("sim_envs:cotrain/PlanarPushing-v0")` in a process that has not imported it (a spawned worker).
 """
+from sim_envs.gym_env import register as _register_gym_env
+
+_register_gym_env()

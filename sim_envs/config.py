@@ -20,6 +20,9 @@ from harness.core.errors import ConfigError, UserError
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
+MAX_ACTION_LATENCY = 750   # control steps: the task's 75 s time limit; a longer delay means no action ever lands
+
+
 @dataclasses.dataclass
 class PhysicsConfig:
     name: str                                   # preset name, recorded in datasets and run folders
@@ -68,6 +71,9 @@ class PhysicsConfig:
         steps = 0.1 / self.time_step
         if abs(steps - round(steps)) > 1e-6:
             raise ValueError(f"time_step must divide the 0.1 s control step, got {self.time_step}")
+        if self.action_latency > MAX_ACTION_LATENCY:   # its queue is made at reset: 1e9 would fill the memory
+            raise ValueError(f"action_latency must be <= {MAX_ACTION_LATENCY} control steps (one episode), got "
+                             f"{self.action_latency}")
         if self.base_contacts not in (8, 16):
             raise ValueError(f"base_contacts must be 8 or 16, got {self.base_contacts}")
         if not all(math.isfinite(c) and abs(c) < 0.2 for c in self.com_offset):

@@ -116,6 +116,15 @@ class Inputs:
         torch.save({"format": FORMAT, "config": _RunsCode(self.root / "ran_code")}, path)
         return str(path)
 
+    def reduce_checkpoint(self) -> str:
+        """A checkpoint whose unpickling would call a function of a module torch blocks outright (`sys`): torch
+        words that "unsupported GLOBAL", not "Unsupported global"; it must still be refused as such."""
+        import torch
+        from harness.learning.checkpoint import FORMAT
+        path = self.root / "blocked.pt"
+        torch.save({"format": FORMAT, "config": _CallsSys()}, path)
+        return str(path)
+
     def jpeg2k_zip(self) -> str:
         """A store zipped as diffusion_policy's real-robot data is shipped, with two cameras compressed with
         Jpeg2k (codec imagecodecs_jpeg2k, which a plain zarr does not know)."""
@@ -138,6 +147,90 @@ class Inputs:
         shutil.rmtree(folder)
         return str(path)
 
+    def linked_store(self) -> str:
+        """A store whose data/action is a symbolic link to an array outside it (another store's)."""
+        import os
+        outside = Path(self.corrupt())
+        path = self.root / "linked.zarr"
+        write_store(path, "target", n_episodes=4, seed=1)
+        shutil.rmtree(path / "data" / "action")
+        os.symlink(outside / "data" / "action", path / "data" / "action")
+        return str(path)
+
+    def lying_store(self, key: str = "data/action", rows: int = 10**12) -> str:
+        """A store whose array metadata (.zarray) declares `rows` rows; its data are the 4 episodes' only."""
+        import json
+        path = self.root / "lying.zarr"
+        write_store(path, "target", n_episodes=4, seed=1)
+        meta = path / key / ".zarray"
+        spec = json.loads(meta.read_text())
+        spec["shape"][0] = rows
+        meta.write_text(json.dumps(spec))
+        return str(path)
+
+    def text_file(self, name: str, text: str) -> str:
+        (self.root / name).write_text(text)
+        return str(self.root / name)
+
+    def lerobot_info(self, info) -> str:
+        """A LeRobot dataset folder whose meta/info.json holds `info` (JSON)."""
+        import json
+        path = self.root / "lerobot"
+        (path / "meta").mkdir(parents=True)
+        (path / "meta" / "info.json").write_text(json.dumps(info))
+        return str(path)
+
+    def success_store(self, dtype: str) -> str:
+        """A store whose meta/success holds values of `dtype` (float or text) instead of true/false."""
+        import numpy as np
+        import zarr
+        path = self.root / "success.zarr"
+        write_store(path, "target", n_episodes=4, seed=1)
+        meta = zarr.open_group(str(path), mode="r+", zarr_format=2)["meta"]
+        del meta["success"]
+        values = np.array([0.5, 1.0, 0.0, 2.0]) if dtype == "float" else np.array(["yes", "no", "yes", "yes"])
+        meta.create_array("success", shape=(4,), dtype=values.dtype)[...] = values
+        return str(path)
+
+    def checkpoint(self, change) -> str:
+        """A tiny trained policy (final.pt) with `change(ckpt)` applied to its contents."""
+        import torch
+        from harness.cli import main as cli
+        assert cli(["train", self.train_yaml(), *_TINY_RUN]) == 0
+        path = self.root / "run" / "checkpoints" / "final.pt"
+        ckpt = torch.load(path, weights_only=True)
+        change(ckpt)
+        torch.save(ckpt, path)
+        return str(path)
+
+    def finished_run_without_final(self) -> list[str]:
+        """The command line of a finished training run (`done`) whose checkpoints/final.pt was deleted."""
+        self.checkpoint(lambda ckpt: None)
+        (self.root / "run" / "checkpoints" / "final.pt").unlink()
+        return ["train", self.train_yaml(), *_TINY_RUN]
+
+    def study_started(self, **changes) -> str:
+        """The experiment of a study whose first session recorded its data (fingerprint.json), then edited
+        with `changes`."""
+        from harness.core.configs import save_config
+        from harness.study import load_study
+        from harness.study.fingerprint import check_fingerprint
+        from harness.study.runner import write_study_normalizer
+        changes = {"out_dir": str(self.root / "study"), **changes}
+        cfg = load_study(self.experiment(out_dir=changes["out_dir"]))
+        cfg.out.mkdir(parents=True)
+        save_config(cfg, cfg.out / "experiment.yaml")
+        (cfg.out / ".lock").touch()
+        write_study_normalizer(cfg)
+        check_fingerprint(cfg, log=lambda line: None)
+        return self.experiment(**changes)
+
+    def dangling(self, name: str) -> str:
+        """A symbolic link at an output path whose target does not exist."""
+        import os
+        os.symlink(self.root / "missing" / "place", self.root / name)
+        return str(self.root / name)
+
     def bad_preset(self) -> str:
         path = self.root / "bad_preset.yaml"
         path.write_text("inherit: target\nslider_mass: -0.1\n")
@@ -154,10 +247,24 @@ class _RunsCode:
         return Path.touch, (self.marker,)
 
 
+_TINY_RUN = ["run.steps=2", "run.val_every=2", "run.log_every=1"]   # a trained policy in a few seconds
+
+
+class _CallsSys:
+    """Pickles as a call to sys.getrecursionlimit: harmless, but from a module torch's loader blocks."""
+
+    def __reduce__(self):
+        return sys.getrecursionlimit, ()
+
+
 def _listing(root: Path) -> dict[str, str]:
-    """Every file and folder under root: a file's sha256, or "dir" (so an empty new folder shows too)."""
-    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))}
+    """Every file and folder under root: a file's sha256, "dir" (so an empty new folder shows too), or a
+    symbolic link's target (links are not followed: a link to outside is listed, not walked)."""
+    def entry(p: Path) -> str:
+        if p.is_symlink():
+            return "link -> " + str(p.readlink())
+        return "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return {str(p.relative_to(root)): entry(p) for p in sorted(root.rglob("*"))}
 
 
 def _train(override):
@@ -170,6 +277,10 @@ def _annotate(override):
 
 def _gen_teleop(*extra):
     return lambda i: ["gen-teleop", "--num", "1", "--out", "teleop.zarr", *extra]
+
+
+def _gen_teleop_out(out):
+    return lambda i: ["gen-teleop", "--num", "1", "--out", out, "--no-progress"]
 
 
 def _gen_sim(*extra):
@@ -415,6 +526,90 @@ CASES = [
     ("compare-annotate-grid_size", _compare(**{"annotate.overrides.grid_size": 0}), "grid_size"),
     # ---- validate
     ("validate-jpeg2k-zip", lambda i: ["validate", i.jpeg2k_zip()], "imagecodecs_jpeg2k"),
+    # ---- paths and names that escape or collide (issue 37, section 1)
+    # one slug rule for row labels (harness/study/plan.run_slug), checked before any work
+    ("compare-label-dotdot", _compare(methods=[{"method": "target_only", "label": ".."}]), "run folder name"),
+    ("compare-label-dot", _compare(methods=[{"method": "target_only", "label": "."}]), "run folder name"),
+    ("compare-label-no-letter", _compare(methods=[{"method": "target_only", "label": "***"}]), "run folder name"),
+    ("compare-label-nul", _compare(methods=[{"method": "target_only", "label": "a\0b"}]), "NUL byte"),
+    ("compare-label-newline", _compare(methods=[{"method": "target_only", "label": "a\nb"}]), "control character"),
+    ("compare-label-too-long", _compare(methods=[{"method": "target_only", "label": "x" * 300}]), "shorter label"),
+    # a store never follows a link out of itself (harness/core/store.check_contained)
+    ("validate-linked-array", lambda i: ["validate", i.linked_store()], "data/action: is a symbolic link"),
+    ("info-linked-array", lambda i: ["info", i.linked_store()], "outside the store"),
+    ("gen-teleop-linked-array", lambda i: ["gen-teleop", "--num", "5", "--out", i.linked_store(), "--no-progress"],
+     "outside the store"),
+    ("train-linked-array", lambda i: ["train", i.train_yaml(), f"data.datasets=[{{path: {i.linked_store()}}}]"],
+     "outside the store"),
+    # an output never inside its own input (harness/core/locks.check_writable's inputs)
+    ("export-out-inside-store", lambda i: ["export", i.clean(), "--format", "lerobot", "--out",
+                                           str(Path(i.clean()) / "exp")], "inside the input"),
+    ("import-out-inside-source", lambda i: ["import", i.clean(), "--format", "diffusion-policy", "--out",
+                                            str(Path(i.clean()) / "data" / "imp.zarr")], "inside the input"),
+    ("import-out-holds-source", lambda i: ["import", i.clean(), "--format", "diffusion-policy", "--out",
+                                           str(i.root), "--overwrite"], "holds the input"),
+    # ---- stores and files that lie about their size (section 2): bounds checked before reading
+    ("validate-declared-shape-huge", lambda i: ["validate", i.lying_store()], "data/action: declares"),
+    ("validate-repair-declared-shape-huge", lambda i: ["validate", "--repair", i.lying_store()], "data/action: declares"),
+    ("info-declared-shape-huge", lambda i: ["info", i.lying_store()], "data/action: declares"),
+    ("export-declared-shape-huge", lambda i: ["export", i.lying_store(), "--format", "lerobot", "--out", "exp"],
+     "data/action: declares"),
+    ("train-declared-shape-huge", lambda i: ["train", i.train_yaml(), f"data.datasets=[{{path: {i.lying_store()}}}]"],
+     "data/action: declares"),
+    ("validate-declared-episodes-huge", lambda i: ["validate", i.lying_store("meta/episode_ends")], "episode_ends"),
+    ("validate-declared-meta-huge", lambda i: ["validate", i.lying_store("meta/seed")], "meta/seed: declares"),
+    ("train-yaml-huge", lambda i: ["train", i.text_file("big.yaml", "seed: [" + "1, " * 1_500_000 + "1]\n")],
+     "more than a config may hold"),
+    ("train-yaml-deep", lambda i: ["train", i.text_file("deep.yaml", "seed: " + "[" * 100_000 + "]" * 100_000)],
+     "nested deeper than 100"),
+    ("train-override-deep", _train("seed=" + "[" * 100_000 + "]" * 100_000), "nested deeper than 100"),
+    ("train-normalizer-deep", lambda i: ["train", i.train_yaml(), "data.normalizer=" + i.text_file(
+        "norm.json", "[" * 100_000 + "]" * 100_000)], "norm.json"),
+    ("physics-latency-huge", lambda i: ["rollout", "--set", "action_latency=1e9"], "action_latency"),
+    ("import-lerobot-info-list", lambda i: ["import", i.lerobot_info([1, 2]), "--format", "lerobot", "--out",
+                                            "imp.zarr"], "meta/info.json: must be a JSON object"),
+    # ---- OS errors as one line (section 3): paths the OS cannot make, checked before any work
+    ("train-out_dir-dangling-link", lambda i: ["train", i.train_yaml(), f"out_dir={i.dangling('run')}"],
+     "does not exist"),
+    ("gen-teleop-out-dangling-link", lambda i: ["gen-teleop", "--num", "1", "--out", i.dangling("t.zarr")],
+     "does not exist"),
+    ("eval-out-dangling-link", lambda i: ["eval", "scripted", "--out", i.dangling("ev"), "--trials", "1"],
+     "does not exist"),
+    ("eval-out-under-dangling-link", lambda i: ["eval", "scripted", "--out", i.dangling("ev") + "/deeper",
+                                                "--trials", "1"], "does not exist"),
+    ("train-out_dir-name-too-long", _train("out_dir=" + "r" * 300), "255 bytes"),
+    ("gen-teleop-out-name-too-long", _gen_teleop_out("t" * 300 + ".zarr"), "255 bytes"),
+    ("train-out_dir-nul", _train('out_dir="run\\0x"'), "NUL byte"),
+    ("train-dataset-path-nul", _train('data.datasets=[{path: "a\\0b.zarr"}]'), "NUL byte"),
+    # ---- values that mean nothing, malformed input (section 4)
+    ("validate-success-float", lambda i: ["validate", i.success_store("float")], "meta/success: must be true/false"),
+    ("info-success-text", lambda i: ["info", i.success_store("text")], "meta/success: must be true/false"),
+    ("train-success-float", lambda i: ["train", i.train_yaml(), f"data.datasets=[{{path: {i.success_store('float')}}}]"],
+     "meta/success"),
+    ("compare-baseline-nonexistent", _compare(baseline="nonexistent"), "baseline: 'nonexistent' names no row"),
+    ("compare-train-seed", _compare(**{"train.seed": 3}), "train.seed: is set by the study"),
+    ("compare-train-out_dir", _compare(**{"train.out_dir": "elsewhere"}), "train.out_dir: is set by the study"),
+    ("compare-row-train-seed", _compare(methods=[{"method": "target_only", "label": "t", "train": {"seed": 1}}]),
+     "methods[0].train.seed"),
+    ("compare-spectra_window-huge", _compare(spectra_window=10**8), "spectra_window"),
+    ("gen-sim-keep-failed-kinematic", _gen_sim("--keep-failed-replays"), "keep_failed_replays"),
+    ("train-mixed-keys", lambda i: ["train", i.raw_train_yaml(b"1: x\n")], "1: unknown key"),
+    ("eval-checkpoint-normalizer-junk", lambda i: ["eval", i.checkpoint(lambda c: c.update(normalizer={"junk": 1})),
+                                                   "--out", "ev", "--trials", "1"], "normalizer: not a normalizer"),
+    ("eval-checkpoint-nan-weights", lambda i: ["eval", i.checkpoint(lambda c: next(iter(c["ema"].values())).fill_(
+        float("nan"))), "--out", "ev", "--trials", "1"], "NaN or inf"),
+    ("curve-out-bogus-suffix", lambda i: ["curve", "steps", "x.pt", "--out", "x.bogus"], "--out x.bogus"),
+    # ---- messages naming the right thing (section 5)
+    ("train-key-newline", _train("optim.batch\nsize=3"), "optim.batch\\nsize"),
+    ("compare-train-batch-names-file", _compare(**{"train.optim.batch_size": -32}),
+     "experiment.yaml: 'target_only' seed 0: optim.batch_size"),
+    ("compare-train-unknown-key-names-file", _compare(**{"train.bogus": 1}), "experiment.yaml: 'target_only' seed 0: bogus"),
+    ("compare-annotate-names-file", _compare(**{"annotate.overrides.grid_size": 0}), "experiment.yaml: annotate"),
+    ("compare-resume-episodes-edited", lambda i: ["compare", i.study_started(**{"datasets.0.episodes": 2}),
+                                                  "--no-progress"], "datasets.teleop.episodes"),
+    ("train-finished-final-deleted", lambda i: i.finished_run_without_final(), "final.pt: missing"),
+    ("eval-checkpoint-global-refused", lambda i: ["eval", i.reduce_checkpoint(), "--out", "ev", "--trials", "1"],
+     "convert it"),
 ]
 
 
@@ -446,6 +641,70 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, argv, needle, tmp
     assert after == before, sorted(set(after.items()) ^ set(before.items()))
     if case.startswith("compare"):
         assert not (tmp_path / "results").exists()
+
+
+# ---- a full disk (issue 37, section 3): each output on a tiny tmpfs of its own, so the OS says ENOSPC in the
+# middle of the work. (case id, tmpfs size, argv builder given the inputs and the full disk's folder)
+FULL_DISK_CASES = [
+    ("gen-teleop-disk-full", "64k", lambda i, disk: ["gen-teleop", "--num", "3", "--out", f"{disk}/t.zarr",
+                                                     "--no-progress"]),
+    ("train-disk-full", "64k", lambda i, disk: ["train", i.train_yaml(), f"out_dir={disk}/run", "run.steps=4"]),
+    ("eval-disk-full", "8k", lambda i, disk: ["eval", "scripted", "--out", f"{disk}/ev", "--trials", "2",
+                                              "--n-envs", "2", "--workers", "1", "--time-limit", "1",
+                                              "--no-progress"]),
+    ("export-disk-full", "16k", lambda i, disk: ["export", i.clean(), "--format", "lerobot", "--out",
+                                                 f"{disk}/exp", "--images", "png"]),
+    ("annotate-disk-full", "16k", lambda i, disk: ["annotate", "--clean", i.clean(), "--corrupt", i.corrupt(),
+                                                   "--out", f"{disk}/ann.zarr", "steps=5", "batch_size=16",
+                                                   "grid_size=4", "k_draws=1", "val_windows=20", "progress=false"]),
+    ("compare-disk-full", "64k", lambda i, disk: ["compare", i.experiment(out_dir=f"{disk}/study",
+                                                  methods=[{"method": "target_only"}], annotate={"enabled": False}),
+                                                  "--no-progress"]),
+]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A factory of tiny tmpfs folders (real ENOSPC); unmounted at the end. Mounting needs root."""
+    import os
+    import subprocess
+    mounted = []
+
+    def make(size: str) -> Path:
+        place = tmp_path / "disk"
+        place.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(place)],
+                                               capture_output=True).returncode != 0:
+            pytest.skip("a tiny tmpfs needs root (mount -t tmpfs)")
+        mounted.append(place)
+        return place
+
+    yield make
+    for place in mounted:
+        subprocess.run(["umount", "-l", str(place)], capture_output=True)
+
+
+@pytest.mark.parametrize("case, size, argv", FULL_DISK_CASES, ids=[c[0] for c in FULL_DISK_CASES])
+def test_a_full_disk_is_one_line_naming_the_output_and_leaves_no_temporaries(case, size, argv, tmp_path, full_disk,
+                                                                             monkeypatch, capsys):
+    """ENOSPC from the OS, zarr, pyarrow or torch's zip writer (inline_container): one line naming the output
+    on the full disk, exit 2, no traceback, no temporary (`.<name>.tmp-<pid>`) left, and nothing outside
+    the output changed. Finished work on the disk is kept (a resume goes on from it)."""
+    inputs = Inputs(tmp_path)
+    disk = full_disk(size)
+    args = argv(inputs, disk.relative_to(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+    outside = {k: v for k, v in _listing(tmp_path).items() if not k.startswith("disk")}
+    capsys.readouterr()
+    code = main(args)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith(f"cotrain {args[0]}: error:")]
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    assert len(errors) == 1 and "disk/" in errors[0] and ("No space left" in errors[0] or "disk full" in errors[0]), err
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
+    assert {k: v for k, v in _listing(tmp_path).items() if not k.startswith("disk")} == outside
 
 
 @pytest.mark.parametrize("command", ["gen-sim", "gen-teleop"])

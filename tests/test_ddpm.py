@@ -95,47 +95,48 @@ def test_ambient_losses_equal_their_vp_eps_forms():
 
 
 # ---------------------------------------------------------------- sampling a Gaussian mixture
-def posterior_mean(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def posterior_mean(x: torch.Tensor, sigma: torch.Tensor, means: torch.Tensor = MEANS) -> torch.Tensor:
     """E[X0 | X0 + sigma Z = x] for the mixture; x (B, 1, 2), sigma (B,) -> (B, 1, 2)."""
     x = x.double()[:, 0]
     var = (S ** 2 + sigma.double() ** 2)[:, None]                                        # (B, 1)
-    logw = WEIGHTS.log()[None] - ((x[:, None] - MEANS[None]) ** 2).sum(-1) / (2 * var)   # (B, 2)
+    logw = WEIGHTS.log()[None] - ((x[:, None] - means[None]) ** 2).sum(-1) / (2 * var)   # (B, 2)
     w = torch.softmax(logw, dim=1)
-    comp = MEANS[None] + (S ** 2 / var)[..., None] * (x[:, None] - MEANS[None])           # (B, 2, 2)
+    comp = means[None] + (S ** 2 / var)[..., None] * (x[:, None] - means[None])           # (B, 2, 2)
     return (w[..., None] * comp).sum(1)[:, None].float()
 
 
 class ExactEps(torch.nn.Module):
     """The exact eps-predicting network of the mixture under a DDPM schedule: eps = (x_sigma - D) / sigma."""
 
-    def __init__(self, ddpm: DDPM):
+    def __init__(self, ddpm: DDPM, means: torch.Tensor = MEANS):
         super().__init__()
         self.ddpm = ddpm
+        self.means = means
 
     def forward(self, x_t, c_noise, cond):
         t = torch.round(c_noise * 100).long()
         sigma = torch.from_numpy(self.ddpm.sigmas).float()[t]
         x_sigma = x_t / self.ddpm.sqrt_abar[t].view(-1, 1, 1)
-        return (x_sigma - posterior_mean(x_sigma, sigma)) / sigma.view(-1, 1, 1)
+        return (x_sigma - posterior_mean(x_sigma, sigma, self.means)) / sigma.view(-1, 1, 1)
 
 
-def _check_mixture(x: torch.Tensor, what: str) -> None:
+def _check_mixture(x: torch.Tensor, what: str, means: torch.Tensor = MEANS) -> None:
     """Mean and mixture weights within sampling error (N = 4000); covariance and each component's own spread
     within 20%. What few steps cost in spread is discretization, not error: measured component std DDIM-10
     -16%, DDIM-100 -4%, DDPM-100 -8%, heun-18 +4%, heun_churn-18 +12% (+1% at 64 steps: they converge)."""
     x = x.double()[:, 0]
     comp_var = torch.eye(2, dtype=torch.float64) * S ** 2
-    mean = (WEIGHTS[:, None] * MEANS).sum(0)
-    cov = comp_var + (WEIGHTS[:, None, None] * (MEANS - mean)[:, :, None] * (MEANS - mean)[:, None, :]).sum(0)
+    mean = (WEIGHTS[:, None] * means).sum(0)
+    cov = comp_var + (WEIGHTS[:, None, None] * (means - mean)[:, :, None] * (means - mean)[:, None, :]).sum(0)
     n = len(x)
     assert torch.allclose(x.mean(0), mean, atol=4 * math.sqrt(float(cov.diagonal().max()) / n)), (what, x.mean(0))
     assert torch.allclose(torch.cov(x.T), cov, rtol=0.2, atol=0.01), (what, torch.cov(x.T), cov)
     heavy = float((x[:, 0] > 0).double().mean())
-    p_right = norm.cdf(float(MEANS[1, 0]) / S)             # a component's mass on its own side of x = 0
+    p_right = norm.cdf(float(means[1, 0]) / S)             # a component's mass on its own side of x = 0
     expected = float(WEIGHTS[1]) * p_right + float(WEIGHTS[0]) * (1 - p_right)
     assert abs(heavy - expected) < 4 * math.sqrt(0.21 / n), (what, heavy, expected)
     # each component's own spread: samples collapsed onto the means (a biased sampler) would fail this
-    near = x[x[:, 0] > 0] - MEANS[1]
+    near = x[x[:, 0] > 0] - means[1]
     assert abs(float(near.std(0).mean()) - S) < 0.2 * S, (what, float(near.std(0).mean()))
 
 
@@ -150,6 +151,23 @@ def test_ddpm_and_ddim_sample_a_gaussian_mixture(sampler, steps):
     noise = torch.randn(4000, 1, 2, generator=torch.Generator().manual_seed(1))
     x = scheduler_sample(model, torch.zeros(4000, 3), noise, ddpm.scheduler(sampler), steps, _gens(4000))
     _check_mixture(x, f"{sampler}-{steps}")
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 100), ("ddim", 10)])
+def test_ddpm_and_ddim_reach_modes_beyond_the_unit_interval_with_a_wider_clip(sampler, steps):
+    """Normalized data need not lie in [-1, 1] (the percentile normalizer leaves 15% of the GCS actions
+    outside): with the clip range derived from the data the samplers reach the modes at +-1.6; clipped to
+    [-1, 1], as before 2026-12-07, they cannot emit a single value beyond 1."""
+    far = MEANS * torch.tensor([3.2, 1.0], dtype=torch.float64)      # modes at x = -1.6 and 1.6
+    noise = torch.randn(4000, 1, 2, generator=torch.Generator().manual_seed(1))
+    wide = DDPM(clip_sample_range=2.6)      # what training derives: max |x| of the data (~2.5), rounded up
+    x = scheduler_sample(VPDenoiser(ExactEps(wide, far), wide), torch.zeros(4000, 3), noise, wide.scheduler(sampler),
+                         steps, _gens(4000))
+    _check_mixture(x, f"{sampler}-{steps} clip 2.6", far)
+    unit = DDPM()                           # diffusers' (and diffusion_policy's) clip to [-1, 1]
+    cut = scheduler_sample(VPDenoiser(ExactEps(unit, far), unit), torch.zeros(4000, 3), noise,
+                           unit.scheduler(sampler), steps, _gens(4000))
+    assert float(cut.abs().max()) <= 1.0 + 1e-6 and float(x.abs().max()) > 1.5
 
 
 @pytest.mark.parametrize("name", ["heun", "heun_churn"])

@@ -45,6 +45,42 @@ def test_actions_are_fitted_on_clean_data_observations_on_all():
     assert np.allclose(fit_normalizer(obs, clean_act[:0], everything).action.scale, n_all.action.scale)
 
 
+def test_limits_mode_maps_min_to_max_of_every_source_to_the_unit_interval(tmp_path):
+    """diffusion_policy's LinearNormalizer(mode="limits"): clean and corrupt actions alike end in [-1, 1]."""
+    rng = np.random.default_rng(3)
+    clean_act = rng.uniform([0.3, -0.2], [0.8, 0.2], (500, 2))
+    corrupt_act = clean_act + rng.normal(0, 0.3, (500, 2))
+    everything = np.concatenate([clean_act, corrupt_act])
+    obs = rng.uniform(-1, 1, (1000, 6))
+    n = fit_normalizer(obs, clean_act, everything, mode="limits")
+    z = n.action.normalize(everything)
+    assert np.allclose(z.min(0), -1, atol=1e-6) and np.allclose(z.max(0), 1, atol=1e-6)
+    assert np.allclose(n.obs.normalize(obs)[:, :4].min(0), -1, atol=1e-6)
+    # the percentile fit of the same data leaves corrupt actions far outside (what the DDPM clip must allow)
+    assert np.abs(fit_normalizer(obs, clean_act, everything).action.normalize(everything)).max() > 1.5
+    # the file records the mode; a percentile file is what it always was (no mode key: same bytes, same hash)
+    save_normalizer(n, tmp_path / "limits.json")
+    assert load_normalizer(tmp_path / "limits.json").mode == "limits"
+    save_normalizer(fit_normalizer(obs, clean_act, everything), tmp_path / "percentile.json")
+    assert "mode" not in json.loads((tmp_path / "percentile.json").read_text())
+    bad = json.loads((tmp_path / "limits.json").read_text()) | {"mode": "minmax"}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(DatasetError, match="mode"):
+        load_normalizer(tmp_path / "bad.json")
+
+
+def test_a_normalizer_file_of_the_other_mode_is_refused(tmp_path):
+    target = write_store(tmp_path / "t.zarr", "target", 3, seed=1)
+    sim = write_store(tmp_path / "s.zarr", "sim", 3, wiggle=0.02, seed=2)
+    raw = {"data": {"datasets": [{"path": str(target)}, {"path": str(sim)}], "normalizer_mode": "limits"}}
+    limits = build(from_dict(TrainConfig, raw, "test")).normalizer
+    assert limits.mode == "limits"
+    save_normalizer(build(from_dict(TrainConfig, {"data": {**raw["data"], "normalizer_mode": "percentile"}},
+                                    "test")).normalizer, tmp_path / "p.json")
+    with pytest.raises(ConfigError, match="normalizer_mode.*fitted with mode percentile"):
+        build(from_dict(TrainConfig, {"data": {**raw["data"], "normalizer": str(tmp_path / "p.json")}}, "test"))
+
+
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     n = Normalizer.fit(rng.uniform(-1, 1, (100, 6)), rng.uniform(0, 1, (100, 2)))

@@ -34,6 +34,9 @@ def test_the_published_study_trains_the_published_recipe(monkeypatch):
         d, o = cfg.diffusion, cfg.optim
         assert (d.kind, d.num_train_timesteps, d.beta_schedule, d.prediction_type, d.clip_sample) == \
             ("ddpm", 100, "squaredcos_cap_v2", "epsilon", True)
+        # diffusion_policy's LinearNormalizer(mode="limits"): every training action inside [-1, 1], so the
+        # clip range the trainer derives is diffusers' default 1
+        assert (cfg.data.normalizer_mode, d.clip_sample_range) == ("limits", None)
         assert (d.resolved_sampler, d.num_steps) == ("ddim", 10)
         assert cfg.policy.down_dims == [256, 512, 1024] and cfg.policy.arch == "unet"
         assert (o.batch_size, o.lr, o.grad_clip, o.ema_power, o.ema_decay, o.warmup_steps) == \

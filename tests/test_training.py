@@ -316,3 +316,61 @@ def test_floor_and_buckets_need_per_window_sigma_n(stores, tmp_path):
         tiny_cfg(stores, tmp_path / "b", method="truncated", **{"objective.sigma_n_buckets": 0})
     with pytest.raises(ConfigError, match="does not apply"):
         tiny_cfg(stores, tmp_path / "c", method="cotrain", **{"objective.sigma_n_floor": 0.1})
+
+
+def _shifted_store(path, n_episodes: int, shift: float, seed: int):
+    """Corrupt episodes like the synthetic ones, moved `shift` metres along x (states and actions): their
+    actions lie beyond every clean one, where the sim data of a real study put 15% of theirs."""
+    from synthetic_stores import episode
+    from harness.core.writer import EpisodeWriter
+    rng = np.random.default_rng(seed)
+    with EpisodeWriter(path, domain="sim", source="gcs_kinematic", env="synthetic", env_params={},
+                       generator={"test": True}) as w:
+        for e in range(n_episodes):
+            data = episode(rng, 24, 0.0)
+            for key in ("agent_pos", "action"):
+                data[key] = data[key] + [shift, 0.0]
+            data["slider_pose"] = data["slider_pose"] + [shift, 0.0, 0.0]
+            w.add_episode(data, meta={"seed": e, "success": True})
+    return path
+
+
+@pytest.fixture(scope="module")
+def far_stores(tmp_path_factory):
+    d = tmp_path_factory.mktemp("far")
+    return {"target": write_store(d / "target.zarr", "target", 6, seed=1),
+            "sim": _shifted_store(d / "sim.zarr", 6, 0.4, seed=2)}
+
+
+def test_a_ddpm_cotrain_policy_emits_the_corrupt_actions_beyond_the_clean_range(far_stores, tmp_path):
+    """The DDPM sampler clips its x0 estimate; before 2026-12-07 to [-1, 1], which the percentile normalizer
+    gives to the clean actions alone, so no action beyond the clean range could ever come out. The trainer
+    now derives the clip range from every training source and the checkpoint records it."""
+    cfg = tiny_cfg(far_stores, tmp_path / "far", steps=400,
+                   **{"optim.batch_size": 64, "optim.lr": 3e-3, "data.val_fraction": 0.0,
+                      "diffusion": TINY_DIFFUSIONS["ddpm-sample"][0], "policy": TINY_NETWORKS["mlp"]})
+    policy = load_policy(train(cfg))
+    clean_hi = EpisodeStore(far_stores["target"]).data("action")[:, 0].max()      # metres
+    sim = EpisodeStore(far_stores["sim"]).data("action")
+    reach = float(np.abs(policy.normalizer.action.normalize(sim)).max())
+    assert reach > 2      # the corrupt actions lie far beyond the clean range in normalized units
+    assert policy.config.diffusion.clip_sample_range == pytest.approx(np.ceil(reach * 10) / 10)
+    assert policy.sampler.scheduler.config.clip_sample_range == policy.config.diffusion.clip_sample_range
+    assert yaml.safe_load((tmp_path / "far" / "config.yaml").read_text())["diffusion"]["clip_sample_range"] is None
+    obs, executed = demo_windows(far_stores["sim"], policy.spec)
+    acted = policy.act(obs, seeds=list(range(len(executed))))          # (N, n_action, 2) metres
+    # conditioned on the corrupt states, the policy pushes where the corrupt demos did: beyond the clean range
+    beyond, demonstrated = np.mean(acted[..., 0] > clean_hi), np.mean(executed[..., 0] > clean_hi)
+    assert demonstrated > 0.9 and beyond > 0.8 * demonstrated, (beyond, demonstrated)
+    assert acted[..., 0].max() > clean_hi + 0.2
+
+
+def test_a_ddpm_clip_range_below_the_data_is_refused(far_stores, tmp_path):
+    cfg = tiny_cfg(far_stores, tmp_path / "cut", steps=5,
+                   **{"diffusion": {"kind": "ddpm", "clip_sample_range": 1.0}, "policy": TINY_NETWORKS["mlp"]})
+    with pytest.raises(ConfigError, match="clip_sample_range.*below the largest"):
+        train(cfg)
+    assert not (tmp_path / "cut" / "checkpoints").exists()
+    # an EDM run records no clip range: its checkpoints and results are what they were
+    edm = load_policy(train(tiny_cfg(far_stores, tmp_path / "edm", steps=5, policy=TINY_NETWORKS["mlp"])))
+    assert edm.config.diffusion.clip_sample_range is None

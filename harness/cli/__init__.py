@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from harness.core.errors import UserError
+from harness.core.errors import UserError, one_line, os_error_line
 
 # name -> (module, one-line help), in pipeline order: data, learning, evaluation.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "teleop": ("harness.cli.commands.teleop", "push the T yourself from a browser (Meshcat); record episodes"),
     "import": ("harness.cli.commands.import_logs", "convert real robot logs (diffusion-policy zarr, LeRobot) to a dataset"),
     "export": ("harness.cli.commands.export", "write a dataset store as a LeRobot v3.0 dataset (parquet, video or images)"),
+    "corrupt": ("harness.cli.commands.corrupt", "a corrupt copy of a store: gaussian, jitter, drift, latency or bias actions"),
     "annotate": ("harness.cli.commands.annotate", "train the sim-vs-clean noise classifier; write per-window sigma_n"),
     "train": ("harness.cli.commands.train", "train a diffusion policy (cotrain / ambient / truncated) from a config"),
     "eval": ("harness.cli.commands.eval", "closed-loop success rate of a checkpoint in Drake, with a Wilson interval"),
@@ -68,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except UserError as exc:
-        print(f"cotrain {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(args.command, str(exc))
     except KeyboardInterrupt:
         return _interrupted(args.command)
     except MemoryError:
@@ -90,6 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         # The reader of our output has gone (`cotrain validate X | head -3`): not an error; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # The path and OS-error boundary: a full disk, a name too long, a link to nowhere, a file where a
+        # folder was expected. The machine or the path the user gave, not a bug: one line naming the path.
+        return _error(args.command, os_error_line(exc))
+    except ValueError as exc:
+        if str(exc) != "embedded null byte":   # what the OS layer says of a path holding "\0"
+            raise
+        return _error(args.command, "a path holds a NUL byte (\\x00); remove it from the config or flag")
+
+
+def _error(command: str, message: str) -> int:
+    """Bad input, or an error of the OS at a path: one line on stderr (control characters escaped), exit 2."""
+    print(f"cotrain {command}: error: {one_line(message)}", file=sys.stderr)
+    return 2
 
 
 def _interrupted(command: str) -> int:

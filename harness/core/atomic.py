@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.core.errors import UserError
+from harness.core.errors import UserError, at_path
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -31,7 +31,8 @@ def atomic_path(path):
     _remove(tmp)
     remove_stale_temporaries(path)
     try:
-        yield tmp
+        with at_path(path):
+            yield tmp
         if path.is_dir() and tmp.is_dir():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

@@ -2,7 +2,8 @@
 
 Every config in the project (physics presets, generators, training, experiments) goes through
 `load_config`, so every config error reads the same way: `file: key: problem`. A dataclass may list keys
-it renamed in a class attribute `RENAMED = {"old": "new"}`; an old key is then refused with its new name. This module lives in the
+it renamed in a class attribute `RENAMED = {"old": "new"}`; an old key is then refused with its new name. A key
+that is a Python keyword (`from`) is read into the field its `ALIASES = {"from": "from_"}` names. This module lives in the
 bottom layer so that every package can use it.
 """
 from __future__ import annotations
@@ -24,6 +25,9 @@ MAX_SEED = 2**31 - 1            # torch, numpy and Drake all take it
 MAX_EPISODES = 1_000_000        # episodes a generator is asked for
 MAX_WORKERS = 256               # worker processes of one command
 
+MAX_CONFIG_BYTES = 4 << 20       # a config, mapping or record file (the largest shipped one is a few kB)
+MAX_NESTING = 100               # levels of nested mappings and lists (a config has fewer than 10)
+
 T = TypeVar("T")
 
 
@@ -42,6 +46,49 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep)
 
+    def compose_node(self, parent, index):
+        """Count the nesting while the document is composed (recursively, node by node), so text nested
+        100,000 deep is one line at MAX_NESTING, not a RecursionError with thousands of lines."""
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_NESTING} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def parse_yaml_text(text: str):
+    """YAML text -> Python values, with every rule of a config: no key twice, nesting within MAX_NESTING."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def read_text_bounded(path, limit: int = MAX_CONFIG_BYTES) -> str:
+    """A config or record file's text, refused in one line when it is over `limit` bytes (before reading it:
+    a 36 MB list of numbers would take minutes to parse) or not UTF-8."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > limit:
+        raise ConfigError(path, None, f"{size} bytes, more than a config may hold ({limit}); is it the right file?")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+
+
+def read_json(path, limit: int = MAX_CONFIG_BYTES):
+    """A JSON file (a normalizer, an identity record, a LeRobot meta file) with the bounds of a config: size
+    before reading, nesting while decoding (json's RecursionError), and bad JSON, each one line."""
+    import json
+    text = read_text_bounded(path, limit)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ConfigError(path, None, "nested too deep to be a config or record") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, None, f"line {exc.lineno}: invalid JSON ({exc.msg})") from None
+
 
 def load_yaml(path) -> dict:
     """Read a YAML mapping; a missing file or bad syntax becomes a one-line ConfigError."""
@@ -49,9 +96,7 @@ def load_yaml(path) -> dict:
     if not path.is_file():
         raise ConfigError(path, None, "file not found")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+        data = parse_yaml_text(read_text_bounded(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -74,7 +119,9 @@ def parse_overrides(overrides: Sequence[str], source: str = "command line") -> d
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(source, item, "override key is empty")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml_text(raw) if raw.strip() else ""
+        except yaml.composer.ComposerError as exc:   # nested past MAX_NESTING
+            raise ConfigError(source, key, str(exc.problem)) from None
         except yaml.YAMLError:
             value = raw
         node = result
@@ -114,9 +161,11 @@ def from_dict(cls: type[T], data: Mapping, source: str = "config", prefix: str =
     """Construct dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
     if not isinstance(data, Mapping):
         raise ConfigError(source, prefix or None, f"expected a mapping, got {type(data).__name__}")
+    aliases = getattr(cls, "ALIASES", {})   # {YAML key: field name}, for a key that is a Python keyword (`from`)
+    data = {aliases.get(k, k): v for k, v in data.items()}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)   # a YAML key may be a number: `1: x` beside `seed: 0`
     renamed = getattr(cls, "RENAMED", {})   # {old key: new key} of keys renamed in this config
     for name in unknown:
         if name in renamed:
@@ -251,6 +300,8 @@ def _coerce(tp, value: Any, source: str, key: str):
         if not math.isfinite(out):   # no setting means anything at NaN or infinity
             raise ConfigError(source, key, f"must be a finite number, got {out}")
         return out
+    if tp in (str, Path) and isinstance(value, str) and "\0" in value:   # no file name, label or text holds one
+        raise ConfigError(source, key, f"holds a NUL byte: {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value

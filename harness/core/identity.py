@@ -60,6 +60,9 @@ ADDED_KEYS: dict[str, Any] = {
     "image.crop": None,
     "image.num_keypoints": 32,
     "visual": None,                 # issue 22: visual presets of generators and evaluations
+    "data.normalizer_mode": "percentile",    # issue 33: diffusion_policy's limits normalizer
+    "diffusion.clip_sample_range": None,     # issue 33: the DDPM clip range derived from the data (a DDPM
+                                    # checkpoint from before it sampled with 1: harness/learning/model.py)
 }
 
 

@@ -13,7 +13,7 @@ import fcntl
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from harness.core.errors import UserError
 
@@ -73,13 +73,25 @@ def hold_output_lock(out, kind: str) -> Iterator[None]:
         handle.close()
 
 
-def check_writable(path) -> None:
-    """Refuse, before any work, an output whose folder cannot be written (read-only, not a folder).
+NAME_MAX = 255   # bytes of one file name on Linux file systems (ext4, xfs, tmpfs)
 
-    Tries a real write (a temporary file) in `path` if it is a folder, else in its nearest existing
-    parent: permission bits alone say nothing when running as root.
+
+def check_writable(path, inputs: Iterable = ()) -> None:
+    """The one check of an output path that every command makes before any work (directly, or through
+    `check_output_file`, `claim_output` / `hold_output`, `EpisodeWriter`): refuse a path the OS could
+    not make (a NUL byte, a name over NAME_MAX bytes), a link to nowhere on its way (a dangling symlink
+    as the output or a folder above it: mkdir would fail with FileExistsError or NotADirectoryError
+    after work was done), an output inside one of its `inputs` or holding one (an export into its own
+    store), and a place that cannot be written (read-only, not a folder).
+
+    The write check is a real write (a temporary file) in `path` if it is a folder, else in its nearest
+    existing parent: permission bits alone say nothing when running as root.
     """
     path = Path(path)
+    _check_path_text(path)
+    _check_no_dangling_link(path)
+    for source in inputs:
+        _check_apart(path, Path(source))
     probe = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
     if not probe.is_dir():
         raise UserError(f"{path}: {probe} is not a folder")
@@ -89,6 +101,35 @@ def check_writable(path) -> None:
         raise UserError(f"{path}: cannot write in {probe} ({exc.strerror})") from None
     os.close(fd)
     os.unlink(name)
+
+
+def _check_path_text(path: Path) -> None:
+    if "\0" in str(path):
+        raise UserError(f"{path}: holds a NUL byte; remove it")
+    long = next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:
+        raise UserError(f"{path}: the name {long[:24]}... is {len(os.fsencode(long))} bytes long; a file "
+                        f"system allows {NAME_MAX} bytes")
+
+
+def _check_no_dangling_link(path: Path) -> None:
+    """The output, or a missing folder above it, is a symbolic link to a place that does not exist."""
+    for place in (path, *path.parents):
+        if place.exists():
+            return
+        if place.is_symlink():
+            raise UserError(f"{path}: {place} is a symbolic link to {os.readlink(place)}, which does not exist; "
+                            "remove the link or give another path")
+
+
+def _check_apart(out: Path, source: Path) -> None:
+    """An output may neither lie inside an input nor hold one (it would write into what it reads, or
+    replace it)."""
+    out_r, src_r = out.resolve(), source.resolve()
+    if out_r == src_r or src_r in out_r.parents:
+        raise UserError(f"{out}: is inside the input {source}; write the output somewhere else")
+    if out_r in src_r.parents:
+        raise UserError(f"{out}: holds the input {source}; write the output somewhere else")
 
 
 def check_output_file(path, flag: str) -> None:

@@ -17,6 +17,7 @@ ignore them and the writer cuts them off when it reopens the store.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -27,7 +28,8 @@ from harness.core.errors import DatasetError
 
 SCHEMA_VERSION = 1
 DOMAINS = ("sim", "target", "real")
-SOURCES = ("gcs_kinematic", "gcs_physics", "teleop_scripted", "teleop_human", "imported")
+SOURCES = ("gcs_kinematic", "gcs_physics", "teleop_scripted", "teleop_human", "imported",
+           "corrupted")   # corrupted: a corrupt copy of another store (`cotrain corrupt`, real_data/corruption)
 REQUIRED_ATTRS = ("schema_version", "domain", "source", "env", "env_params", "generator")
 # key -> per-step shape; all are floating point.
 REQUIRED_DATA = {"agent_pos": (2,), "slider_pose": (3,), "action": (2,)}
@@ -40,6 +42,12 @@ def is_image_key(key: str) -> bool:
     return key == IMAGE_KEY or key.startswith(IMAGE_KEY + ".")
 # Rows scanned at a time for the finite-value check, so a large store is checked in bounded memory.
 _SCAN_ROWS = 200_000
+# Bounds on what a store's metadata may declare, checked before any data is read (check_declared_sizes):
+# a damaged or hostile .zarray saying [1e12, 2] would otherwise make a reader scan for hours.
+MAX_STORE_EPISODES = 10_000_000     # meta/episode_ends entries
+MAX_STORE_STEPS = 100_000_000       # committed steps (115 days of a 10 Hz robot)
+MAX_TAIL_STEPS = 1_000_000          # steps an interrupted append can leave after the last end (one episode)
+MAX_STEP_BYTES = 64 << 20           # one step of one array (a 4K RGB frame is 25 MB)
 
 
 @dataclasses.dataclass
@@ -83,6 +91,8 @@ def open_group(path, mode: str = "r") -> zarr.Group:
     path = Path(path)
     if not path.exists():
         raise DatasetError(path, None, "no such store")
+    if path.is_dir():
+        check_contained(path)
     try:
         if path.is_file() and path.suffix == ".zip":
             store = zarr.storage.ZipStore(path, mode="r")
@@ -90,6 +100,31 @@ def open_group(path, mode: str = "r") -> zarr.Group:
         return zarr.open_group(str(path), mode=mode)
     except Exception as exc:  # zarr raises several types for "not a group"
         raise DatasetError(path, None, f"not a zarr group ({type(exc).__name__})") from None
+
+
+def check_contained(path) -> None:
+    """Refuse a store folder holding a symbolic link that leads outside it (or nowhere).
+
+    zarr follows links: a `data/action` linked to another store's array would be read as this store's,
+    and a writer appending to this store would grow the other one. Every reader and writer opens a store
+    through `open_group`, so this one walk (entries only, no file is read) keeps them all inside. A link
+    to a place inside the store is harmless; the store folder itself may be a link (a store on another
+    disk)."""
+    root = Path(path).resolve()
+    folders = [root]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    target = Path(entry.path).resolve()
+                    inside = target == root or root in target.parents
+                    if not inside or not target.exists():
+                        where = Path(entry.path).relative_to(root)
+                        raise DatasetError(path, str(where), f"is a symbolic link to {os.readlink(entry.path)}, "
+                                           f"{'which does not exist' if inside else 'outside the store'}; a store "
+                                           "must hold its own files (copy them in)")
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
 
 
 def array_names(group: zarr.Group) -> list[str]:
@@ -147,11 +182,55 @@ def validate(path) -> StoreSummary:
     names every unreadable one (a corrupt or truncated chunk file, an unknown codec) in the one line.
     """
     root = open_group(path)
+    check_declared_sizes(root, Path(path))   # before unreadable_chunks walks every declared chunk
     unreadable = unreadable_chunks(root)
     if unreadable:
         shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
         raise DatasetError(path, None, f"unreadable chunks: {shown}")
     return _validate_group(root, Path(path))
+
+
+def check_declared_sizes(root: zarr.Group, path: Path) -> None:
+    """Refuse array metadata that declares more than a store can hold, reading no data but meta/episode_ends
+    (itself bounded first): episodes and steps past MAX_STORE_*, a step over MAX_STEP_BYTES, a data array
+    longer than `episode_ends` allows (an interrupted append leaves at most MAX_TAIL_STEPS), a per-episode
+    array longer than the episodes plus one. Every reader and `validate` call this before scanning, so a
+    lying shape is one line at once, not a scan of a trillion fill values. An array whose metadata cannot
+    be read is left to the checks that name it."""
+    if "meta" not in root or "episode_ends" not in root["meta"]:
+        return   # the format checks name what is missing
+    ends_arr = _array_or_none(root["meta"], "episode_ends")
+    if ends_arr is None or ends_arr.ndim != 1:
+        return
+    if ends_arr.shape[0] > MAX_STORE_EPISODES:
+        raise DatasetError(path, "meta/episode_ends", f"declares {ends_arr.shape[0]} episodes, more than "
+                           f"{MAX_STORE_EPISODES}; its metadata (.zarray) is damaged")
+    ends = committed_ends(np.asarray(ends_arr[:]))
+    n_steps, n_episodes = (int(ends[-1]) if len(ends) else 0), len(ends)
+    if n_steps > MAX_STORE_STEPS:
+        raise DatasetError(path, "meta/episode_ends", f"ends at step {n_steps}, more than {MAX_STORE_STEPS}")
+    for group, limit, unit in (("data", n_steps + MAX_TAIL_STEPS, "steps"), ("meta", n_episodes + 1, "values")):
+        if group not in root:
+            continue
+        for name in array_names(root[group]):
+            arr = _array_or_none(root[group], name)
+            if arr is None or arr.ndim == 0:
+                continue
+            step_bytes = int(np.prod(arr.shape[1:], dtype=np.float64) * arr.dtype.itemsize)
+            if step_bytes > MAX_STEP_BYTES:
+                raise DatasetError(path, f"{group}/{name}", f"declares {step_bytes} bytes per step "
+                                   f"{tuple(arr.shape[1:])}, more than {MAX_STEP_BYTES}")
+            if arr.shape[0] > limit and name != "episode_ends":
+                raise DatasetError(path, f"{group}/{name}", f"declares {arr.shape[0]} {unit}, but "
+                                   f"meta/episode_ends allows at most {limit} ({n_episodes} episodes, {n_steps} "
+                                   "steps); its metadata (.zarray) is damaged")
+
+
+def _array_or_none(group: zarr.Group, name: str):
+    try:
+        return group[name]
+    except Exception:  # noqa: BLE001 - unreadable metadata: unreadable_chunks / the format check name it
+        return None
 
 
 def unreadable_chunks(root: zarr.Group) -> list[str]:
@@ -195,6 +274,7 @@ def _validate_group(root: zarr.Group, path: Path) -> StoreSummary:
 
 
 def _check_group(root: zarr.Group, path: Path) -> StoreSummary:
+    check_declared_sizes(root, path)
     attrs = dict(root.attrs)
     for key in REQUIRED_ATTRS:
         if key not in attrs:
@@ -274,6 +354,8 @@ def _check_group(root: zarr.Group, path: Path) -> StoreSummary:
         arr = root["meta"][key]
         if arr.ndim < 1:
             raise DatasetError(path, f"meta/{key}", "must have one value per episode, got a scalar")
+        if key == "success":
+            _check_success(arr, path, n_episodes)
         if arr.shape[0] < n_episodes and key != "episode_ends":
             # Optional metadata that episodes appended by another tool (diffusion_policy's add_episode
             # writes data and episode_ends only) do not have: reported, readers ask for it with `missing`.
@@ -284,6 +366,19 @@ def _check_group(root: zarr.Group, path: Path) -> StoreSummary:
         n_episodes=n_episodes, n_steps=n_steps, data_shapes=shapes, data_dtypes=dtypes,
         meta_keys=meta_keys, uncommitted_steps=uncommitted, partial_meta=partial,
     )
+
+
+def _check_success(arr, path: Path, n_episodes: int) -> None:
+    """meta/success decides which episodes train (the success filter) and what `info` counts: true / false,
+    or the integers 1 / 0 that other tools write. Floats and text would be read as truthy numbers or fail
+    late, so they are refused here."""
+    if arr.dtype == np.bool_:
+        return
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise DatasetError(path, "meta/success", f"must be true/false (bool, or integers 0/1), got {arr.dtype}")
+    values = np.asarray(arr[:n_episodes])
+    if not np.isin(values, (0, 1)).all():
+        raise DatasetError(path, "meta/success", f"must be 0 or 1, got {values[~np.isin(values, (0, 1))][0]}")
 
 
 class EpisodeStore:

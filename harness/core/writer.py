@@ -25,7 +25,7 @@ import zarr
 
 from harness.core.atomic import temporary_sibling
 from harness.core.configs import _plain
-from harness.core.errors import DatasetError
+from harness.core.errors import DatasetError, at_path
 from harness.core.identity import check_same_identity
 from harness.core.locks import acquire_lock, check_writable
 from harness.core.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
@@ -80,12 +80,20 @@ class EpisodeWriter:
         tmp = temporary_sibling(self.path)
         shutil.rmtree(tmp, ignore_errors=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        root.attrs.update(attrs)
-        root.require_group("data")
-        meta = root.require_group("meta")
-        # fill_value 0 marks an unwritten slot (see store.committed_ends)
-        meta.create_array("episode_ends", shape=(0,), chunks=(LOWDIM_CHUNK,), dtype="int64", fill_value=0)
+        try:
+            root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+            root.attrs.update(attrs)
+            root.require_group("data")
+            meta = root.require_group("meta")
+            # fill_value 0 marks an unwritten slot (see store.committed_ends)
+            meta.create_array("episode_ends", shape=(0,), chunks=(LOWDIM_CHUNK,), dtype="int64", fill_value=0)
+        except OSError as exc:   # a full disk: no half-made store left beside the output, and the output named
+            shutil.rmtree(tmp, ignore_errors=True)
+            exc.filename = exc.filename or str(self.path)
+            raise
+        except BaseException:    # Ctrl-C
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             os.replace(tmp, self.path)
         except OSError:
@@ -162,7 +170,7 @@ class EpisodeWriter:
         data = {k: np.asarray(v) for k, v in data.items()}
         meta = dict(meta or {})
         self._check(data, meta)
-        with _signals_held():
+        with _signals_held(), at_path(self.path):   # a full disk names the store
             n_steps, n_eps = self._committed(self._root)
             length = len(next(iter(data.values())))
             for key, value in data.items():

@@ -53,7 +53,23 @@ def write_checkpoint(path, state: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        try:
+            torch.save({"format": FORMAT, **state}, tmp)
+        except RuntimeError as exc:
+            raise _write_failed(exc, path) from None
+
+
+def _write_failed(exc: RuntimeError, path: Path) -> Exception:
+    """torch's zip writer reports a failed write (a full disk) as a RuntimeError of `inline_container`; it
+    is an error of the OS at `path`, and becomes one (the CLI and the study's job runner print it in one
+    line). Any other RuntimeError is a bug and is kept."""
+    text = str(exc)
+    if "PytorchStreamWriter" not in text and "inline_container" not in text:
+        return exc
+    error = OSError(None, f"torch could not write the file ({text.splitlines()[-1].strip()[:120]}); is the "
+                          "disk full?")
+    error.filename = str(path)
+    return error
 
 
 def read_checkpoint(path, map_location="cpu") -> dict:
@@ -64,7 +80,8 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):   # not an object we refuse: a damaged or foreign file
+        if "unsupported global" not in str(exc).lower():   # (torch words it "Unsupported global" or
+            # "unsupported GLOBAL", by version) not an object we refuse: a damaged or foreign file
             raise UserError(f"{path}: not a readable checkpoint (UnpicklingError)") from None
         raise UserError(f"{path}: refused: it holds objects other than tensors and plain values, and loading it "
                         "could run code; if you trust it, convert it: python -m harness.learning.checkpoint "

@@ -5,7 +5,10 @@ Forward process at timestep t in {0, ..., T-1}: x_t = sqrt(abar_t) x0 + sqrt(1 -
 F(x_t, t, cond) predicts eps (`prediction_type: epsilon`) or x0 (`sample`); training draws t uniformly and
 minimises ||F - eps||^2 (or ||F - x0||^2), averaged over the chunk; sampling runs the scheduler's `step`
 (DDPM: fresh noise at every step; DDIM with eta = 0: deterministic) from x_T ~ N(0, I), clipping the
-predicted x0 to [-1, 1] when `clip_sample` is on.
+predicted x0 to [-clip_sample_range, clip_sample_range] when `clip_sample` is on. diffusion_policy clips to
+[-1, 1], which holds all its training data because its normalizer maps their min..max there; this harness's
+default normalizer maps percentiles of the clean actions there, so the trainer derives the range from the
+data instead (training.derived_config) and a sampler can reach every training action.
 
 One noise language for every method. Dividing x_t by sqrt(abar_t) gives the variance-exploding form
 x_sigma = x_t / sqrt(abar_t) = x0 + sigma(t) eps with
@@ -42,6 +45,7 @@ class DDPM:
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "epsilon"          # "epsilon" | "sample"
     clip_sample: bool = True
+    clip_sample_range: float = 1.0            # |x0| bound of the clip (diffusers' clip_sample_range)
 
     def __post_init__(self):
         alphas_cumprod = self.scheduler("ddpm").alphas_cumprod                         # (T,) float32
@@ -56,7 +60,8 @@ class DDPM:
         """
         from diffusers import DDIMScheduler, DDPMScheduler
         common = dict(num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule,
-                      prediction_type=self.prediction_type, clip_sample=self.clip_sample)
+                      prediction_type=self.prediction_type, clip_sample=self.clip_sample,
+                      clip_sample_range=self.clip_sample_range)
         if sampler == "ddim":
             return DDIMScheduler(**common, set_alpha_to_one=True, steps_offset=0)
         return DDPMScheduler(**common, variance_type="fixed_small")

@@ -59,7 +59,10 @@ class PolicyNet(nn.Module):
 def make_formulation(d: DiffusionConfig, sigma_data: float) -> Formulation:
     """The diffusion formulation of a config (sigma_data matters to EDM's preconditioning only)."""
     if d.kind == "ddpm":
-        return DDPM(d.num_train_timesteps, d.beta_schedule, d.prediction_type, d.clip_sample)
+        # clip_sample_range null: a run not yet started (training never samples), or a checkpoint from before
+        # the range was derived (2026-12-07), which sampled with diffusers' default 1
+        clip_range = 1.0 if d.clip_sample_range is None else d.clip_sample_range
+        return DDPM(d.num_train_timesteps, d.beta_schedule, d.prediction_type, d.clip_sample, clip_range)
     return EDM(sigma_data, d.P_mean, d.P_std)
 
 

@@ -1,13 +1,18 @@
-"""Affine per-feature normalization to [-1, 1] (diffusion_policy's "limits" mode, made robust), numpy only.
+"""Affine per-feature normalization to [-1, 1], numpy only, in one of two modes (`data.normalizer_mode`).
 
 Noise levels sigma are measured in these normalized action units, so every sigma in configs, annotations
 and losses refers to them; the rule that keeps them comparable (docs/objectives.md section 11):
 
-- Robust fit: the FIT_PERCENTILES range of each feature (0.5th..99.5th percentile) maps to [-1, 1], not
-  min..max, so a few outliers (corrupt copies with Gaussian noise, a glitch in a log) cannot squeeze the
-  real data into a small part of the interval. Nothing is clipped: rare values land slightly outside.
-- Actions are fitted on the clean data when there are any (the data the policy must imitate; corrupt data
+- `percentile` (the default; diffusion_policy's "limits" mode made robust): the FIT_PERCENTILES range of
+  each feature (0.5th..99.5th percentile) maps to [-1, 1], not min..max, so a few outliers (corrupt copies
+  with Gaussian noise, a glitch in a log) cannot squeeze the real data into a small part of the interval.
+  Nothing is clipped: rare values land outside [-1, 1] (corrupt actions by up to 2 here), which is why a
+  DDPM sampler clips to a range derived from the data (`diffusion.clip_sample_range`), not to 1.
+  Actions are fitted on the clean data when there are any (the data the policy must imitate; corrupt data
   may carry any noise), else on all; observations on all data (`fit_normalizer`).
+- `limits` (diffusion_policy's `LinearNormalizer(mode="limits")`, as its workspaces fit it on the whole
+  training set): min..max of every feature over all training data, clean and corrupt, maps to [-1, 1], so
+  every training value lies inside and diffusion_policy's clip to [-1, 1] never cuts one.
 - One normalizer per study: the study fits it once on every episode it uses, writes it as JSON
   (`save_normalizer`) and every run (`data.normalizer`) and the classifier load it (`load_normalizer`), so
   a sigma means the same noise, and validation losses the same thing, in every run. A single
@@ -30,12 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.atomic import atomic_write_text
+from harness.core.configs import read_text_bounded
 from harness.core.errors import DatasetError
 
 # A feature whose range is below this is left unscaled (only centred), so constants do not blow up.
 _MIN_RANGE = 1e-4
 # The percentiles of each feature that map to -1 and +1 (robust to the outer 1% of the data).
 FIT_PERCENTILES = (0.5, 99.5)
+# data.normalizer_mode -> the percentiles of each feature that map to -1 and +1
+MODES = {"percentile": FIT_PERCENTILES, "limits": (0.0, 100.0)}
 
 
 @dataclasses.dataclass
@@ -45,12 +53,12 @@ class Affine:
     scale: np.ndarray   # (D,)
 
     @classmethod
-    def fit(cls, x: np.ndarray, fixed: tuple[int, ...] = ()) -> "Affine":
-        """Map the FIT_PERCENTILES range of each feature onto [-1, 1]; features in `fixed` keep the identity."""
+    def fit(cls, x: np.ndarray, fixed: tuple[int, ...] = (), percentiles=FIT_PERCENTILES) -> "Affine":
+        """Map the `percentiles` range of each feature onto [-1, 1]; features in `fixed` keep the identity."""
         x = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
         if len(x) == 0:
             raise ValueError("cannot fit a normalizer on no data")
-        lo, hi = np.percentile(x, FIT_PERCENTILES, axis=0)
+        lo, hi = np.percentile(x, percentiles, axis=0)
         rng = hi - lo
         scale = np.where(rng > _MIN_RANGE, 2.0 / np.maximum(rng, _MIN_RANGE), 1.0)
         offset = (hi + lo) / 2
@@ -77,30 +85,39 @@ class Normalizer:
     """Observation features (agent xy, slider xy, cos, sin) and actions. Images are scaled to [0, 1] apart."""
     obs: Affine
     action: Affine
+    mode: str = "percentile"   # how it was fitted (MODES); a limits fit records it in its state
 
     @classmethod
-    def fit(cls, obs: np.ndarray, action: np.ndarray) -> "Normalizer":
+    def fit(cls, obs: np.ndarray, action: np.ndarray, mode: str = "percentile") -> "Normalizer":
         # cos/sin of theta (features 4, 5) already lie in [-1, 1]; keep them on the circle.
-        return cls(Affine.fit(obs, fixed=(4, 5)), Affine.fit(action))
+        return cls(Affine.fit(obs, (4, 5), MODES[mode]), Affine.fit(action, (), MODES[mode]), mode)
 
     def state(self) -> dict:
-        return {"obs": self.obs.state(), "action": self.action.state()}
+        # a percentile state is what it was before modes existed, so its files and hashes stay the same
+        mode = {} if self.mode == "percentile" else {"mode": self.mode}
+        return {**mode, "obs": self.obs.state(), "action": self.action.state()}
 
     @classmethod
     def from_state(cls, state: dict) -> "Normalizer":
-        return cls(Affine.from_state(state["obs"]), Affine.from_state(state["action"]))
+        return cls(Affine.from_state(state["obs"]), Affine.from_state(state["action"]),
+                   state.get("mode", "percentile"))
 
 
-def fit_normalizer(obs: np.ndarray, clean_action: np.ndarray | None, all_action: np.ndarray) -> Normalizer:
-    """The one fitting rule (trainer, study, classifier): observations on all data; actions on the clean
-    data when there are any (what the policy must imitate; corrupt actions may carry any noise), else on
-    all. obs (N, 6), clean_action (M, 2) or None / empty, all_action (K, 2); raw units."""
+def fit_normalizer(obs: np.ndarray, clean_action: np.ndarray | None, all_action: np.ndarray,
+                   mode: str = "percentile") -> Normalizer:
+    """The one fitting rule (trainer, study, classifier). obs (N, 6), clean_action (M, 2) or None / empty,
+    all_action (K, 2); raw units.
+
+    percentile: observations on all data; actions on the clean data when there are any (what the policy
+    must imitate; corrupt actions may carry any noise), else on all. limits: both on min..max of all data."""
+    if mode == "limits":
+        return Normalizer.fit(obs, all_action, mode)
     has_clean = clean_action is not None and len(clean_action) > 0
     return Normalizer.fit(obs, clean_action if has_clean else all_action)
 
 
 def save_normalizer(normalizer: Normalizer, path) -> None:
-    """Write the normalizer as JSON ({obs: {offset, scale}, action: {offset, scale}}), atomically."""
+    """Write the normalizer as JSON ({[mode,] obs: {offset, scale}, action: {offset, scale}}), atomically."""
     atomic_write_text(path, json.dumps(normalizer.state(), indent=2) + "\n")
 
 
@@ -114,13 +131,15 @@ def load_normalizer(path) -> Normalizer:
     if not path.is_file():
         raise DatasetError(path, None, "no such normalizer file")
     try:
-        state = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        state = json.loads(read_text_bounded(path))   # a file over the config bound is one line, unread
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:   # (nested 100,000 deep)
         raise DatasetError(path, None, f"not a readable normalizer JSON ({type(exc).__name__})") from None
     if not isinstance(state, dict):
         raise DatasetError(path, None, "not a normalizer: expected an object with keys obs and action")
     for part, n in _FEATURES.items():
         _check_affine_state(path, part, state.get(part), n)
+    if state.get("mode", "percentile") not in MODES:
+        raise DatasetError(path, "mode", f"must be one of {', '.join(MODES)}, got {state['mode']!r}")
     return Normalizer.from_state(state)
 
 

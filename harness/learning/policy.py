@@ -170,10 +170,29 @@ def load_policy(path, device="cpu", num_steps: int | None = None, seed: int = 0,
         net.load_state_dict(ckpt["ema"])
     except RuntimeError as exc:   # weights of another network size than the config says
         raise UserError(f"{path}: its weights do not match its config ({str(exc).splitlines()[0][:120]})") from None
+    _check_finite_weights(path, ckpt["ema"])
     spec = WindowSpec(cfg.data.n_obs, cfg.data.horizon, cfg.data.n_action)
     chunk_sampler = ChunkSampler.from_config(cfg.diffusion, formulation, num_steps, sampler)
     shapes = ckpt["image_shape"] or {}
     if not isinstance(shapes, dict):     # a checkpoint from before cameras were named: the plain camera only
         shapes = {"image": shapes}
-    return DiffusionPolicy(net, Normalizer.from_state(ckpt["normalizer"]), spec, chunk_sampler, device, seed, cfg,
+    return DiffusionPolicy(net, _normalizer(path, ckpt["normalizer"]), spec, chunk_sampler, device, seed, cfg,
                            image_shapes={k: tuple(v) for k, v in shapes.items()}, visual=ckpt.get("visual"))
+
+
+def _check_finite_weights(path, state: dict) -> None:
+    """NaN or inf in a policy's weights gives NaN actions, which fail only inside the rollouts, after an
+    evaluation folder was made: refuse such a file when it is loaded."""
+    bad = next((name for name, t in state.items() if torch.is_tensor(t) and t.is_floating_point()
+                and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise UserError(f"{path}: ema.{bad}: the policy's weights hold NaN or inf (did training diverge?)")
+
+
+def _normalizer(path, state) -> Normalizer:
+    """The checkpoint's normalizer, or one line naming the file when it is not one (a KeyError otherwise)."""
+    try:
+        return Normalizer.from_state(state)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise UserError(f"{path}: normalizer: not a normalizer's state ({type(exc).__name__}: "
+                        f"{str(exc)[:80]})") from None

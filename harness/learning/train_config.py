@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 from harness.core.configs import MAX_SEED
 from harness.learning.methods import METHODS, Cotrain, method_class
+from harness.learning.normalizer import MODES
 
 
 # Sizes past these are typos (2e9 for 2e3), not experiments: refused at load instead of exhausting memory
@@ -19,6 +20,7 @@ MAX_BATCH = 1 << 16
 MAX_WIDTH = 1 << 14            # an MLP width or a U-Net stage width
 MAX_DEPTH = 64
 MAX_THREADS = 256
+MAX_CLIP_RANGE = 1e3           # a DDPM clip range (normalized action units; the data lie within a few)
 
 
 def _require(ok: bool, key: str, what: str, value) -> None:
@@ -65,6 +67,9 @@ class DataConfig:
     val_fraction: float = 0.05     # held-out episodes per dataset for validation losses (0 = none)
     normalizer: str | None = None  # normalizer JSON (a study's shared one); null = fit on this run's training
                                    # data (read when training starts, so it need not exist when the config loads)
+    normalizer_mode: Literal["percentile", "limits"] = "percentile"  # how the normalizer is fitted
+                                   # (harness/learning/normalizer.py): percentile = 0.5..99.5th percentiles of the
+                                   # clean actions -> [-1, 1]; limits = min..max of every source (diffusion_policy's)
 
     @property
     def image_keys(self) -> list[str]:
@@ -80,6 +85,7 @@ class DataConfig:
                  "(a policy must see something)", self.low_dim)
         if self.normalizer is not None and not self.normalizer.strip():
             raise ValueError("data.normalizer must be a file path or null, got an empty string")
+        _require(self.normalizer_mode in MODES, "data.normalizer_mode", " or ".join(MODES), self.normalizer_mode)
         if not 0 <= self.val_fraction < 1:
             raise ValueError("data.val_fraction must be in [0, 1)")
         _require(self.n_obs >= 1, "data.n_obs", ">= 1", self.n_obs)
@@ -165,7 +171,11 @@ class DiffusionConfig:
     num_train_timesteps: int = 100  # T: timesteps t = 0 .. T-1, drawn uniformly in training
     beta_schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule (squaredcos_cap_v2 | linear | scaled_linear)
     prediction_type: Literal["epsilon", "sample"] = "epsilon"  # what the network predicts
-    clip_sample: bool = True       # clip the predicted x0 to [-1, 1] at every sampler step
+    clip_sample: bool = True       # clip the predicted x0 to [-clip_sample_range, clip_sample_range] at every
+                                   # sampler step (diffusers' clip_sample)
+    clip_sample_range: float | None = None  # null = derived when the run starts: the largest |normalized action|
+                                   # of every training source, rounded up to 0.1 (at least 1), so the sampler can
+                                   # reach every training action; the checkpoint's config holds the value used
     RENAMED: ClassVar[dict] = {"sigma_min": "sampler_sigma_min", "sigma_max": "sampler_sigma_max",
                                "num_inference_steps": "num_steps"}
 
@@ -190,6 +200,9 @@ class DiffusionConfig:
                  "squaredcos_cap_v2, linear or scaled_linear", self.beta_schedule)
         _require(self.prediction_type in ("epsilon", "sample"), "diffusion.prediction_type", "epsilon or sample",
                  self.prediction_type)
+        _require(self.clip_sample_range is None or 0 < self.clip_sample_range <= MAX_CLIP_RANGE,
+                 "diffusion.clip_sample_range", f"in (0, {MAX_CLIP_RANGE}] (or null: derived from the data)",
+                 self.clip_sample_range)
         if self.kind == "ddpm":
             _require(self.num_steps <= self.num_train_timesteps, "diffusion.num_steps",
                      f"<= diffusion.num_train_timesteps = {self.num_train_timesteps} under ddpm", self.num_steps)

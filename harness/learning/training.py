@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -56,6 +57,29 @@ SUMMARY_FILE = "train_summary.json"   # realised clean fraction (overall, per si
 
 
 # ---------------------------------------------------------------- small pieces
+def derived_config(cfg: TrainConfig, data: TrainingData) -> TrainConfig:
+    """cfg plus what the data fix when the run starts: the config a checkpoint records and a policy loads.
+
+    Under DDPM with clip_sample that is diffusion.clip_sample_range: null becomes the largest |normalized
+    action| of every training source rounded up to 0.1 (at least diffusion_policy's 1), so the sampler's clip
+    never cuts off what the data teach; a value below it is refused. config.yaml keeps the value as given
+    (the run's identity); checkpoints hold the derived one.
+    """
+    d = cfg.diffusion
+    if d.kind != "ddpm" or not d.clip_sample:
+        return cfg
+    reach = data.max_abs_action
+    if d.clip_sample_range is not None:
+        if d.clip_sample_range < reach:
+            raise ConfigError("config", "diffusion.clip_sample_range",
+                              f"{d.clip_sample_range:g} is below the largest |normalized action| of the training "
+                              f"data ({reach:.3f}), so the sampler could never emit those actions; "
+                              f"use a value >= {reach:.3f}, or null to derive it")
+        return cfg
+    derived = max(1.0, math.ceil(reach * 10 - 1e-6) / 10)   # 1e-6: a limits fit's 1.0000001 stays 1.0
+    return dataclasses.replace(cfg, diffusion=dataclasses.replace(d, clip_sample_range=derived))
+
+
 class RunTotals:
     """What a run really trained on, summed over every step (and rank) for its train_summary.json.
 
@@ -192,8 +216,9 @@ class Trainer:
         self.is_main = self.rank == 0
 
         self.data = build(cfg)
+        self.policy_cfg = derived_config(cfg, self.data)   # what checkpoints record (DDPM: the clip range)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
-        self.model, self.diffusion = build_model(cfg, self.data.sigma_data)   # EDM or DDPM
+        self.model, self.diffusion = build_model(self.policy_cfg, self.data.sigma_data)   # EDM or DDPM
         self.model.to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.method = self.data.method
@@ -332,7 +357,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         ckpt = read_checkpoint(path, map_location=self.device)
-        check_same_identity(ckpt["config"], to_dict(self.cfg), RESUME_FREE_KEYS, path)
+        check_same_identity(ckpt["config"], to_dict(self.policy_cfg), RESUME_FREE_KEYS, path)
         if ckpt["world_size"] != self.world:
             raise ConfigError(path, "world_size", f"saved with {ckpt['world_size']} ranks, resumed with "
                               f"{self.world}; resume with the same number")
@@ -398,6 +423,10 @@ class Trainer:
             from tqdm import tqdm
             for line in self.data.describe():
                 tqdm.write(line)
+            d = self.policy_cfg.diffusion
+            if d.kind == "ddpm" and d.clip_sample:
+                tqdm.write(f"DDPM clip range +-{d.clip_sample_range:g} (largest |normalized action| of the "
+                           f"training data: {self.data.max_abs_action:.3f})")
             bar = tqdm(total=cfg.run.steps, initial=self.step, desc=f"train {cfg.objective.method}",
                        dynamic_ncols=True)
         t_last, steps_last = time.perf_counter(), self.step
@@ -480,7 +509,7 @@ class Trainer:
     def state_for_policy(self) -> dict:
         """What load_policy needs (EMA weights, normalizer, config); no optimizer or RNG state."""
         return {
-            "config": to_dict(self.cfg), "step": self.step,
+            "config": to_dict(self.policy_cfg), "step": self.step,
             "ema": self.ema.state_dict(), "normalizer": self.data.normalizer.state(),
             "sigma_data": self.data.sigma_data,
             "image_shape": {key: list(shape) for key, shape in self.data.image_shapes.items()} or None,
@@ -497,7 +526,11 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> Path:
     out = Path(cfg.out_dir)
     if (out / "done").exists():
         claim_run_folder(cfg)   # a finished run is returned only to a config with its identity
-        return out / "checkpoints" / "final.pt"
+        final = out / "checkpoints" / "final.pt"
+        if not final.is_file():   # the run says it is finished, but its policy was deleted
+            raise UserError(f"{final}: missing, though {out / 'done'} says the run finished; delete the run "
+                            "folder (or its `done`) and re-run to make it again")
+        return final
     return Trainer(cfg).fit(stop_after=stop_after)
 
 

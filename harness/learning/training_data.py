@@ -39,17 +39,24 @@ class RawDataset:
     visual: dict | None = None     # the visual preset its cameras were rendered with (store attrs `visual`)
 
 
+def kept_episodes(store: EpisodeStore, only_success: bool = True, max_episodes: int | None = None) -> np.ndarray:
+    """(n,) the store's episodes a dataset uses, in order: its successful ones (only_success), the first
+    max_episodes of those. Loaded datasets, and so the classifier's annotations, number their episodes
+    0..n-1 in this order; whoever maps an annotated window back to the store (eval/window_profile.py) must
+    use the same list, not the store's first n episodes (a failed episode shifts every later one)."""
+    episodes = np.arange(store.n_episodes)
+    if only_success and "success" in store.meta_keys:
+        # An episode appended by another tool has no success value: kept (only known failures are skipped).
+        episodes = episodes[store.meta("success", missing=True).astype(bool)]
+    return episodes if max_episodes is None else episodes[:max_episodes]
+
+
 def load_dataset(spec: DatasetSpec, image_keys: list[str], name: str) -> RawDataset:
     store = EpisodeStore(spec.path)
     role = spec.role
     if role == "auto":
         role = "clean" if store.domain in CLEAN_DOMAINS else "corrupt"
-    episodes = np.arange(store.n_episodes)
-    if spec.only_success and "success" in store.meta_keys:
-        # An episode appended by another tool has no success value: kept (only known failures are skipped).
-        episodes = episodes[store.meta("success", missing=True).astype(bool)]
-    if spec.max_episodes is not None:
-        episodes = episodes[: spec.max_episodes]
+    episodes = kept_episodes(store, spec.only_success, spec.max_episodes)
     if len(episodes) == 0:
         raise DatasetError(spec.path, "meta/episode_ends",
                            "no episodes to use" + (" (none has meta/success true)" if store.n_episodes else ""))
@@ -128,6 +135,11 @@ class TrainingData:
                                          # is valid (configured, or alpha_natural); None for an alpha(sigma) table
     visual: dict | None = None           # the look of the clean data's cameras: an image policy is evaluated
                                          # in it unless told otherwise (its checkpoint records it)
+
+    @property
+    def max_abs_action(self) -> float:
+        """The largest |normalized action| over every source's windows: what a DDPM sampler must reach."""
+        return max(float(np.abs(pool.action).max(initial=0.0)) for pool in self.pools.values())
 
     def mixing_summary(self) -> dict:
         """For train_summary.json: the alphas this run aimed at, next to the clean fraction it realised."""
@@ -217,14 +229,15 @@ def build(cfg: TrainConfig) -> TrainingData:
                         alpha_target, visual)
 
 
-def fit_dataset_normalizer(raws: list[RawDataset]) -> Normalizer:
+def fit_dataset_normalizer(raws: list[RawDataset], mode: str = "percentile") -> Normalizer:
     """harness.learning.normalizer.fit_normalizer on the training episodes of `raws` (all episodes of a freshly
-    loaded dataset): observations of every dataset, actions of the clean ones (all when none is clean)."""
+    loaded dataset). percentile: observations of every dataset, actions of the clean ones (all when none is
+    clean); limits: both over every dataset."""
     steps = [_episode_steps(raw.episode_ends, raw.train_episodes) for raw in raws]
     clean = [raw.action[s] for raw, s in zip(raws, steps) if raw.role == "clean"]
     return fit_normalizer(np.concatenate([raw.obs[s] for raw, s in zip(raws, steps)]),
                           np.concatenate(clean) if clean else None,
-                          np.concatenate([raw.action[s] for raw, s in zip(raws, steps)]))
+                          np.concatenate([raw.action[s] for raw, s in zip(raws, steps)]), mode)
 
 
 def _measured_sigma_data(raws: list[RawDataset], normalizer: Normalizer) -> float:
@@ -247,16 +260,19 @@ def _run_normalizer(cfg: TrainConfig, raws: list[RawDataset], annotations) -> No
     two must agree (else every sigma_n would mean another noise); without one, the annotations' action part
     replaces the fitted one.
     """
-    path = cfg.data.normalizer
+    path, mode = cfg.data.normalizer, cfg.data.normalizer_mode
     if path:
         normalizer = load_normalizer(path)
+        if normalizer.mode != mode:   # a file fitted one way, recorded as the other: the config would lie
+            raise ConfigError("config", "data.normalizer_mode",
+                              f"is {mode}, but {path} was fitted with mode {normalizer.mode}")
         if annotations is not None and not same_affine(normalizer.action,
                                                        Affine.from_state(annotations.action_normalizer)):
             raise ConfigError("config", "data.normalizer",
                               f"{path} and the annotations {cfg.objective.annotations} normalize actions "
                               "differently, so their sigma_n would be in other units; annotate with this normalizer")
         return normalizer
-    normalizer = fit_dataset_normalizer(raws)
+    normalizer = fit_dataset_normalizer(raws, mode)
     if annotations is not None:
         normalizer.action = Affine.from_state(annotations.action_normalizer)
     return normalizer

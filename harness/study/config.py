@@ -10,17 +10,34 @@ from harness.learning.methods import METHODS, Cotrain, method_class
 from harness.study.eval_settings import EvalSettings, check_preset
 
 
+MAX_SPECTRA_WINDOW = 750   # control steps: one whole episode of the task's 75 s time limit
+
+
 @dataclasses.dataclass
 class GenerateSpec:
-    kind: Literal["gcs", "teleop"]   # gcs: GCS plans replayed (gen-sim); teleop: scripted teleop (gen-teleop)
+    kind: Literal["gcs", "teleop", "corrupt"]  # gcs: GCS plans replayed (gen-sim); teleop: scripted teleop
+                                     # (gen-teleop); corrupt: a corrupt copy of another dataset (`cotrain corrupt`)
     num: int | None = None           # episodes the store holds when done (default: the dataset's `episodes`)
     env: str | None = None           # physics preset (default: sim for gcs, target for teleop)
     seed: int = 0                    # first seed; seeds seed, seed + 1, ... are tried in order
     workers: int = 2                 # generator worker processes
-    config: dict[str, Any] = dataclasses.field(default_factory=dict)  # generator config keys (GenSimConfig
-                                     # or TeleopConfig), e.g. {replay: physics}
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)  # generator config keys (GenSimConfig,
+                                     # TeleopConfig or CorruptConfig), e.g. {replay: physics}, {cutoff_hz: 1.0}
+    from_: str | None = None         # corrupt: the dataset (its name) whose first `num` episodes are corrupted
+    transform: str | None = None     # corrupt: gaussian | jitter | drift | latency | bias (docs/objectives.md §16)
+    level: float | None = None       # corrupt: in the study normalizer's action units (latency: control steps)
+    ALIASES: ClassVar[dict] = {"from": "from_"}   # the YAML key `from` is a Python keyword
 
     def __post_init__(self):
+        corrupt = {"from": self.from_, "transform": self.transform, "level": self.level}
+        if self.kind == "corrupt":
+            missing = [k for k, v in corrupt.items() if v is None]
+            if missing:
+                raise ValueError(f"kind corrupt needs {', '.join(missing)}")
+            if self.env is not None:
+                raise ValueError("env: a corrupt copy keeps its source's env; leave env out")
+        elif any(v is not None for v in corrupt.values()):
+            raise ValueError(f"from, transform and level apply to kind corrupt only, not {self.kind}")
         if self.num is not None and self.num < 1:
             raise ValueError(f"num must be >= 1 (or null), got {self.num}")
         if self.seed < 0:
@@ -65,7 +82,9 @@ class MethodSpec:
     # methods that need sigma_n (truncated, ambient, ambient_rescaled): the corrupt data's noise level.
     # A number: the same for every corrupt dataset; per_dataset: one value per dataset, where its held-out
     # classifier accuracy reaches chance (harness/learning/sigma_n_rule.py); per_datapoint: every window its own.
-    sigma_n: float | Literal["per_dataset", "per_datapoint"] | None = None
+    # known: each corrupt dataset's own level, from its gaussian `cotrain corrupt` record (the ambient
+    # assumption holds exactly there).
+    sigma_n: float | Literal["per_dataset", "per_datapoint", "known"] | None = None
     locality_sigma_max: float | None = None  # + locality: corrupt data also used below this sigma
     sigma_mixing: list[list[float]] | Literal["classifier"] | None = None  # alpha(sigma): [[sigma, alpha], ...]
     objective: dict[str, Any] = dataclasses.field(default_factory=dict)  # any other objective.* keys
@@ -78,6 +97,8 @@ class MethodSpec:
                                      # then come from its own store, annotations-<overrides>.zarr; needs a label
     seeds: list[int] | None = None   # training seeds of this row alone (default: the study's seeds), e.g. more
                                      # seeds for the rows that decide; its baseline row needs each of them
+    datasets: list[str] | None = None  # the datasets (names) this row trains on (default: all of them), e.g. an
+                                     # oracle row on the clean source of a corrupt dataset instead of the copy
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
@@ -91,7 +112,7 @@ class MethodSpec:
         if self.alphas is not None and not cls.sweeps_alpha:
             raise ValueError(f"method {self.method}: alphas only apply to {Cotrain.name}")
         if cls.needs_sigma_n and self.sigma_n is None:
-            raise ValueError(f"method {self.method} needs sigma_n (a number, per_dataset or per_datapoint)")
+            raise ValueError(f"method {self.method} needs sigma_n (a number, per_dataset, per_datapoint or known)")
         if not cls.needs_sigma_n and (self.sigma_n is not None or self.locality_sigma_max is not None):
             raise ValueError(f"method {self.method}: sigma_n/locality_sigma_max do not apply")
         for a in self.alphas or []:
@@ -172,8 +193,21 @@ class StudyConfig:
             raise ValueError(f"seeds: training seeds must be in [0, {MAX_SEED}]")
         if self.eval.trials < 1:
             raise ValueError("eval.trials must be >= 1")
-        if self.spectra_window < 2:
-            raise ValueError(f"spectra_window must be >= 2 control steps, got {self.spectra_window}")
+        if not 2 <= self.spectra_window <= MAX_SPECTRA_WINDOW:
+            raise ValueError(f"spectra_window must be in [2, {MAX_SPECTRA_WINDOW}] control steps, got "
+                             f"{self.spectra_window}")
+        by_name = {d.name: d for d in self.datasets}
+        for d in self.datasets:
+            g = d.generate
+            if g is not None and g.kind == "corrupt" and (g.from_ not in by_name or g.from_ == d.name
+                                                           or _is_corrupt_copy(by_name[g.from_])):
+                raise ValueError(f"datasets: {d.name}: generate.from must name another dataset of the study that is "
+                                 f"not itself a corrupt copy; datasets: {', '.join(names)}")
+        for m in self.methods:
+            unknown = [n for n in m.datasets or [] if n not in by_name]
+            if unknown or (m.datasets is not None and not any(by_name[n].role == "clean" for n in m.datasets)):
+                raise ValueError(f"methods: {m.label or m.method}: datasets must name datasets of the study, at least "
+                                 f"one clean; got {m.datasets} (datasets: {', '.join(names)})")
 
     @property
     def out(self) -> Path:
@@ -189,23 +223,48 @@ class StudyConfig:
         """Where the shared classifier output goes; None when there is no corrupt data or no use for it."""
         if not any(d.role == "corrupt" for d in self.datasets):
             return None
-        needed = any(m.uses_classifier and not m.annotate for m in self.methods) or self.annotate.enabled
+        needed = any(m.uses_classifier and not m.annotate and m.datasets is None for m in self.methods) \
+            or self.annotate.enabled
         return self.out / "annotations.zarr" if needed else None
 
     def row_annotations_path(self, m: MethodSpec) -> Path | None:
-        """The store a row reads its sigma_n from: the shared one, or its own for rows with annotate settings."""
-        if not m.annotate or not any(d.role == "corrupt" for d in self.datasets):
+        """The store a row reads its sigma_n from: the shared one, or its own for rows with annotate settings
+        or their own `datasets`. Why its own for its own data: a classifier trained on the clean data against
+        the union of several corrupt datasets calls a window "clean" as soon as *its* dataset is lost in the
+        noise while the others are not, so its sigma_n would depend on which other datasets the study holds."""
+        if not m.annotate and m.datasets is None or not any(d.role == "corrupt" for d in self.datasets):
             return self.annotations_path
-        return self.out / f"annotations-{annotate_slug(m.annotate)}.zarr"
+        corrupt = [d.name for d in self.row_datasets(m) if d.role == "corrupt"]
+        if not corrupt:
+            return None
+        parts = ([annotate_slug(m.annotate)] if m.annotate else []) + \
+            ([annotate_slug({"data": "-".join(corrupt)})] if m.datasets is not None else [])
+        return self.out / f"annotations-{'-'.join(parts)}.zarr"
+
+    def row_datasets(self, m: MethodSpec) -> list[StudyDataset]:
+        """The datasets a row trains on, in the study's order."""
+        return [d for d in self.datasets if m.datasets is None or d.name in m.datasets]
+
+    def annotation_datasets(self, store: Path) -> list[StudyDataset]:
+        """The datasets an annotations store classifies: a row's own store its row's, the shared one all."""
+        for m in self.methods:
+            if m.datasets is not None and m.uses_classifier and self.row_annotations_path(m) == store:
+                return self.row_datasets(m)
+        return list(self.datasets)
 
     def annotation_stores(self) -> dict[Path, dict]:
         """Every annotations store the study makes -> the AnnotateConfig overrides on top of the study's."""
         stores = {self.annotations_path: {}} if self.annotations_path is not None else {}
         if any(d.role == "corrupt" for d in self.datasets):
             for m in self.methods:
-                if m.annotate:
+                if (m.annotate or m.datasets is not None and m.uses_classifier) \
+                        and self.row_annotations_path(m) is not None:
                     stores[self.row_annotations_path(m)] = m.annotate
         return stores
+
+
+def _is_corrupt_copy(d: StudyDataset) -> bool:
+    return d.generate is not None and d.generate.kind == "corrupt"
 
 
 def annotate_slug(overrides: dict) -> str:

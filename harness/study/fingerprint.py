@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.atomic import atomic_write_text
-from harness.core.errors import DatasetError
+from harness.core.errors import ConfigError, DatasetError
 from harness.study.config import StudyConfig
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -108,6 +108,11 @@ def check_fingerprint(cfg: StudyConfig, log) -> None:
         raise DatasetError(path, None, "unreadable; it records the data this study started with") from None
     for name, now in data.items():
         before = old_data.get(name)
+        if isinstance(before, dict) and "episodes" in now and before.get("episodes") != now["episodes"] \
+                and before.get("path") == now["path"]:   # the experiment was edited, not the store
+            raise ConfigError("experiment", f"datasets.{name}.episodes", f"the study uses {now['episodes']} "
+                              f"episodes of {now['path']} now, {before.get('episodes')} when it started; finished "
+                              "runs used those, so restore the value or continue in a new study folder (out_dir)")
         if before is None or before != now:
             raise DatasetError(path, name, f"{now['path']} is not the data this study started with (its "
                                "content changed since the first session); finished runs used the old data, "

@@ -8,6 +8,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+from harness.core.errors import os_error_line
+
 
 @dataclasses.dataclass(frozen=True)
 class Job:
@@ -25,6 +27,7 @@ class JobResult:
     value: Any = None              # what the function returned (JSON-able by convention)
     error: str | None = None       # one line: "ExceptionType: message"
     seconds: float = 0.0
+    os_error: bool = False         # failed on an error of the OS at a path (a full disk): the study stops (exit 2)
 
 
 def run_job(job: Job) -> Any:
@@ -40,6 +43,9 @@ def run_caught(job: Job) -> JobResult:
         return JobResult(job.key, True, value, seconds=time.perf_counter() - started)
     except KeyboardInterrupt:
         raise
+    except OSError as exc:   # the machine or a path, not a bug: one line naming the path, no traceback
+        return JobResult(job.key, False, error=os_error_line(exc), seconds=time.perf_counter() - started,
+                         os_error=True)
     except Exception as exc:  # noqa: BLE001 - a failed job is reported, the study goes on
         detail = traceback.format_exc(limit=-3)
         return JobResult(job.key, False, error=f"{type(exc).__name__}: {exc}".splitlines()[0] + "\n" + detail,

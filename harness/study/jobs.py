@@ -22,15 +22,21 @@ def generator(kind: str):
     if kind == "gcs":
         from gcs_planner.generate import GenSimConfig, fill_store
         return GenSimConfig, fill_store
+    if kind == "corrupt":
+        from real_data.corruption.generate import CorruptConfig, fill_store
+        return CorruptConfig, fill_store
     from real_data.teleop.generate import GenTeleopConfig, fill_store
     return GenTeleopConfig, fill_store
 
 
 def generator_config(path: str, kind: str, num: int, env: str | None, seed: int, workers: int, config: dict):
     """The resolved, checked generator config of a dataset. `config` holds GenSimConfig keys for gcs and
-    the teleoperator's (TeleopConfig) keys for teleop, as `gen-sim --config` and `gen-teleop --config` do."""
+    the teleoperator's (TeleopConfig) keys for teleop, as `gen-sim --config` and `gen-teleop --config` do, and
+    CorruptConfig keys for corrupt (source, transform, level, units, cutoff_hz; it runs in this process)."""
     from sim_envs.config import load_preset
     cls, _ = generator(kind)
+    if kind == "corrupt":
+        return from_dict(cls, merge(config, {"num": num, "seed": seed}), f"generate {path}")
     run = {"num": num, "seed": seed, "workers": workers}
     if kind == "gcs":
         settings = merge(config, {**run, "env": env or "sim"})
@@ -48,6 +54,19 @@ def generate_dataset(path: str, kind: str, num: int, env: str | None, seed: int,
     cfg = generator_config(path, kind, num, env, seed, workers, config)
     _, fill_store = generator(kind)
     return {"path": path, "summary": fill_store(path, cfg, progress=progress).lines()}
+
+
+def corruption_units(datasets: list[dict]) -> dict:
+    """{offset, scale} of the action fit on `datasets` ({path, max_episodes}, loaded as a study loads clean
+    data: successful episodes, the first max_episodes): the normalized action units a corruption level is in.
+    A study passes its clean datasets, so the units are its normalizer's (actions are fitted on clean data,
+    harness/learning/normalizer.py); `cotrain corrupt` passes the source."""
+    from harness.learning.train_config import DatasetSpec
+    from harness.learning.training_data import fit_dataset_normalizer, load_dataset
+
+    raws = [load_dataset(DatasetSpec(d["path"], role="clean", max_episodes=d.get("max_episodes")), [], Path(d["path"]).stem)
+            for d in datasets]
+    return fit_dataset_normalizer(raws).action.state()
 
 
 def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | None = None) -> dict:

@@ -13,6 +13,9 @@ place one becomes the other is `method_settings` + `_rows` below:
     sigma_n: per_datapoint          sigma_n: annotations, annotations: <the row's annotations store>
     sigma_n: per_dataset            data.datasets[corrupt].sigma_n: the dataset's rule from the store
     sigma_n: 0.1                    sigma_n: 0.1
+    sigma_n: known                  sigma_n: the gaussian level its corrupt datasets were made with
+                                    (`generate: {kind: corrupt}`; known_sigma_n)
+    datasets: [names]               data.datasets: those datasets only (default: all)
     locality_sigma_max, objective   the same keys
 """
 from __future__ import annotations
@@ -49,8 +52,33 @@ class _Row:
     seeds: list[int]                 # its training seeds
 
 
+MAX_SLUG = 100    # characters of a run folder's name (a file name holds at most 255 bytes)
+
+
 def slugify(text: str) -> str:
+    """Letters, digits, `.`, `_` and `-`, in lower case: a label as a file name (see run_slug)."""
     return re.sub(r"[^A-Za-z0-9.=_-]+", "-", text.replace("=", "")).strip("-").lower()
+
+
+def run_slug(label: str) -> str:
+    """The one rule from a row label to the name of its run folder, runs/<slug>/seed<k>.
+
+    A label it cannot map to a folder of its own inside runs/ is refused, in one line: one holding a
+    control character (NUL, a newline: it would also be written into table.md, table.csv and the plots),
+    one whose slug has no letter or digit (`***` maps to nothing, so two such rows would share runs/), one
+    whose slug starts with a dot (`.` is runs/ itself, `..` the study folder) or is over MAX_SLUG long.
+    Two rows with one slug are refused where the rows are listed (`_rows`), before any work."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in label):
+        raise ConfigError("experiment", "methods", f"row label {label!r} holds a control character; use "
+                          "letters, digits and punctuation")
+    slug = slugify(label)
+    if not re.search(r"[a-z0-9]", slug) or slug.startswith("."):
+        raise ConfigError("experiment", "methods", f"row label {label!r} gives no usable run folder name "
+                          f"({slug!r}); use a label with a letter or digit that does not start with '.'")
+    if len(slug) > MAX_SLUG:
+        raise ConfigError("experiment", "methods", f"row label {label[:40]!r}...: longer than {MAX_SLUG} "
+                          "characters as a run folder name; use a shorter label")
+    return slug
 
 
 def method_settings(m: MethodSpec) -> list[tuple[str, float | None, dict]]:
@@ -89,6 +117,7 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
     run of the same seed has finished training; the runner trains them in a second wave.
     Every run normalizes with the study's one normalizer (cfg.normalizer_path; it need not exist yet).
     """
+    _refuse_run_keys(cfg)
     base = with_snapshots(cfg, merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train))
     per_dataset = {d.name: 1.0 for d in cfg.datasets} if dry else per_dataset_sigma_n(cfg, annotations_path)
     rows = _rows(cfg, per_dataset, annotations_path, dry)
@@ -98,16 +127,31 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
     return [_run_plan(cfg, base, row, row.seeds[i]) for i in range(depth) for row in rows if i < len(row.seeds)]
 
 
+# TrainConfig keys the study sets for each run, so an experiment's own value would be silently replaced
+RUN_KEYS = {"seed": "list training seeds in `seeds` (or a row's `seeds`)",
+            "out_dir": "the study writes each run to <out_dir>/runs/<label>/seed<k>; set the study's `out_dir`"}
+
+
+def _refuse_run_keys(cfg: StudyConfig) -> None:
+    """An experiment's `train` (or a row's) giving a key the study sets per run is refused, naming it (a
+    train_config file may hold them: that file is shared with `cotrain train`)."""
+    places = [("train", cfg.train)] + [(f"methods[{i}].train", m.train) for i, m in enumerate(cfg.methods)]
+    for where, train in places:
+        for key, instead in RUN_KEYS.items():
+            if key in train:
+                raise ConfigError("experiment", f"{where}.{key}", f"is set by the study for each run: {instead}")
+
+
 def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
     """One run: the row's objective and data at one training seed, its TrainConfig validated; a matched
     row's alpha is the named row's realised clean fraction at this seed (a stand-in until it exists)."""
     from harness.learning.train_config import TrainConfig
 
-    slug = slugify(row.label)
+    slug = run_slug(row.label)
     folder = RunFolder.of(cfg.out, slug, seed)
     objective, setting, alpha, pending = row.objective, row.setting, row.alpha, False
     if row.matched_to is not None:
-        fraction = realised_clean_fraction(RunFolder.of(cfg.out, slugify(row.matched_to), seed))
+        fraction = realised_clean_fraction(RunFolder.of(cfg.out, run_slug(row.matched_to), seed))
         pending = fraction is None
         alpha = MATCHED_STAND_IN if pending else fraction
         objective = {**objective, "alpha": alpha}
@@ -115,7 +159,7 @@ def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
             setting = f"alpha={alpha:.4f} (matched to {row.matched_to})"
     train = merge(merge(base, row.train), {"seed": seed, "out_dir": str(folder.train), "objective": objective,
                                            "data": {"datasets": row.datasets, "normalizer": str(cfg.normalizer_path)}})
-    tc = from_dict(TrainConfig, train, f"{cfg.name}: {row.label} seed {seed}")
+    tc = from_dict(TrainConfig, train, f"experiment: {row.label!r} seed {seed}")
     return RunSpec(row.label, slug, row.method, setting, alpha, seed, folder, tc, cfg.eval, row.matched_to, pending,
                    row.baseline)
 
@@ -168,14 +212,16 @@ def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
             label = m.label or (f"{m.method} ({setting})" if setting else m.method)
             if label in seen:
                 raise ConfigError("experiment", "methods", f"two entries give the row {label!r}; set `label`")
-            if slugify(label) in slugs:   # one run folder for two rows
-                raise ConfigError("experiment", "methods", f"rows {slugs[slugify(label)]!r} and {label!r} share the "
-                                  f"run folder runs/{slugify(label)}; make the labels differ in a letter or digit")
+            slug = run_slug(label)
+            if slug in slugs:   # one run folder for two rows
+                raise ConfigError("experiment", "methods", f"rows {slugs[slug]!r} and {label!r} share the "
+                                  f"run folder runs/{slug}; make the labels differ in a letter or digit")
             seen.add(label)
-            slugs[slugify(label)] = label
-            datasets = [{"path": d.path, "role": d.role, "max_episodes": d.episodes} for d in cfg.datasets]
+            slugs[slug] = label
+            used = [d for d in cfg.datasets if m.datasets is None or d.name in m.datasets]   # the row's data
+            datasets = [{"path": d.path, "role": d.role, "max_episodes": d.episodes} for d in used]
             # a row with its own annotate settings reads its own store; every other row the shared one
-            row_annotations = cfg.row_annotations_path(m) if m.annotate else annotations_path
+            row_annotations = cfg.row_annotations_path(m) if m.annotate or m.datasets is not None else annotations_path
             if m.sigma_n == "per_datapoint" or m.sigma_mixing == "classifier":
                 if row_annotations is None:
                     raise ConfigError("experiment", "annotate.enabled",
@@ -186,10 +232,21 @@ def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
             if m.sigma_n == "per_datapoint":
                 objective["sigma_n"] = "annotations"
             elif m.sigma_n == "per_dataset":
-                values = per_dataset if not m.annotate or dry else per_dataset_sigma_n(cfg, row_annotations)
-                for spec, d in zip(datasets, cfg.datasets):
+                values = per_dataset if row_annotations == annotations_path or dry \
+                    else per_dataset_sigma_n(cfg, row_annotations, used)
+                for spec, d in zip(datasets, used):
                     if d.role == "corrupt":
                         spec["sigma_n"] = values[d.name]
+            elif m.sigma_n == "known":
+                levels = {d.name: known_sigma_n(cfg, d, label, dry) for d in used if d.role == "corrupt"}
+                if not levels:
+                    raise ConfigError("experiment", "methods", f"{label}: sigma_n: known needs a corrupt dataset")
+                if len(set(levels.values())) == 1:      # one level: a number, as a row with a fixed sigma_n
+                    objective["sigma_n"] = next(iter(levels.values()))
+                else:                                    # several: each corrupt dataset its own
+                    for spec, d in zip(datasets, used):
+                        if d.role == "corrupt":
+                            spec["sigma_n"] = levels[d.name]
             elif m.sigma_n is not None:
                 objective["sigma_n"] = float(m.sigma_n)
             matched_to = matched_label(objective.get("alpha"))
@@ -197,6 +254,9 @@ def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
                              m.seeds or cfg.seeds))
     by_label = {row.label: row for row in rows}
     study_base = by_label.get(cfg.baseline) or next((r for r in rows if r.method == cfg.baseline), None)
+    if study_base is None and cfg.baseline != StudyConfig.baseline:   # the default may be absent: no pairs
+        raise ConfigError("experiment", "baseline", f"{cfg.baseline!r} names no row or method of the study; rows: "
+                          f"{', '.join(repr(r.label) for r in rows)}")
     for row in rows:
         if row.baseline is not None and row.baseline not in by_label:
             raise ConfigError("experiment", "methods", f"{row.label}: baseline {row.baseline!r} names no row of the "
@@ -209,7 +269,41 @@ def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
     return rows
 
 
-def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None) -> dict[str, float]:
+def known_sigma_n(cfg: StudyConfig, d, label: str, dry: bool = False) -> float:
+    """The level of a corrupt dataset made by `cotrain corrupt --transform gaussian` (its `generate` spec,
+    and the generator record of its store once it exists): there sigma_n is known, not estimated.
+
+    The level is in the action units the store records; a study whose normalizer's action fit differs
+    (another `data.normalizer_mode`) would read it as another noise, so that is refused in one line.
+    """
+    from real_data.corruption.generate import GENERATOR
+    g = d.generate
+    record = None
+    if Path(d.path).exists():
+        from harness.core.store import open_group
+        record = dict(open_group(d.path).attrs).get("generator")
+    elif g is None and dry:
+        return 1.0   # a stand-in: the store must exist before the runs (runner._check_datasets)
+    spec = {"generator": GENERATOR, "transform": g.transform, "level": g.level} \
+        if g is not None and g.kind == "corrupt" else None
+    made = record if isinstance(record, dict) and record.get("generator") == GENERATOR else spec
+    if made is None or made.get("transform") != "gaussian":
+        what = "not made by `cotrain corrupt`" if made is None else f"made by the {made.get('transform')} transform"
+        raise ConfigError("experiment", "methods", f"{label}: sigma_n: known needs corrupt datasets made by "
+                          f"`corrupt --transform gaussian`; {d.name} is {what}")
+    if spec is not None and record is not None and float(record.get("level", -1)) != float(spec["level"]):
+        raise DatasetError(d.path, "attrs.generator.level", f"is {record.get('level')}, the study says "
+                           f"{spec['level']}; use another path for another level")
+    if not dry and record is not None and cfg.normalizer_path.is_file():
+        from harness.learning.normalizer import Affine, load_normalizer, same_affine
+        if not same_affine(load_normalizer(cfg.normalizer_path).action, Affine.from_state(record["units"])):
+            raise ConfigError("experiment", "methods", f"{label}: sigma_n: known: {d.name}'s level is in other "
+                              f"action units than {cfg.normalizer_path} (the study fits actions another way); "
+                              "give the row a numeric sigma_n instead")
+    return float(made["level"])
+
+
+def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None, datasets=None) -> dict[str, float]:
     """Each corrupt dataset's sigma_n by the per-dataset rule of the annotations (harness/learning/sigma_n_rule.py:
     the first grid sigma where its held-out accuracy against the clean data is within tol of chance)."""
     if annotations_path is None or not any(m.sigma_n == "per_dataset" for m in cfg.methods):
@@ -217,7 +311,7 @@ def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None) -> dict
     from harness.learning.annotations import read_annotations
     ann = read_annotations(annotations_path)
     out = {}
-    for d in cfg.datasets:
+    for d in cfg.datasets if datasets is None else datasets:   # (a row's own store: its row's datasets)
         if d.role != "corrupt":
             continue
         found = ann.find(d.path)

@@ -29,6 +29,7 @@ class StudyReport:
     summary: str                   # the table in words, one sentence (eval.study_table.table_summary)
     files: list[Path]              # table.md, table.csv and every plot written
     plots: Path                    # the folder of the plots
+    failed_plots: list[str] = dataclasses.field(default_factory=list)  # "<plot>: <why>", one line each
 
 
 def write_report(cfg: StudyConfig, plans: Sequence[RunSpec], annotations: Path | None) -> StudyReport:
@@ -140,36 +141,54 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
     atomic_write_text(out / "table.csv", table_csv(rows))
     files += [out / "table.md", out / "table.csv"]
 
-    pdir = out / "plots"
+    # The table is on disk; from here on a plot that fails costs only itself (one line in failed_plots).
+    pdir, failed = out / "plots", []
+
+    def draw(name: str, make, *args):
+        made = _drawn(name, failed, make, *args)
+        files.extend(made if isinstance(made, list) else [made] if made else [])
+
     if rows:
-        files.append(plots.plot_success(rows, pdir / "success.png", title))
-        for plot in (plots.plot_success_vs_alpha(rows, pdir / "success_vs_alpha.png"),
-                     plots.plot_success_vs_sigma_n(rows, pdir / "success_vs_sigma_n.png"),
-                     plots.plot_clean_fraction_by_sigma(rows, pdir / "clean_fraction_by_sigma.png")):
-            if plot:
-                files.append(plot)
-    scale, sigmas = None, []
+        draw("success", plots.plot_success, rows, pdir / "success.png", title)
+        draw("success_vs_alpha", plots.plot_success_vs_alpha, rows, pdir / "success_vs_alpha.png")
+        draw("success_vs_sigma_n", plots.plot_success_vs_sigma_n, rows, pdir / "success_vs_sigma_n.png")
+        draw("clean_fraction_by_sigma", plots.plot_clean_fraction_by_sigma, rows, pdir / "clean_fraction_by_sigma.png")
+    units = None
     if annotations is not None and Path(annotations).exists():
-        from harness.learning.annotations import read_annotations
-        files += plots.plot_annotations(annotations, pdir / "classifier_accuracy.png", pdir / "sigma_n_hist.png")
-        profile = plots.plot_zero_window_profile(
-            annotations, {d.name: d.path for d in datasets if d.role == "corrupt"}, pdir / "sigma_n_zero_profile.png")
-        if profile:
-            files.append(profile)
-        ann = read_annotations(annotations)
-        smin = np.concatenate([d.sigma_n for d in ann.datasets])
-        scale = np.asarray(ann.action_normalizer["scale"], float)   # actions -> normalized units
-        finite = smin[np.isfinite(smin) & (smin > 0)]
-        sigmas = [float(np.median(finite))] if len(finite) else []
+        draw("classifier_accuracy, sigma_n_hist", plots.plot_annotations, annotations,
+             pdir / "classifier_accuracy.png", pdir / "sigma_n_hist.png")
+        draw("sigma_n_zero_profile", plots.plot_zero_window_profile, annotations,
+             {d.name: d.path for d in datasets if d.role == "corrupt"}, pdir / "sigma_n_zero_profile.png")
+        units = _drawn("action_spectra (units)", failed, _spectra_units, annotations)
+    scale, sigmas = units if units is not None else (None, [])
     spectra = {}
     for d in datasets:
-        spectrum = dataset_spectrum(d.path, d.episodes, spectra_window, scale=scale) \
-            if Path(d.path).exists() else None
+        spectrum = _drawn(f"action_spectra ({d.name})", failed, dataset_spectrum, d.path, d.episodes,
+                          spectra_window, None, scale) if Path(d.path).exists() else None
         if spectrum is not None:
             spectra[f"{d.name} ({d.role})"] = spectrum[:2]
     if spectra:
-        files.append(plots.plot_power_spectra(spectra, pdir / "action_spectra.png",
-                                              sigmas=sigmas if scale is not None else (),
-                                              units="normalized action units" if scale is not None else "m"))
-    return StudyReport(md, summary, files, pdir)
+        draw("action_spectra", plots.plot_power_spectra, spectra, pdir / "action_spectra.png",
+             sigmas if scale is not None else (), "normalized action units" if scale is not None else "m")
+    return StudyReport(md, summary, files, pdir, failed)
+
+
+def _drawn(name: str, failed: list[str], make, *args):
+    """make(*args), or None after adding "<name>: <error>" to `failed`: a plot of a report must never cost
+    the table or the other plots (a study whose every run finished would otherwise end with no report)."""
+    try:
+        return make(*args)
+    except Exception as exc:  # noqa: BLE001 - whatever a plot meets, the rest of the report is still written
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        failed.append(f"{name}: {type(exc).__name__}{': ' + text if text else ''}")
+        return None
+
+
+def _spectra_units(annotations) -> tuple[np.ndarray, list[float]]:
+    """(action scale (2,): actions -> the classifier's normalized units, [median finite sigma_n > 0])."""
+    from harness.learning.annotations import read_annotations
+    ann = read_annotations(annotations)
+    smin = np.concatenate([d.sigma_n for d in ann.datasets])
+    finite = smin[np.isfinite(smin) & (smin > 0)]
+    return np.asarray(ann.action_normalizer["scale"], float), [float(np.median(finite))] if len(finite) else []
 

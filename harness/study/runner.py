@@ -15,7 +15,7 @@ from harness.study.config import StudyConfig
 from harness.study.executor import make_executor
 from harness.study.fingerprint import check_fingerprint
 from harness.study.job import Job, JobResult
-from harness.study.jobs import annotate, generate_dataset, generator_config, train_and_evaluate
+from harness.study.jobs import annotate, corruption_units, generate_dataset, generator_config, train_and_evaluate
 from harness.study.plan import plan_runs
 from harness.study.run_spec import RunFolder, RunSpec
 from harness.study.report import StudyReport, write_report
@@ -63,10 +63,12 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
                                          shared_dir=out)
     t0 = time.perf_counter()
 
-    # 1. datasets
-    failed = _run_stage(executor, generation_jobs(cfg, progress), "datasets", log, progress)
-    if failed:
-        return StudyResult(out, failed)
+    # 1. datasets: first the generated ones, then the corrupt copies of them (`generate: {kind: corrupt}`),
+    # whose levels are in the action units of the clean data made in the first wave
+    for corrupt, stage in ((False, "datasets"), (True, "corrupt")):
+        failed = _run_stage(executor, generation_jobs(cfg, progress, corrupt=corrupt), stage, log, progress)
+        if failed:
+            return StudyResult(out, failed)
     _check_datasets(cfg)
     write_study_normalizer(cfg)
     check_fingerprint(cfg, log)   # the data's bytes: a study never mixes two versions of its data
@@ -125,8 +127,9 @@ def _not_run(plan: RunSpec, log) -> JobResult:
 
 def write_study_normalizer(cfg: StudyConfig) -> Path:
     """Fit the study's one normalizer on every episode it uses (each dataset's first `episodes`) and write
-    it, so that every run and the classifier measure sigma in the same units. An existing file is reused
-    as is: the study's identity fixes its data."""
+    it, so that every run and the classifier measure sigma in the same units. It is fitted the way the
+    study's train config says (`data.normalizer_mode`). An existing file is reused as is: the study's
+    identity fixes its data."""
     from harness.learning.normalizer import load_normalizer, save_normalizer
     from harness.learning.train_config import DatasetSpec
     from harness.learning.training_data import fit_dataset_normalizer, load_dataset
@@ -137,7 +140,7 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
         return path
     raws = [load_dataset(DatasetSpec(d.path, role=d.role, max_episodes=d.episodes), [], d.name)
             for d in cfg.datasets]
-    save_normalizer(fit_dataset_normalizer(raws), path)
+    save_normalizer(fit_dataset_normalizer(raws, study_train_data(cfg).normalizer_mode), path)
     return path
 
 
@@ -156,15 +159,19 @@ def claim_run(plan: RunSpec) -> None:
     claim_output(plan.folder.root, RunFolder.IDENTITY_FILE, plan.identity(), RUN_FREE_KEYS, kind="study run folder")
 
 
-def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) -> list[Job]:
+def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False,
+                    corrupt: bool | None = None) -> list[Job]:
     """One job per dataset that must be generated or extended to the episodes the study uses.
 
     dry: only resolve and check every generator config (and that a missing store's place is writable).
+    corrupt: True for the corrupt copies alone (`kind: corrupt`, made once their sources exist), False for
+    the other generated datasets, None for all.
     """
     from harness.core.store import EpisodeStore
     jobs = []
+    units = None
     for d in cfg.datasets:
-        if d.generate is None:
+        if d.generate is None or corrupt is not None and (d.generate.kind == "corrupt") != corrupt:
             continue
         num = d.generate.num or d.episodes
         if num is None:
@@ -172,6 +179,13 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
         g = d.generate
         kwargs = {"path": d.path, "kind": g.kind, "num": num, "env": g.env, "seed": g.seed, "workers": g.workers,
                   "config": dict(g.config)}
+        if g.kind == "corrupt":
+            source = next(s for s in cfg.datasets if s.name == g.from_)
+            kwargs["config"].update({"source": source.path, "transform": g.transform, "level": g.level})
+            if not dry and not (Path(d.path).exists() and EpisodeStore(d.path).n_episodes >= num):
+                units = units or corruption_units([{"path": c.path, "max_episodes": c.episodes}
+                                                   for c in cfg.datasets if c.role == "clean"])
+                kwargs["config"]["units"] = units   # the study normalizer's action units (its clean data)
         if dry:
             generator_config(**kwargs)
             if not Path(d.path).exists():
@@ -180,7 +194,7 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False) 
         if Path(d.path).exists() and EpisodeStore(d.path).n_episodes >= num:
             continue
         jobs.append(Job(f"generate {d.name}", generate_dataset, {**kwargs, "progress": progress},
-                        resources={"num_cpus": g.workers}))
+                        resources={"num_cpus": 1 if g.kind == "corrupt" else g.workers}))
     return jobs
 
 
@@ -190,25 +204,31 @@ def annotate_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
     return [annotate_job(cfg, progress, out, overrides) for out, overrides in cfg.annotation_stores().items()]
 
 
+def study_train_data(cfg: StudyConfig):
+    """The data section of the study's train config (its train_config file with its `train` keys on top)."""
+    from harness.learning.train_config import TrainConfig
+    return from_dict(TrainConfig, merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train),
+                     "experiment: train").data
+
+
 def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = None, overrides: dict | None = None) -> Job:
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
     sigmas must be in the runs' units, so it normalizes with the study's normalizer. out / overrides: a row's
     own store and its AnnotateConfig overrides (default: the shared store, the study's settings)."""
     from harness.learning.classifier import AnnotateConfig
-    from harness.learning.train_config import TrainConfig
 
-    base = merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train)
-    data = from_dict(TrainConfig, base, "experiment: train").data
+    data = study_train_data(cfg)
     shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
               "normalizer": str(cfg.normalizer_path), "progress": progress}   # progress: a free key
     settings = merge(merge(load_yaml(cfg.annotate.config) if cfg.annotate.config else {}, cfg.annotate.overrides),
                      overrides or {})
     acfg = from_dict(AnnotateConfig, merge(settings, shared), "experiment: annotate")
     out = out or cfg.annotations_path
+    data = cfg.annotation_datasets(out)   # a row with its own datasets: its own clean-vs-corrupt classifier
     return Job(f"annotate {out.name}" if out != cfg.annotations_path else "annotate", annotate, {
         # the classifier sees the same first-N episodes that the runs train on
-        "clean": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "clean"],
-        "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in cfg.datasets if d.role == "corrupt"],
+        "clean": [{"path": d.path, "max_episodes": d.episodes} for d in data if d.role == "clean"],
+        "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in data if d.role == "corrupt"],
         # the stage's only job: it gets the cores the executor would give max_parallel jobs
         "out": str(out), "config": to_dict(acfg),
         "threads": cfg.executor.threads * cfg.executor.max_parallel},
@@ -243,6 +263,9 @@ def _run_stage(executor, jobs: list[Job], stage: str, log, progress: bool = Fals
         getattr(results, "close", lambda: None)()
         if view is not None:
             view.close()
+    stopped = next((r for r in failed if r.os_error), None)
+    if stopped is not None:   # a full disk fails every later job too: stop, one line, exit 2 (work is kept)
+        raise UserError(f"{stage}: {stopped.key}: {stopped.error}")
     return failed
 
 

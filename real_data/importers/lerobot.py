@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from harness.core.configs import read_text_bounded
 from harness.core.errors import DatasetError
 from harness.core.store import DOMAINS, SOURCES
 from harness.core.writer import MAX_TEXT
@@ -40,9 +41,12 @@ def read_info(path: Path) -> dict:
     if not info_path.is_file():
         raise DatasetError(path, "meta/info.json", "missing file")
     try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, "meta/info.json", f"invalid JSON (line {exc.lineno})") from None
+        info = json.loads(read_text_bounded(info_path))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+        raise DatasetError(path, "meta/info.json", f"invalid JSON ({where})") from None
+    if not isinstance(info, dict):
+        raise DatasetError(path, "meta/info.json", f"must be a JSON object, got {type(info).__name__}")
     version = info.get("codebase_version")
     if version not in VERSIONS:
         raise DatasetError(path, "meta/info.json", f"codebase_version must be one of {list(VERSIONS)}, got {version!r}")

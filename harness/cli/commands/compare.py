@@ -13,10 +13,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from harness.core.errors import named_config_errors
     from harness.study import load_study, report_only, run_study
 
     cfg = load_study(args.experiment, args.overrides)
-    return _finish(report_only(cfg) if args.report_only else run_study(cfg, progress=not args.no_progress))
+    with named_config_errors(args.experiment, generic="experiment"):   # errors found while planning name the file
+        result = report_only(cfg) if args.report_only else run_study(cfg, progress=not args.no_progress)
+    return _finish(result)
 
 
 def _finish(result) -> int:
@@ -27,6 +30,8 @@ def _finish(result) -> int:
         print(report.table)
         for path in report.files:
             print(f"written    {path}")
+        for line in report.failed_plots:   # the table and the other plots are written all the same
+            print(f"plot failed {line}")
     for job in result.failed:
         print(f"failed     {job.key}: {job.error.splitlines()[0]}")
     if result.failed:

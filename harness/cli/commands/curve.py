@@ -18,6 +18,9 @@ import os
 from pathlib import Path
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")   # formats matplotlib writes without extra packages
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("kind", choices=["steps", "heun", "training"],
                         help="steps (or heun): vs sampler steps per chunk; training: vs training steps")
@@ -65,6 +68,7 @@ def points_to_run(args) -> list[tuple[int, Path, int | None]]:
 def run(args) -> int:
     from eval.evaluation import EvalSpec, default_out_dir, run_eval
     from eval.plots import plot_success_curve
+    from harness.core.errors import UserError
     from harness.core.locks import check_output_file
     from harness.cli.commands.eval import SPEC_FLAGS, _check_env, check_counts
     from harness.cli.commands.flags import flag_names
@@ -73,6 +77,9 @@ def run(args) -> int:
     check_counts(args, ("n_envs", "workers"))
     _check_env(args.env)
     if args.out:                 # the default path is curve's own file in the run's eval folder
+        if Path(args.out).suffix.lower() not in PLOT_SUFFIXES:   # before the evaluations, not after them
+            raise UserError(f"--out {args.out}: a plot is written as {', '.join(PLOT_SUFFIXES)}; "
+                            f"got {Path(args.out).suffix or 'no suffix'}")
         check_output_file(Path(args.out), "--out")
         check_output_file(Path(args.out).with_suffix(".csv"), "--out (its CSV)")
     points = points_to_run(args)

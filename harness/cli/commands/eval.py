@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", help="policy checkpoint (.pt), or 'scripted' for the built-in scripted policy")
+    parser.add_argument("checkpoint", help="policy checkpoint (.pt), a LeRobot pretrained-policy folder (config.json + "
+                        "model.safetensors; needs the lerobot package), or 'scripted' for the built-in scripted policy")
     parser.add_argument("--env", default="target", help="physics preset to evaluate in (default target)")
     parser.add_argument("--trials", type=int, default=200, help="number of trials (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="trial i starts from seed + i (default 0)")
@@ -32,6 +33,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--visual", default=None,
                         help="image policies: the visual preset to render (sim_envs/visuals/; default: the look its "
                              "clean data were rendered in, recorded in the checkpoint)")
+    parser.add_argument("--versus", action="append", default=[], metavar="EVAL_FOLDER",
+                        help="another evaluation's folder on the same start seeds (repeatable): print one table, "
+                             "each row paired by start seed with the first one (McNemar's exact test)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -50,15 +54,31 @@ def run(args) -> int:
                         inference_batch=args.inference_batch, visual=args.visual)
     if checkpoint == "scripted" and (args.num_steps is not None or args.sampler is not None):
         raise UserError("--num-steps and --sampler need a diffusion checkpoint")
+    if Path(checkpoint).is_dir() and (args.num_steps is not None or args.sampler is not None):
+        raise UserError(f"{checkpoint}: --num-steps and --sampler apply to our checkpoints; a LeRobot policy's "
+                        "sampler is set in its config.json")
     _check_env(args.env)
     device = _check_device(args.device)     # before anything is written: a bad device must not claim --out
     out = Path(args.out) if args.out else (Path("runs/scripted/eval") / f"{args.env}-s{args.seed}-n{args.trials}"
                                            if checkpoint == "scripted" else default_out_dir(checkpoint, spec))
+    versus = _versus(args.versus, args.env, spec.seeds)   # bad folders: one line, before anything is written
     summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=device,
                        record=args.record, progress=not args.no_progress)
     print("\n".join(summary.lines()))
     print(f"written    {out}/summary.json, trials.csv")
+    if versus:
+        from eval.paired import paired_table, read_versus
+        rows = [*versus, read_versus(out, args.env, spec.seeds)]
+        print(paired_table(rows, baseline=rows[0][0]), end="")
     return 0
+
+
+def _versus(folders, env: str, seeds) -> list:
+    """--versus: (label, records) of each evaluation folder, checked (eval/paired.py)."""
+    if not folders:
+        return []
+    from eval.paired import read_versus
+    return [read_versus(folder, env, seeds) for folder in folders]
 
 
 # EvalSpec keys -> the flags that set them (the bounds live in EvalSpec, the flags only name them)

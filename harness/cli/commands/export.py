@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from harness.core.locks import check_writable
 
-    check_writable(args.out)   # before encoding anything
+    check_writable(args.out, inputs=[args.store])   # before encoding anything; never inside its store
     summary = export_lerobot(args.store, args.out, images=args.images, task=args.task, progress=tqdm)
     print("\n".join(summary.lines()))
     return 0

@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from harness.core.locks import check_writable
 
-    check_writable(args.out)   # before reading (and validating) a possibly large source
+    check_writable(args.out, inputs=[args.src])   # before reading a possibly large source; never inside it
     summary = import_logs(args.src, args.format, args.out, mapping_path=args.mapping, overwrite=args.overwrite,
                           progress=tqdm)
     print("\n".join(summary.lines()))

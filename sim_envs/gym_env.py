@@ -14,6 +14,10 @@ conventions are gym_pusht's (LeRobot's `gym.make("gym_pusht/PushT-v0", obs_type=
                                   observation.images.<camera>, as `cotrain export` writes them)
     pixels_agent_pos              {"pixels": as above, "agent_pos": (2,)}
 
+Cameras: `image_size` (H, W) adds the plain top-down camera (`image`; 96x96 when pixels need it and no visual
+preset is given), `visual` a visual preset's cameras; `cameras` names the ones observed (default all). With
+both, the plain camera is the dict entry "image".
+
 Actions: (2,) world-frame pusher targets in metres, each held for one 0.1 s control step (10 Hz). The action
 space is the workspace rectangle; the env does not clip (nor does `cotrain eval`), so a target outside it is
 tracked as any other, at the robot's speed limit. With actions inside the action space, observations stay
@@ -60,7 +64,7 @@ class PlanarPushingEnv(gym.Env):
         look = load_visual(visual) if isinstance(visual, str) else visual
         pixels = obs_type.startswith("pixels")
         # The plain camera exists when asked for (image_size), when pixels have no other camera, or for render().
-        wants_plain = image_size is not None or (pixels and look is None) or (render_mode and look is None)
+        wants_plain = image_size is not None or (look is None and (pixels or render_mode is not None))
         size = tuple(int(s) for s in image_size) if image_size is not None else DEFAULT_IMAGE_SIZE
         available = ([PLAIN_CAMERA] if wants_plain else []) + ([c.name for c in look.cameras] if look else [])
         self.cameras = list(cameras) if cameras is not None else (available if pixels else [])
@@ -77,8 +81,7 @@ class PlanarPushingEnv(gym.Env):
         self.start_seed: int | None = None
         self._pixels = pixels
         self._keys = {name: (PLAIN_CAMERA if name == PLAIN_CAMERA else IMAGE_PREFIX + name) for name in self.cameras}
-        self._render_key = (PLAIN_CAMERA if wants_plain else self._env.camera_keys[0]) if self._env.camera_keys \
-            else None
+        self._render_key = PLAIN_CAMERA if wants_plain else (self._env.camera_keys or [None])[0]   # render()'s camera
         self.action_space = spaces.Box(low=np.array([TASK.workspace[0], TASK.workspace[2]]),
                                        high=np.array([TASK.workspace[1], TASK.workspace[3]]), dtype=np.float64)
         self.observation_space = self._observation_space()

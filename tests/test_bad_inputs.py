@@ -593,7 +593,7 @@ CASES = [
      "methods[0].train.seed"),
     ("compare-spectra_window-huge", _compare(spectra_window=10**8), "spectra_window"),
     ("gen-sim-keep-failed-kinematic", _gen_sim("--keep-failed-replays"), "keep_failed_replays"),
-    ("train-mixed-keys", lambda i: ["train", i.raw_train_yaml(b"1: x\n")], "1: unknown key"),
+    ("train-mixed-keys", lambda i: ["train", i.raw_train_yaml(b"1: x\nbogus: y\n")], "1: unknown key"),
     ("eval-checkpoint-normalizer-junk", lambda i: ["eval", i.checkpoint(lambda c: c.update(normalizer={"junk": 1})),
                                                    "--out", "ev", "--trials", "1"], "normalizer: not a normalizer"),
     ("eval-checkpoint-nan-weights", lambda i: ["eval", i.checkpoint(lambda c: next(iter(c["ema"].values())).fill_(

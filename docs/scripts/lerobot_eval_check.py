@@ -68,11 +68,13 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=100000, help="first start seed (as cotrain eval --seed)")
     parser.add_argument("--batch-size", type=int, default=1, help="LeRobot's eval.batch_size (envs in lockstep)")
+    parser.add_argument("--episode-length", type=int, default=TASK.max_steps,
+                        help="steps per episode (as cotrain eval --time-limit x 10; default the task's 750)")
     parser.add_argument("--compare", default=None, help="a cotrain eval folder of the same policy and seeds")
     args = parser.parse_args()
     torch.set_num_threads(1)
     set_seed(args.seed)                                        # as lerobot_eval does, once
-    env_cfg = CotrainPushingEnv()
+    env_cfg = CotrainPushingEnv(episode_length=args.episode_length)
     env = make_env(env_cfg, n_envs=args.batch_size)["cotrain"][0]     # {suite: {task id: vector env}}
     policy_cfg = PreTrainedConfig.from_pretrained(args.policy)
     policy_cfg.pretrained_path = args.policy

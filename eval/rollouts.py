@@ -41,6 +41,7 @@ import math
 import multiprocessing as mp
 import os
 import queue as _queue
+import signal
 import sys
 from collections import deque
 from pathlib import Path
@@ -49,6 +50,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from eval.metrics import TrialRecord
+from harness.core.parallel import sigterm_as_keyboard_interrupt
 from sim_envs.geometry import TASK, pose_error
 from sim_envs.visual import CameraSetup, VisualConfig
 
@@ -241,6 +243,9 @@ def _worker_init(policy_or_path, device: str, preset, visual, max_steps, threads
                  inference_batch: int) -> None:
     # A failing initializer would make multiprocessing.Pool restart the worker forever: keep the error
     # and raise it from the first wave instead, where the parent sees it.
+    # Ctrl-C reaches the whole process group: the parent stops the pool; a worker printing its own
+    # KeyboardInterrupt traceback would only bury the parent's one line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         os.environ["OMP_NUM_THREADS"] = str(threads)   # one thread per worker: no oversubscribed cores
         if _is_file(policy_or_path) or "torch" in sys.modules:
@@ -309,7 +314,9 @@ def run_trials(policy_or_path, preset, seeds: Sequence[int], on_trial: Callable[
         return
     ctx = mp.get_context("spawn")  # Drake and torch are not fork-safe once initialised
     queue = ctx.Queue()            # finished trials stream back through it, one record at a time
-    with ctx.Pool(workers, initializer=_worker_init,
+    # SIGTERM stops the parent like Ctrl-C, so the pool is torn down (killed outright, it left the workers
+    # printing BrokenPipeError tracebacks and the resource tracker warning of leaked semaphores)
+    with sigterm_as_keyboard_interrupt(), ctx.Pool(workers, initializer=_worker_init,
                   initargs=(policy_or_path, device, preset, visual, max_steps, 1, queue,
                             inference_batch)) as pool:
         pending = pool.map_async(_worker_wave, jobs, chunksize=1)

@@ -25,7 +25,8 @@ import numpy as np
 from gcs_planner.config import PlannerConfig
 from gcs_planner.planner import Planner
 from gcs_planner.replay import replay_kinematic, replay_physics
-from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
+from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, added_keys, check_bounds, free_keys, key, to_dict
+from harness.core.identity import register_added_keys
 from harness.core.errors import ConfigError, DatasetError
 from harness.core.parallel import check_ray_address, map_seeds
 from harness.core.writer import EpisodeWriter
@@ -35,29 +36,28 @@ from sim_envs.visual import check_visual_name, visual_attrs
 
 @dataclasses.dataclass
 class GenSimConfig:
-    num: int = 100                        # demonstrations to keep
+    num: int = key(100, free=True, bound=(1, MAX_EPISODES), doc="demonstrations to keep (the store holds the "
+                   "first num kept seeds from seed on, whatever the sessions)")
     seed: int = 0                         # first seed; seeds seed, seed + 1, ... are tried in order
     env: str = "sim"                      # physics preset the demonstrations are observed (and replayed) in
     replay: Literal["kinematic", "physics"] = "kinematic"  # slider follows the plan / moves by physics
-    workers: int = 2                      # processes (1 = run in this process)
-    executor: Literal["local", "ray"] = "local"  # ray: seeds run as Ray tasks (2 * workers in flight)
+    workers: int = key(2, free=True, bound=(1, MAX_WORKERS), doc="processes (1 = run in this process)")
+    executor: Literal["local", "ray"] = key("local", free=True,
+                                            doc="ray: seeds run as Ray tasks (2 * workers in flight)")
     images: bool = False                  # also record the plain top-down camera as data/image
     image_size: tuple[int, int] = (96, 96)  # (H, W) of those images
-    visual: Optional[str] = None          # visual preset (sim_envs/visuals/): the look, and its cameras recorded
-                                          # as data/image.<camera>; null = no such cameras
+    visual: Optional[str] = key(None, since=22, doc="visual preset (sim_envs/visuals/): the look, and its cameras "
+                                "recorded as data/image.<camera>; null = no such cameras")
     keep_failed_replays: bool = False     # keep physics replays that miss the goal (marked success=False)
     stop_at_success: bool = True          # end an episode at the first step within the success tolerance
     push_depth: float = 0.005             # physics replay: command this far (m) into the face while pushing
     settle_steps: int = 10                # physics replay: control steps after each plan ends
     max_replans: int = 2                  # physics replay: new plans from the true pose when a plan ends off goal
-    max_seeds: int = 0                    # give up after trying this many seeds (0 = 2 * num + 20)
+    max_seeds: int = key(0, free=True, doc="give up after trying this many seeds (0 = 2 * num + 20)")
     planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
 
     def __post_init__(self):
-        if not 1 <= self.num <= MAX_EPISODES:
-            raise ValueError(f"num must be in [1, {MAX_EPISODES}], got {self.num}")
-        if not 1 <= self.workers <= MAX_WORKERS:
-            raise ValueError(f"workers must be in [1, {MAX_WORKERS}], got {self.workers}")
+        check_bounds(self)
         if self.max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {self.max_replans}")
         if not 0 <= self.seed <= MAX_SEED - self.seed_budget:
@@ -89,9 +89,9 @@ class GenSimConfig:
         return self.max_seeds or 2 * self.num + 20
 
 
-# Settings that may differ between a run and its resumption without changing any episode (`num` only says
-# how far to fill the store: the store holds the first `num` kept seeds from `seed` on, whatever the runs).
-RESUME_FREE_KEYS = ("num", "workers", "max_seeds", "executor")
+# Settings that may differ between a run and its resumption without changing any episode (declared free).
+RESUME_FREE_KEYS = free_keys(GenSimConfig)
+register_added_keys(added_keys(GenSimConfig))
 
 
 @dataclasses.dataclass

@@ -565,6 +565,9 @@ CASES = [
     ("train-override-deep", _train("seed=" + "[" * 100_000 + "]" * 100_000), "nested deeper than 100"),
     ("train-normalizer-deep", lambda i: ["train", i.train_yaml(), "data.normalizer=" + i.text_file(
         "norm.json", "[" * 100_000 + "]" * 100_000)], "norm.json"),
+    ("train-normalizer-scale-huge", lambda i: ["train", i.train_yaml(), "data.normalizer=" + i.text_file(
+        "norm.json", '{"obs": {"offset": [0, 0, 0, 0, 0, 0], "scale": [1, 1, 1, 1, 1, 1]}, '
+                     '"action": {"offset": [0, 0], "scale": [1e308, 1]}}')], "norm.json: action.scale: must lie within"),
     ("physics-latency-huge", lambda i: ["rollout", "--set", "action_latency=1e9"], "action_latency"),
     ("import-lerobot-info-list", lambda i: ["import", i.lerobot_info([1, 2]), "--format", "lerobot", "--out",
                                             "imp.zarr"], "meta/info.json: must be a JSON object"),

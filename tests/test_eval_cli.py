@@ -62,3 +62,30 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
                    "evaluation: {trials: 3}\n")
     assert main(["compare", str(bad)]) == 2
     assert "evaluation: unknown key" in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_parallel_eval_like_ctrl_c_with_one_line(tmp_path):
+    """SIGTERM to `cotrain eval --workers 2` mid-run: exit 130 and one line, finished trials kept; killed
+    outright it left both workers printing BrokenPipeError tracebacks and the resource tracker's
+    leaked-semaphore warning."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "ev"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "eval", "scripted", "--out", str(out),
+                             "--trials", "200", "--time-limit", "5", "--workers", "2", "--n-envs", "2",
+                             "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while not ((out / "trials.jsonl").exists() and (out / "trials.jsonl").read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)                                # the workers are running trials now
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["cotrain eval: interrupted; finished work is kept, re-run to resume"]
+    assert (out / "trials.jsonl").read_text().strip()  # the trials finished before the signal are kept

@@ -5,8 +5,14 @@ import json
 
 import pytest
 
+# The configs whose keys were added after outputs were made register them when imported (their declarations:
+# harness.core.configs.key(since=...)); a command that compares an identity has imported its config too.
+import eval.evaluation  # noqa: F401  (registers num_steps, sampler, visual of an evaluation)
+import gcs_planner.generate  # noqa: F401
+import harness.learning.classifier  # noqa: F401
+import real_data.teleop.generate  # noqa: F401
 from harness.core.errors import ConfigError, UserError
-from harness.core.identity import check_same_identity, claim_output, first_difference, read_identity
+from harness.core.identity import ADDED_KEYS, check_same_identity, claim_output, first_difference, read_identity
 
 
 def test_first_difference_names_the_first_nested_key_in_sorted_order():
@@ -116,3 +122,53 @@ def test_every_train_key_added_since_an_old_record_is_registered_at_its_default(
     # and a pixel setting is still a difference
     today["data"]["cameras"] = ["overhead"]
     assert first_difference(old, today) == ("data.cameras", "<absent>", ["overhead"])
+
+
+# The table as it was written by hand before issue 38 (key: its last dotted parts, matched as a suffix), frozen:
+# every entry must still be derived from a declaration at the same value, or outputs made before the key
+# existed stop resuming.
+HAND_WRITTEN_BEFORE_ISSUE_38 = {
+    "policy.arch": "unet", "policy.mlp_width": 256, "policy.mlp_depth": 4, "run.snapshot_every": 0,
+    "num_steps": None, "sampler": None, "diffusion.kind": "edm", "diffusion.S_churn": 40.0, "diffusion.S_min": 0.05,
+    "diffusion.S_max": 50.0, "diffusion.S_noise": 1.003, "diffusion.num_train_timesteps": 100,
+    "diffusion.beta_schedule": "squaredcos_cap_v2", "diffusion.prediction_type": "epsilon",
+    "diffusion.clip_sample": True, "optim.ema_power": None, "objective.sigma_n_floor": None,
+    "objective.sigma_n_buckets": None, "config.search": "full", "data.cameras": [],
+    "data.low_dim": ["agent_pos", "slider_pose"], "image.encoder": "small", "image.crop": None,
+    "image.num_keypoints": 32, "visual": None, "data.normalizer_mode": "percentile",
+    "diffusion.clip_sample_range": None,
+}
+
+
+@pytest.mark.parametrize("name, value", HAND_WRITTEN_BEFORE_ISSUE_38.items(), ids=list(HAND_WRITTEN_BEFORE_ISSUE_38))
+def test_every_key_of_the_old_hand_written_table_is_still_declared_at_its_old_value(name, value):
+    derived = {k: v for k, v in ADDED_KEYS.items() if k == name or k.endswith("." + name)}
+    assert derived, f"{name}: no config declares it (key(..., since=...)) any more"
+    assert all(v == value for v in derived.values()), derived
+    # and an old record without it resumes at that value, but not at another
+    *sections, last = max(derived, key=len).split(".")
+
+    def nested(leaf: dict) -> dict:   # {"policy": {"image": leaf}} for policy.image.<last>
+        for part in reversed(sections):
+            leaf = {part: leaf}
+        return leaf
+
+    old = nested({"kept": 1})
+    assert first_difference(old, nested({"kept": 1, last: value})) is None
+    assert first_difference(old, nested({"kept": 1, last: "something else"})) is not None
+
+
+def test_the_free_keys_of_each_output_kind_are_derived_as_they_were_written():
+    from gcs_planner.generate import RESUME_FREE_KEYS as GEN_SIM
+    from harness.learning.classifier import ANNOTATE_FREE_KEYS
+    from harness.learning.training import RESUME_FREE_KEYS as TRAIN
+    from harness.study.runner import RUN_FREE_KEYS
+    from real_data.corruption.generate import RESUME_FREE_KEYS as CORRUPT
+    from real_data.teleop.generate import RESUME_FREE_KEYS as GEN_TELEOP
+    assert set(TRAIN) == {"out_dir", "run.progress", "run.compile", "run.checkpoint_every", "run.threads"}
+    assert set(RUN_FREE_KEYS) == {"train_config.run.progress", "train_config.run.compile",
+                                  "train_config.run.checkpoint_every", "train_config.run.threads", "alpha"}
+    assert set(ANNOTATE_FREE_KEYS) == {"config.progress"}
+    assert set(GEN_SIM) == {"num", "workers", "max_seeds", "executor"}
+    assert set(GEN_TELEOP) == {"num", "workers", "executor"}
+    assert set(CORRUPT) == {"source"}

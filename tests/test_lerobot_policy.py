@@ -10,7 +10,7 @@ from collections import deque
 import pytest
 import torch
 
-from eval.evaluation import EvalSpec, run_eval
+from eval.evaluation import EvalSettings, run_eval
 from eval.lerobot_policy import LeRobotPolicy, read_lerobot_folder
 from eval.metrics import TrialRecord
 from eval.paired import paired_table
@@ -71,16 +71,16 @@ def test_a_trial_is_a_function_of_its_start_seed_whatever_ran_before_it():
 def test_the_adapter_feeds_the_plain_camera_as_lerobot_does(tmp_path):
     policy = LeRobotPolicy(StandInLeRobotPolicy(image=(48, 48)), {**STATE_MAP, "observation.image": "image"},
                            image_shapes={"image": (48, 48, 3)})
-    summary = run_eval(EvalSpec("stand_in_lerobot", trials=2, seed=3, time_limit=1.0), tmp_path / "ev",
-                       n_envs=2, progress=False, policy=policy)
+    summary = run_eval("stand_in_lerobot", EvalSettings(trials=2, seed=3, time_limit=1.0, n_envs=2, workers=1),
+                       tmp_path / "ev", progress=False, policy=policy)
     assert summary.n_trials == 2
 
 
 def test_a_lerobot_policy_and_one_of_ours_in_one_paired_table(tmp_path, capsys):
     """`cotrain eval ... --versus FOLDER`: rows paired by start seed, McNemar's test against the first."""
     theirs = tmp_path / "lerobot_eval"
-    run_eval(EvalSpec("outputs/lerobot/pretrained_model", trials=3, seed=20, time_limit=1.0), theirs,
-             n_envs=3, progress=False, policy=LeRobotPolicy(StandInLeRobotPolicy(), STATE_MAP))
+    run_eval("outputs/lerobot/pretrained_model", EvalSettings(trials=3, seed=20, time_limit=1.0, n_envs=3, workers=1),
+             theirs, progress=False, policy=LeRobotPolicy(StandInLeRobotPolicy(), STATE_MAP))
     ours = tmp_path / "ours"
     assert main(["eval", "scripted", "--trials", "3", "--seed", "20", "--time-limit", "1", "--workers", "1",
                  "--out", str(ours), "--no-progress", "--versus", str(theirs)]) == 0

@@ -75,13 +75,13 @@ def test_generator_resumes_and_keeps_work_on_interrupt(tmp_path, monkeypatch):
         return real(seed, config)
 
     monkeypatch.setattr(generate_module, "run_episode", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fill_store(out, GenTeleopConfig(num=2, seed=FAST_SEEDS[0]), progress=False)
+    with pytest.raises(KeyboardInterrupt):   # workers=1: the patched run_episode lives in this process
+        fill_store(out, GenTeleopConfig(num=2, seed=FAST_SEEDS[0], workers=1), progress=False)
     assert EpisodeStore(out).meta("seed").tolist() == [FAST_SEEDS[0]]   # the finished episode is kept
 
     calls = []
     monkeypatch.setattr(generate_module, "run_episode", lambda s, c: calls.append(s) or _fake(s))
-    summary = fill_store(out, GenTeleopConfig(num=2, seed=FAST_SEEDS[0]), progress=False)
+    summary = fill_store(out, GenTeleopConfig(num=2, seed=FAST_SEEDS[0], workers=1), progress=False)
     assert calls == [FAST_SEEDS[0] + 1]                       # seed already in the store is skipped
     assert (summary.new_episodes, summary.skipped, summary.total_episodes) == (1, 1, 2)
     store = EpisodeStore(out)
@@ -144,14 +144,32 @@ def test_gen_teleop_num_fills_the_store_up_to_num_like_gen_sim(tmp_path, monkeyp
     missing seeds; a smaller one leaves the store as it is."""
     out = tmp_path / "t.zarr"
     calls = []
+    # workers=1: the stand-in run_episode is patched into this process
     monkeypatch.setattr(generate_module, "run_episode", lambda s, c: calls.append(s) or _fake(s))
-    first = fill_store(out, GenTeleopConfig(num=2, seed=5), progress=False)
+    first = fill_store(out, GenTeleopConfig(num=2, seed=5, workers=1), progress=False)
     assert calls == [5, 6] and (first.new_episodes, first.skipped, first.total_episodes) == (2, 0, 2)
     calls.clear()
-    more = fill_store(out, GenTeleopConfig(num=4, seed=5), progress=False)
+    more = fill_store(out, GenTeleopConfig(num=4, seed=5, workers=1), progress=False)
     assert calls == [7, 8] and (more.new_episodes, more.skipped, more.total_episodes) == (2, 2, 4)
     calls.clear()
-    fewer = fill_store(out, GenTeleopConfig(num=3, seed=5), progress=False)
+    fewer = fill_store(out, GenTeleopConfig(num=3, seed=5, workers=1), progress=False)
     assert calls == [] and (fewer.new_episodes, fewer.total_episodes) == (0, 4)
     assert EpisodeStore(out).meta("seed").tolist() == [5, 6, 7, 8]
     assert EpisodeStore(out).attrs["generator"]["seed"] == 5
+
+
+def test_gen_sim_and_gen_teleop_take_the_same_flags_with_the_configs_defaults():
+    """The generators share one contract, so their flags read alike: --num, --seed, --workers, --executor and
+    --env are optional, and left out they are the generator config's own defaults (one place for each)."""
+    import argparse
+
+    from gcs_planner.generate import GenSimConfig
+    from harness.cli.commands import gen_sim, gen_teleop
+    parsed = {}
+    for name, module in (("gen-sim", gen_sim), ("gen-teleop", gen_teleop)):
+        parser = argparse.ArgumentParser(prog=name)
+        module.add_arguments(parser)
+        parsed[name] = vars(parser.parse_args(["--out", "x.zarr"]))   # no --num: not required by either
+    shared = ("num", "seed", "workers", "executor", "env")
+    assert all(parsed[name][flag] is None for name in parsed for flag in shared), parsed
+    assert (GenTeleopConfig().workers, GenTeleopConfig().executor) == (GenSimConfig().workers, GenSimConfig().executor)

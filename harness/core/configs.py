@@ -205,6 +205,93 @@ def save_config(cfg, path) -> None:
     atomic_write_text(path, dump_yaml(cfg))
 
 
+# ---------------------------------------------------------------- declaring a key
+# A config key is declared once, on its dataclass field: `name: type = key(default, "doc", ...)`. Its
+# default, one-line doc, bound and resume behaviour sit there together; the tables that other modules used
+# to keep by hand (identity.ADDED_KEYS, the *_FREE_KEYS of each output kind) are read from these
+# declarations (`free_keys`, `added_keys`). Adding a key is then one line in its dataclass (and its test).
+_DECLARED = "cotrain"   # the field-metadata entry that holds a key's declaration
+_AS_DEFAULT = object()  # `was` not given: the default reproduces old outputs
+
+
+def key(default: Any = dataclasses.MISSING, doc: str = "", *, factory=None, free: bool | str = False,
+        since: int | None = None, was: Any = _AS_DEFAULT, bound: tuple | None = None):
+    """Declare one config key (a dataclass field with its declaration in the field's metadata).
+
+    free   True: the key may change between sessions of one output without changing its result (thread
+           counts, progress bars, how many items to make in total); it is a free key of every output whose
+           identity record holds it. "own": the output's own place (out_dir), free only in the record the
+           output keeps inside itself (a moved folder resumes), not where another output records the config.
+    since  the issue that added the key after outputs were made without it. An identity recorded before
+           then resumes when the key holds `was` (default: the key's default), the value that reproduces
+           what those outputs did; any other value is a difference.
+    bound  (lo, hi), either may be None: the value (when not None) must lie in [lo, hi]. Checked by
+           `check_bounds`, which the dataclass's __post_init__ calls; other checks stay in __post_init__.
+    """
+    declaration = {"doc": doc, "free": free, "since": since, "bound": bound,
+                   "was": default if was is _AS_DEFAULT else was}
+    if factory is not None:
+        if was is _AS_DEFAULT:
+            declaration["was"] = factory()
+        return dataclasses.field(default_factory=factory, metadata={_DECLARED: declaration})
+    return dataclasses.field(default=default, metadata={_DECLARED: declaration})
+
+
+def declaration(field: dataclasses.Field) -> dict:
+    """A field's declaration (empty for a field declared the plain way, with a comment as its doc)."""
+    return field.metadata.get(_DECLARED, {})
+
+
+def check_bounds(cfg, section: str = "") -> None:
+    """Refuse a value outside its declared bound, in `_require`'s words: `section.key must be in [lo, hi], got v`."""
+    for field in dataclasses.fields(cfg):
+        bound = declaration(field).get("bound")
+        value = getattr(cfg, field.name)
+        if bound is None or value is None:
+            continue
+        lo, hi = bound
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            what = f"in [{lo}, {hi}]" if lo is not None and hi is not None else (f">= {lo}" if hi is None else f"<= {hi}")
+            raise ValueError(f"{_join(section, field.name)} must be {what}, got {value!r}")
+
+
+def free_keys(cls, prefix: str = "", own: bool = True) -> tuple[str, ...]:
+    """The dotted keys of config `cls` declared free, each under `prefix` (the name the record gives the
+    config: "train_config" in a study's run.json). own: the record is the output's own (its out_dir is free).
+    A free section frees everything below it, so it is not descended into."""
+    out = []
+    for field in dataclasses.fields(cls):
+        name = _join(prefix, field.name)
+        free = declaration(field).get("free", False)
+        if free is True or (free == "own" and own):
+            out.append(name)
+        elif _is_config(field):
+            out += free_keys(_field_type(cls, field), name, own)
+    return tuple(out)
+
+
+def added_keys(cls, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: the value that reproduces outputs made before it} for every key of config `cls` (and the
+    configs inside it) declared `since` an issue; identity.register_added_keys takes this table."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        name = _join(prefix, field.name)
+        if declaration(field).get("since") is not None:
+            out[name] = declaration(field)["was"]
+        if _is_config(field):
+            out.update(added_keys(_field_type(cls, field), name))
+    return out
+
+
+def _field_type(cls, field: dataclasses.Field):
+    return typing.get_type_hints(cls)[field.name]
+
+
+def _is_config(field: dataclasses.Field) -> bool:
+    """A field whose value is itself a config section (a dataclass), not a list or a scalar."""
+    return field.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(field.default_factory)
+
+
 def _plain(obj):
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items()}

@@ -31,39 +31,22 @@ LOCK_FILE = ".lock"   # inside an output folder while a command writes it (harne
 _MISSING = "<absent>"
 
 # Keys added to a config after outputs were made without them, with the value that reproduces what those
-# outputs did. An identity recorded before the key existed matches a wanted one holding exactly that value
-# (the key's default), so an upgrade does not orphan finished work; any other value is a difference.
-# Matched on the key's last dotted parts (a train config appears whole or nested in study records).
-ADDED_KEYS: dict[str, Any] = {
-    "policy.arch": "unet",          # issue 11: the residual-MLP policy
-    "policy.mlp_width": 256,
-    "policy.mlp_depth": 4,
-    "run.snapshot_every": 0,        # issue 10: policy snapshots for the checkpoint protocols
-    "num_steps": None,              # issue 11: `cotrain eval --num-steps` (evaluation identities)
-    "sampler": None,                # issue 20: diffusion.sampler, and `cotrain eval --sampler`
-    "diffusion.kind": "edm",        # issue 20: the DDPM formulation and the stochastic samplers
-    "diffusion.S_churn": 40.0,
-    "diffusion.S_min": 0.05,
-    "diffusion.S_max": 50.0,
-    "diffusion.S_noise": 1.003,
-    "diffusion.num_train_timesteps": 100,
-    "diffusion.beta_schedule": "squaredcos_cap_v2",
-    "diffusion.prediction_type": "epsilon",
-    "diffusion.clip_sample": True,
-    "optim.ema_power": None,
-    "objective.sigma_n_floor": None,  # issue 21: the low-noise mixing variants
-    "objective.sigma_n_buckets": None,
-    "config.search": "full",        # issue 21: annotate scores each window only up to its crossing
-    "data.cameras": [],             # issue 22: image policies from the cameras of a visual preset
-    "data.low_dim": ["agent_pos", "slider_pose"],
-    "image.encoder": "small",
-    "image.crop": None,
-    "image.num_keypoints": 32,
-    "visual": None,                 # issue 22: visual presets of generators and evaluations
-    "data.normalizer_mode": "percentile",    # issue 33: diffusion_policy's limits normalizer
-    "diffusion.clip_sample_range": None,     # issue 33: the DDPM clip range derived from the data (a DDPM
-                                    # checkpoint from before it sampled with 1: harness/learning/model.py)
-}
+# outputs did. An identity recorded before the key existed matches a wanted one holding exactly that value,
+# so an upgrade does not orphan finished work; any other value is a difference. Matched on the key's last
+# dotted parts (a train config appears whole or nested in study records). The table is not written here:
+# each key declares `since=<issue>` on its dataclass field (harness.core.configs.key), and the module that
+# defines a recorded config registers `configs.added_keys(ThatConfig)` when it is imported, so every config
+# an identity is built from has registered its keys by the time the identity is compared.
+ADDED_KEYS: dict[str, Any] = {}
+
+
+def register_added_keys(table: Mapping[str, Any]) -> None:
+    """Add {dotted key: value that reproduces old outputs} to ADDED_KEYS (configs.added_keys gives it).
+    One key declared twice with two old values would make the rule ambiguous: refused."""
+    for name, value in table.items():
+        if name in ADDED_KEYS and _plain(ADDED_KEYS[name]) != _plain(value):
+            raise ValueError(f"{name}: declared as added at {ADDED_KEYS[name]!r} and at {value!r}")
+        ADDED_KEYS[name] = value
 
 
 def _added_default(key: str) -> Any:

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from harness.learning.annotations import AnnotatedDataset, Annotations, write_annotations
-from harness.core.configs import to_dict
+from harness.core.configs import added_keys, free_keys, key, to_dict
 from harness.core.errors import ConfigError, UserError
-from harness.core.identity import check_same_identity
+from harness.core.identity import check_same_identity, register_added_keys
 from harness.core.locks import check_writable, hold_output_lock
 from harness.learning.device import resolve_device
 from harness.learning.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
@@ -71,16 +71,16 @@ class AnnotateConfig:
     accuracy_tol: float = 0.03      # per-dataset sigma_n: first sigma where held-out accuracy <= 0.5 + tol
     normalizer: str | None = None   # normalizer JSON (a study's shared one); null = fit on these data
     annotate_batch: int = 4096      # windows per forward pass when annotating
-    search: Literal["bracket", "crossing", "full"] = "bracket"  # where each window is scored: full: at
-                                    # every grid sigma; crossing: up the grid only until its sigma_n is
-                                    # decided (the same answer); bracket: a coarse pass first, then the
-                                    # crossing scan from just below its bracket (benchmarks/annotate_speed.py)
+    search: Literal["bracket", "crossing", "full"] = key("bracket", since=21, was="full", doc="where each window "
+                                    "is scored: full: at every grid sigma; crossing: up the grid only until its "
+                                    "sigma_n is decided (the same answer); bracket: a coarse pass first, then the "
+                                    "crossing scan from just below its bracket (benchmarks/annotate_speed.py)")
     bracket_stride: int = 4         # bracket: the coarse pass scores every stride-th grid sigma ...
     bracket_draws: int = 4          # ... with this many of the k_draws noise draws (all if fewer), and
     bracket_margin: float = 0.04    # ... stops a window where its P falls to 0.5 + eps + margin
     seed: int = 0                   # everything random derives from this
     device: str = "auto"            # auto | cpu | cuda
-    progress: bool = True           # tqdm progress bars
+    progress: bool = key(True, free=True, doc="tqdm progress bars")
 
     def __post_init__(self):
         WindowSpec(self.n_obs, self.horizon, self.n_action)
@@ -491,8 +491,10 @@ def _normalizer(cfg: AnnotateConfig, clean_raws, corrupt_raws) -> Normalizer:
         return load_normalizer(cfg.normalizer)
     return fit_dataset_normalizer(clean_raws + corrupt_raws)
 
-# Annotation settings that may change between sessions without changing the annotations.
-ANNOTATE_FREE_KEYS = ("config.progress",)
+# An annotations store records its AnnotateConfig under "config" (annotation_identity): the settings that may
+# change between sessions without changing the annotations, and the keys added since stores were first made.
+ANNOTATE_FREE_KEYS = free_keys(AnnotateConfig, "config")
+register_added_keys(added_keys(AnnotateConfig, "config"))
 
 
 def annotation_identity(clean_paths, corrupt_paths, cfg: AnnotateConfig) -> dict:

@@ -40,6 +40,9 @@ from harness.core.errors import DatasetError
 
 # A feature whose range is below this is left unscaled (only centred), so constants do not blow up.
 _MIN_RANGE = 1e-4
+# |offset| and |scale| of a normalizer file: 50x what a fit gives (scale <= 2 / _MIN_RANGE); beyond it a
+# normalized float32 action overflows (scale 1e308) and the run would fail far from the cause.
+MAX_AFFINE = 1e6
 # The percentiles of each feature that map to -1 and +1 (robust to the outer 1% of the data).
 FIT_PERCENTILES = (0.5, 99.5)
 # data.normalizer_mode -> the percentiles of each feature that map to -1 and +1
@@ -154,6 +157,9 @@ def _check_affine_state(path: Path, part: str, state, n_features: int) -> None:
             raise DatasetError(path, f"{part}.{key}", f"has {len(values)} values, expected {n_features}")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
             raise DatasetError(path, f"{part}.{key}", f"must be finite numbers, got {values}")
+        if any(abs(v) > MAX_AFFINE for v in values):   # a fit never gives these; float32 data would overflow
+            raise DatasetError(path, f"{part}.{key}", f"must lie within +-{MAX_AFFINE:g} (a fit of this harness "
+                               f"gives at most {2 / _MIN_RANGE:g}), got {values}")
     if any(v == 0 for v in state["scale"]):
         raise DatasetError(path, f"{part}.scale", f"must be nonzero, got {state['scale']}")
 

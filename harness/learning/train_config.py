@@ -9,7 +9,8 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from harness.core.configs import MAX_SEED
+from harness.core.configs import MAX_SEED, added_keys, check_bounds, key
+from harness.core.identity import register_added_keys
 from harness.learning.methods import METHODS, Cotrain, method_class
 from harness.learning.normalizer import MODES
 
@@ -60,16 +61,16 @@ class DataConfig:
     n_action: int = 8              # executed action steps
     use_image: bool = False        # condition on data/image too, the plain top-down camera (needs the key in
                                    # every store)
-    cameras: list[str] = dataclasses.field(default_factory=list)  # condition on these cameras of a visual preset:
-                                   # data/image.<name> in every store (sim_envs/visuals/), one encoder each
-    low_dim: list[str] = dataclasses.field(default_factory=lambda: ["agent_pos", "slider_pose"])  # the low-dim
-                                   # observations the policy sees; a pixel policy as published: [agent_pos]
+    cameras: list[str] = key(factory=list, since=22, doc="condition on these cameras of a visual preset: "
+                             "data/image.<name> in every store (sim_envs/visuals/), one encoder each")
+    low_dim: list[str] = key(factory=lambda: ["agent_pos", "slider_pose"], since=22, doc="the low-dim "
+                             "observations the policy sees; a pixel policy as published: [agent_pos]")
     val_fraction: float = 0.05     # held-out episodes per dataset for validation losses (0 = none)
     normalizer: str | None = None  # normalizer JSON (a study's shared one); null = fit on this run's training
                                    # data (read when training starts, so it need not exist when the config loads)
-    normalizer_mode: Literal["percentile", "limits"] = "percentile"  # how the normalizer is fitted
-                                   # (harness/learning/normalizer.py): percentile = 0.5..99.5th percentiles of the
-                                   # clean actions -> [-1, 1]; limits = min..max of every source (diffusion_policy's)
+    normalizer_mode: Literal["percentile", "limits"] = key("percentile", since=33, doc="how the normalizer is "
+                                   "fitted (harness/learning/normalizer.py): percentile = 0.5..99.5th percentiles of "
+                                   "the clean actions -> [-1, 1]; limits = min..max of every source (diffusion_policy's)")
 
     @property
     def image_keys(self) -> list[str]:
@@ -100,13 +101,14 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ImageConfig:
-    encoder: str = "small"         # "small" (a few GroupNorm ResNet stages; widths below) or "resnet18"
-                                   # (ResNet-18, GroupNorm, spatial softmax: the published diffusion_policy setup)
+    encoder: str = key("small", since=22, doc="small (a few GroupNorm ResNet stages; widths below) or resnet18 "
+                       "(ResNet-18, GroupNorm, spatial softmax: the published diffusion_policy setup)")
     widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])  # small: stage widths
     feature_dim: int = 64          # features per image
-    crop: list[int] | None = None  # [h, w]: random crop in training, centre crop at evaluation
-                                   # (diffusion_policy crops 84 of 96); null = the whole image
-    num_keypoints: int = 32        # resnet18: spatial-softmax keypoints (each gives an expected x and y)
+    crop: list[int] | None = key(None, since=22, doc="[h, w]: random crop in training, centre crop at evaluation "
+                                 "(diffusion_policy crops 84 of 96); null = the whole image")
+    num_keypoints: int = key(32, since=22, bound=(1, MAX_WIDTH),
+                             doc="resnet18: spatial-softmax keypoints (each gives an expected x and y)")
 
     def __post_init__(self):
         _require(self.encoder in ("small", "resnet18"), "policy.image.encoder", "small or resnet18", self.encoder)
@@ -114,27 +116,25 @@ class ImageConfig:
         _require(self.feature_dim >= 1, "policy.image.feature_dim", ">= 1", self.feature_dim)
         _require(self.crop is None or (len(self.crop) == 2 and all(c >= 8 for c in self.crop)),
                  "policy.image.crop", "[h, w] with both >= 8 (or null)", self.crop)
-        _require(1 <= self.num_keypoints <= MAX_WIDTH, "policy.image.num_keypoints", f"in [1, {MAX_WIDTH}]",
-                 self.num_keypoints)
+        check_bounds(self, "policy.image")
 
 
 @dataclasses.dataclass
 class PolicyConfig:
-    arch: str = "unet"             # denoising network: "unet" (temporal U-Net, the published one; images)
-                                   # or "mlp" (residual MLP over the chunk, harness/learning/mlp.py; state policies)
+    arch: str = key("unet", since=11, doc="denoising network: unet (temporal U-Net, the published one; images) "
+                    "or mlp (residual MLP over the chunk, harness/learning/mlp.py; state policies)")
     down_dims: list[int] = dataclasses.field(default_factory=lambda: [256, 512, 1024])  # U-Net widths
     kernel_size: int = 5           # temporal conv kernel
     n_groups: int = 8              # GroupNorm groups
     noise_dim: int = 128           # noise-level embedding width
-    mlp_width: int = 256           # arch mlp: hidden width of the residual blocks
-    mlp_depth: int = 4             # arch mlp: residual blocks
+    mlp_width: int = key(256, since=11, bound=(1, MAX_WIDTH), doc="arch mlp: hidden width of the residual blocks")
+    mlp_depth: int = key(4, since=11, bound=(0, MAX_DEPTH), doc="arch mlp: residual blocks")
     image: ImageConfig = dataclasses.field(default_factory=ImageConfig)  # used when data.use_image
 
     def __post_init__(self):
         _require(self.arch in ("unet", "mlp"), "policy.arch", "unet or mlp", self.arch)
         _check_widths("policy.down_dims", self.down_dims)
-        _require(1 <= self.mlp_width <= MAX_WIDTH, "policy.mlp_width", f"in [1, {MAX_WIDTH}]", self.mlp_width)
-        _require(0 <= self.mlp_depth <= MAX_DEPTH, "policy.mlp_depth", f"in [0, {MAX_DEPTH}]", self.mlp_depth)
+        check_bounds(self, "policy")
         # 'same' padding (kernel // 2) keeps the chunk length only for odd kernels
         _require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "policy.kernel_size", "an odd number >= 1",
                  self.kernel_size)
@@ -150,10 +150,11 @@ SAMPLERS = {"edm": ("heun", "heun_churn"), "ddpm": ("ddpm", "ddim")}
 
 @dataclasses.dataclass
 class DiffusionConfig:
-    kind: Literal["edm", "ddpm"] = "edm"  # formulation: EDM (harness/learning/diffusion.py) or diffusion_policy's
-                                   # DDPM (harness/learning/ddpm.py); every method runs under both (same sigma units)
-    sampler: str | None = None     # edm: heun (deterministic) | heun_churn (EDM's stochastic Algorithm 2);
-                                   # ddpm: ddpm (fresh noise every step) | ddim (eta 0); null = the first
+    kind: Literal["edm", "ddpm"] = key("edm", since=20, doc="formulation: EDM (harness/learning/diffusion.py) or "
+                                       "diffusion_policy's DDPM (harness/learning/ddpm.py); every method runs under "
+                                       "both (same sigma units)")
+    sampler: str | None = key(None, since=20, doc="edm: heun (deterministic) | heun_churn (EDM's stochastic "
+                              "Algorithm 2); ddpm: ddpm (fresh noise every step) | ddim (eta 0); null = the first")
     num_steps: int = 16            # sampler steps per chunk: Heun steps (2 * steps - 1 network calls), or
                                    # DDPM/DDIM inference steps (diffusion_policy's num_inference_steps)
     # ---- edm only
@@ -163,19 +164,23 @@ class DiffusionConfig:
     sampler_sigma_min: float = 0.002  # Heun sampler's schedule bottom
     sampler_sigma_max: float = 10.0   # Heun sampler's schedule top (20 x sigma_data for actions in [-1, 1])
     rho: float = 7.0               # schedule curvature
-    S_churn: float = 40.0          # heun_churn: total churn (EDM Table 5, ImageNet-64 settings) ...
-    S_min: float = 0.05            # ... applied at sigma in [S_min, S_max] ...
-    S_max: float = 50.0
-    S_noise: float = 1.003         # ... with the fresh noise scaled by S_noise
+    S_churn: float = key(40.0, since=20, bound=(0, None),
+                         doc="heun_churn: total churn (EDM Table 5, ImageNet-64 settings) ...")
+    S_min: float = key(0.05, since=20, doc="... applied at sigma in [S_min, S_max] ...")
+    S_max: float = key(50.0, since=20, doc="... (the top of that range) ...")
+    S_noise: float = key(1.003, since=20, doc="... with the fresh noise scaled by S_noise")
     # ---- ddpm only (diffusion_policy's noise_scheduler, built with diffusers)
-    num_train_timesteps: int = 100  # T: timesteps t = 0 .. T-1, drawn uniformly in training
-    beta_schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule (squaredcos_cap_v2 | linear | scaled_linear)
-    prediction_type: Literal["epsilon", "sample"] = "epsilon"  # what the network predicts
-    clip_sample: bool = True       # clip the predicted x0 to [-clip_sample_range, clip_sample_range] at every
-                                   # sampler step (diffusers' clip_sample)
-    clip_sample_range: float | None = None  # null = derived when the run starts: the largest |normalized action|
-                                   # of every training source, rounded up to 0.1 (at least 1), so the sampler can
-                                   # reach every training action; the checkpoint's config holds the value used
+    num_train_timesteps: int = key(100, since=20, bound=(2, None),
+                                   doc="T: timesteps t = 0 .. T-1, drawn uniformly in training")
+    beta_schedule: str = key("squaredcos_cap_v2", since=20,
+                             doc="diffusers beta schedule (squaredcos_cap_v2 | linear | scaled_linear)")
+    prediction_type: Literal["epsilon", "sample"] = key("epsilon", since=20, doc="what the network predicts")
+    clip_sample: bool = key(True, since=20, doc="clip the predicted x0 to [-clip_sample_range, clip_sample_range] "
+                            "at every sampler step (diffusers' clip_sample)")
+    clip_sample_range: float | None = key(None, since=33, doc="null = derived when the run starts: the largest "
+                                          "|normalized action| of every training source, rounded up to 0.1 (at least "
+                                          "1), so the sampler can reach every training action; the checkpoint's "
+                                          "config holds the value used (a DDPM checkpoint from before sampled with 1)")
     RENAMED: ClassVar[dict] = {"sigma_min": "sampler_sigma_min", "sigma_max": "sampler_sigma_max",
                                "num_inference_steps": "num_steps"}
 
@@ -192,10 +197,9 @@ class DiffusionConfig:
         _require(0 < self.P_std <= 10, "diffusion.P_std", "in (0, 10] (a log-normal's spread)", self.P_std)
         _require(abs(self.P_mean) <= 10, "diffusion.P_mean", "in [-10, 10] (log sigma)", self.P_mean)
         _require(self.rho > 0, "diffusion.rho", "> 0", self.rho)
-        _require(self.S_churn >= 0, "diffusion.S_churn", ">= 0", self.S_churn)
+        check_bounds(self, "diffusion")
         _require(0 <= self.S_min <= self.S_max, "diffusion.S_min", f"in [0, S_max = {self.S_max}]", self.S_min)
         _require(self.S_noise > 0, "diffusion.S_noise", "> 0", self.S_noise)
-        _require(self.num_train_timesteps >= 2, "diffusion.num_train_timesteps", ">= 2", self.num_train_timesteps)
         _require(self.beta_schedule in ("squaredcos_cap_v2", "linear", "scaled_linear"), "diffusion.beta_schedule",
                  "squaredcos_cap_v2, linear or scaled_linear", self.beta_schedule)
         _require(self.prediction_type in ("epsilon", "sample"), "diffusion.prediction_type", "epsilon or sample",
@@ -230,9 +234,10 @@ class ObjectiveConfig:
     buffer: float = 1.0             # truncated / ambient: corrupt window valid at sigma > buffer * sigma_n
     contract: bool = True           # ambient: add sigma_n noise to corrupt chunks (false: already noisy)
     locality_sigma_max: float | None = None  # corrupt data also used (plain loss) at sigma < this
-    sigma_n_floor: float | None = None  # per-window sigma_n raised to at least this (docs/objectives.md §15)
-    sigma_n_buckets: int | None = None  # per-window sigma_n coarsened to K equal-count buckets, each window
-                                    # taking its bucket's largest value (docs/objectives.md §15)
+    sigma_n_floor: float | None = key(None, since=21, doc="per-window sigma_n raised to at least this "
+                                      "(docs/objectives.md §15)")
+    sigma_n_buckets: int | None = key(None, since=21, doc="per-window sigma_n coarsened to K equal-count buckets, "
+                                      "each window taking its bucket's largest value (docs/objectives.md §15)")
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
@@ -275,8 +280,8 @@ class OptimConfig:
     warmup_steps: int = 500        # linear warm-up, then cosine decay to 0
     grad_clip: float = 1.0         # max gradient norm (0 = off)
     ema_decay: float = 0.9999      # EMA decay cap (ramped up as min(cap, (1 + k) / (10 + k)))
-    ema_power: float | None = None  # null: that ramp; p: diffusion_policy's EMAModel warm-up,
-                                   # decay = min(cap, 1 - (1 + k)^-p) (0.75 in every published config)
+    ema_power: float | None = key(None, since=20, doc="null: that ramp; p: diffusion_policy's EMAModel warm-up, "
+                                  "decay = min(cap, 1 - (1 + k)^-p) (0.75 in every published config)")
 
     def __post_init__(self):
         _require(1 <= self.batch_size <= MAX_BATCH, "optim.batch_size", f"in [1, {MAX_BATCH}]", self.batch_size)
@@ -296,13 +301,14 @@ class RunConfig:
     log_every: int = 50            # metrics.csv / TensorBoard row every N steps
     val_every: int = 1000          # per-source validation losses every N steps (and at the end)
     val_windows: int = 256         # held-out windows per source for validation
-    checkpoint_every: int = 2000   # checkpoints/latest.pt every N steps
+    checkpoint_every: int = key(2000, free=True, doc="checkpoints/latest.pt every N steps")
     bf16: bool = True              # bf16 autocast on CUDA
-    compile: bool = False          # torch.compile the network (CUDA)
-    progress: bool = True          # tqdm progress bar
-    threads: int = 0               # CPU threads for torch (0 = torch's default, usually all cores)
-    snapshot_every: int = 0        # checkpoints/step_<step>.pt (EMA policy) every N steps before the last
-                                   # (0 = none); the study's checkpoint protocols select among them
+    compile: bool = key(False, free=True, doc="torch.compile the network (CUDA)")
+    progress: bool = key(True, free=True, doc="tqdm progress bar")
+    threads: int = key(0, free=True, doc="CPU threads for torch (0 = torch's default, usually all cores); a CPU run "
+                       "resumed with another effective count is refused in Trainer.load")
+    snapshot_every: int = key(0, since=10, doc="checkpoints/step_<step>.pt (EMA policy) every N steps before the "
+                              "last (0 = none); the study's checkpoint protocols select among them")
 
     def __post_init__(self):
         for key in ("steps", "log_every", "val_every", "val_windows", "checkpoint_every"):
@@ -314,7 +320,8 @@ class RunConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    out_dir: str = "runs/train"    # run folder: config.yaml, metrics.csv, tensorboard/, checkpoints/, done
+    out_dir: str = key("runs/train", free="own",
+                       doc="run folder: config.yaml, metrics.csv, tensorboard/, checkpoints/, done")
     seed: int = 0                  # everything random derives from this
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
@@ -332,3 +339,7 @@ class TrainConfig:
         factor = 2 ** (len(self.policy.down_dims) - 1)
         _require(self.data.horizon % factor == 0, "data.horizon",
                  f"divisible by {factor} (2 ** (len(policy.down_dims) - 1) downsamplings)", self.data.horizon)
+
+
+# Outputs recorded before a key existed resume at the value its declaration gives (harness.core.identity).
+register_added_keys(added_keys(TrainConfig))

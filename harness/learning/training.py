@@ -38,7 +38,7 @@ from torch import nn
 
 from harness.learning.checkpoint import read_checkpoint, snapshot_name, write_checkpoint
 from harness.core.atomic import atomic_write_text
-from harness.core.configs import to_dict
+from harness.core.configs import free_keys, to_dict
 from harness.core.errors import ConfigError, UserError
 from harness.core.identity import check_same_identity, claim_output, hold_output
 from harness.learning.device import limit_threads, resolve_device
@@ -48,9 +48,9 @@ from harness.learning.sources import SourceSampler
 from harness.learning.train_config import TrainConfig
 from harness.learning.training_data import TrainingData, build
 
-# Config keys that may change between sessions of one run without changing its result. (run.threads: the
-# key may, but a CPU run resumed with another effective thread count is refused in Trainer.load.)
-RESUME_FREE_KEYS = ("out_dir", "run.progress", "run.compile", "run.checkpoint_every", "run.threads")
+# Config keys that may change between sessions of one run without changing its result: those declared free
+# in train_config.py, and out_dir (the record sits inside the run folder, so a moved folder resumes).
+RESUME_FREE_KEYS = free_keys(TrainConfig)
 IDENTITY_FILE = "config.yaml"
 SUMMARY_FILE = "train_summary.json"   # realised clean fraction (overall, per sigma band), clipped steps,
                                       # the natural and the targeted alpha (TrainingData.mixing_summary)

@@ -11,7 +11,8 @@ and the evaluation. Running it:
   4. writes the table (markdown + CSV) and the plots under results/<study>/.
 
 Modules, in the order a study uses them:
-    config.py    the typed study config (StudyConfig) and `load_study`; eval_settings.py its `eval:` part
+    config.py    the typed study config (StudyConfig) and `load_study`; its `eval:` part is
+                 eval.evaluation.EvalSettings, the one type of evaluation settings (CLI, study, job)
     plan.py      methods x settings x seeds -> runs (RunSpec), each with its full TrainConfig
     run_spec.py  RunSpec (one run, typed; JSON at the job boundary) and RunFolder (every path of a run folder)
     jobs.py      the job bodies (generate a dataset, annotate, train + evaluate a run): plain functions of

@@ -5,9 +5,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from eval.evaluation import EvalSettings, check_preset
 from harness.core.configs import MAX_SEED, load_config
 from harness.learning.methods import METHODS, Cotrain, method_class
-from harness.study.eval_settings import EvalSettings, check_preset
 
 
 MAX_SPECTRA_WINDOW = 750   # control steps: one whole episode of the task's 75 s time limit
@@ -191,8 +191,9 @@ class StudyConfig:
             raise ValueError("seeds: list distinct training seeds")
         if any(not 0 <= s <= MAX_SEED for s in self.seeds + [s for m in self.methods for s in m.seeds or []]):
             raise ValueError(f"seeds: training seeds must be in [0, {MAX_SEED}]")
-        if self.eval.trials < 1:
-            raise ValueError("eval.trials must be >= 1")
+        if self.eval.record:   # Meshcat needs the main thread of its process; a study's job runs elsewhere
+            raise ValueError("eval.record: recording is not done inside a study; record a finished run with "
+                             "cotrain eval runs/<row>/seed<k>/train/checkpoints/final.pt --record N")
         if not 2 <= self.spectra_window <= MAX_SPECTRA_WINDOW:
             raise ValueError(f"spectra_window must be in [2, {MAX_SPECTRA_WINDOW}] control steps, got "
                              f"{self.spectra_window}")

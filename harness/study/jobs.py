@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from harness.core.atomic import atomic_write_text
+from eval.evaluation import EvalSettings, run_eval
 from harness.core.configs import from_dict, merge
-from harness.study.eval_settings import EvalSettings
 from harness.study.run_spec import RunFolder, RunSpec
 
 
@@ -94,8 +94,6 @@ def train_and_evaluate(run: str, threads: int | None = None, progress: bool = Tr
 
     run: the RunSpec as JSON (RunSpec.to_json), the one thing a job needs to know about its run.
     """
-    from eval.evaluation import run_eval
-    from harness.learning.device import resolve_device
     from harness.learning.training import train
 
     spec = RunSpec.from_json(run)
@@ -107,20 +105,17 @@ def train_and_evaluate(run: str, threads: int | None = None, progress: bool = Tr
     spec.train.run.progress = spec.train.run.progress and progress   # --no-progress silences training too
     checkpoint = train(spec.train)
     trained = time.perf_counter()
-    device = str(resolve_device(settings.device))
-    summary = run_eval(settings.spec(checkpoint), folder.eval, n_envs=settings.n_envs, workers=settings.workers,
-                       device=device, record=settings.record, progress=progress)
+    summary = run_eval(checkpoint, settings, folder.eval, progress=progress)
     result = {"checkpoint": str(checkpoint), "success": summary.to_dict()["success"]}
     if settings.checkpoints != "final":
-        result["selected"] = select_and_score(folder, Path(checkpoint), settings, device, progress)
+        result["selected"] = select_and_score(folder, Path(checkpoint), settings, progress)
     result.update({"train_seconds_last_session": round(trained - started, 1),
                    "eval_seconds_last_session": round(time.perf_counter() - trained, 1)})
     folder.finish(result)
     return result
 
 
-def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, device: str,
-                     progress: bool = True) -> dict:
+def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, progress: bool = True) -> dict:
     """The checkpoint protocol of one run: choose among its checkpoints on the selection seeds, then score
     the choice on the study's eval seeds, which took no part in the choice (eval/selection.py).
 
@@ -129,7 +124,6 @@ def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, dev
     its held-out score is the run's own eval/ (the same checkpoint on the same seeds: the same evaluation).
     Writes selection.json; returns the summary that goes into result.json.
     """
-    from eval.evaluation import run_eval
     from eval.metrics import wilson_interval
     from eval.report import read_trials_csv
     from eval.selection import HELDOUT, PRUNE_BELOW, pick_candidates, select_checkpoint
@@ -145,10 +139,10 @@ def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, dev
             out = folder.eval if name == final.stem else folder.selected_eval
         else:
             out = folder.selection_evals / f"{name}-{stage}"
-        spec = settings.spec(paths[name], seed=seeds[0], trials=len(seeds))
-        if spec.seeds != seeds:
+        one = settings.on_seeds(seeds[0], len(seeds))
+        if one.seeds != seeds:
             raise ValueError(f"{stage}: start seeds must be consecutive, got {seeds[0]}..{seeds[-1]}")
-        run_eval(spec, out, n_envs=settings.n_envs, workers=settings.workers, device=device, progress=progress)
+        run_eval(paths[name], one, out, progress=progress)
         folders[(name, stage)] = out
         return [r.success for r in read_trials_csv(out / "trials.csv")]   # sorted by seed, as `seeds`
 

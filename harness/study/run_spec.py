@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
+from eval.evaluation import EvalSettings
 from harness.core.atomic import atomic_write_text
 from harness.core.configs import from_dict, to_dict
-from harness.study.eval_settings import EvalSettings
 from harness.learning.train_config import TrainConfig
 
 

@@ -6,11 +6,12 @@ import inspect
 import time
 from pathlib import Path
 
-from harness.core.configs import from_dict, load_yaml, merge, save_config, to_dict
+from harness.core.configs import free_keys, from_dict, load_yaml, merge, save_config, to_dict
 from harness.core.errors import ConfigError, DatasetError, UserError
 from harness.core.identity import LOCK_FILE, claim_output
 from harness.core.parallel import check_ray_address
 from harness.core.locks import check_writable, hold_lock
+from harness.learning.train_config import TrainConfig
 from harness.study.config import StudyConfig
 from harness.study.executor import make_executor
 from harness.study.fingerprint import check_fingerprint
@@ -20,11 +21,11 @@ from harness.study.plan import plan_runs
 from harness.study.run_spec import RunFolder, RunSpec
 from harness.study.report import StudyReport, write_report
 
-# Settings that may change between sessions of one run without changing its result. alpha is only the
-# plots' number: the alpha that trains is train_config.objective's (a natural row's is measured by the
-# trainer; before 2026-12-03 the plan recorded its own estimate here).
-RUN_FREE_KEYS = ("train_config.run.progress", "train_config.run.compile", "train_config.run.checkpoint_every",
-                 "train_config.run.threads", "alpha")
+# Settings that may change between sessions of one run without changing its result: the train config's keys
+# declared free (harness/learning/train_config.py; its out_dir is the run's place inside this study, not
+# free here), and alpha, which is only the plots' number: the alpha that trains is train_config.objective's
+# (a natural row's is measured by the trainer; before 2026-12-03 the plan recorded its own estimate here).
+RUN_FREE_KEYS = free_keys(TrainConfig, "train_config", own=False) + ("alpha",)
 
 
 @dataclasses.dataclass
@@ -206,7 +207,6 @@ def annotate_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
 
 def study_train_data(cfg: StudyConfig):
     """The data section of the study's train config (its train_config file with its `train` keys on top)."""
-    from harness.learning.train_config import TrainConfig
     return from_dict(TrainConfig, merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train),
                      "experiment: train").data
 

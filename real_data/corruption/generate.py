@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from harness.core.configs import MAX_EPISODES, MAX_SEED, to_dict
+from harness.core.configs import MAX_EPISODES, MAX_SEED, free_keys, key, to_dict
 from harness.core.errors import DatasetError
 from harness.core.store import EpisodeStore, open_group
 from harness.core.writer import EpisodeWriter
@@ -36,7 +36,6 @@ from real_data.corruption.transforms import check_transform, corrupt_actions, re
 from sim_envs.geometry import TASK
 
 GENERATOR = "real_data.corruption"   # the store's generator record names its maker
-RESUME_FREE_KEYS = ("source",)       # the source's path; its bytes (source_sha256) are the identity
 
 
 @dataclasses.dataclass
@@ -55,7 +54,8 @@ class ActionUnits:
 
 @dataclasses.dataclass
 class CorruptConfig:
-    source: str                            # the store whose episodes are corrupted
+    source: str = key(free=True, doc="the store whose episodes are corrupted: its path may change between "
+                      "sessions; its bytes (source_sha256, recorded beside) are the identity")
     transform: Literal["gaussian", "jitter", "drift", "latency", "bias"]
     level: float                           # normalized action units (latency: control steps)
     seed: int = 0                          # episode i's noise: default_rng([seed, i])
@@ -79,6 +79,10 @@ class CorruptConfig:
         band = "" if cutoff is None else f", f {'>=' if self.transform == 'jitter' else '<'} {cutoff:g} Hz"
         per = ", once per episode" if self.transform == "bias" else ""
         return f"{self.transform}, level {self.level:g} (normalized action units){band}{per}"
+
+
+# Settings that may differ between a run and its resumption without changing any episode (declared free).
+RESUME_FREE_KEYS = free_keys(CorruptConfig)
 
 
 @dataclasses.dataclass

@@ -24,36 +24,38 @@ from typing import Literal
 
 import numpy as np
 
-from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
+from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, added_keys, check_bounds, free_keys, key, to_dict
+from harness.core.identity import register_added_keys
 from harness.core.parallel import check_ray_address, map_seeds
 from harness.core.writer import EpisodeWriter
 from real_data.teleop.scripted import TeleopConfig, run_episode
 from sim_envs.visual import visual_attrs
 
-# Settings that may differ between a run and its resumption without changing any episode.
-RESUME_FREE_KEYS = ("num", "workers", "executor")
 GENERATOR = "real_data.teleop.scripted"   # the store's generator record names the episodes' source
 
 
 @dataclasses.dataclass
 class GenTeleopConfig:
-    num: int = 50                         # fill the store up to this many episodes
+    num: int = key(50, free=True, bound=(1, MAX_EPISODES), doc="fill the store up to this many episodes")
     seed: int = 0                         # first seed; the store holds seeds seed .. seed + num - 1
-    workers: int = 1                      # processes (1 = run in this process)
-    executor: Literal["local", "ray"] = "local"  # ray: seeds run as Ray tasks (2 * workers in flight)
+    workers: int = key(2, free=True, bound=(1, MAX_WORKERS), doc="processes (1 = run in this process; as gen-sim)")
+    executor: Literal["local", "ray"] = key("local", free=True,
+                                            doc="ray: seeds run as Ray tasks (2 * workers in flight)")
     teleop: TeleopConfig = dataclasses.field(default_factory=TeleopConfig)  # the teleoperator
 
     def __post_init__(self):
-        if not 1 <= self.num <= MAX_EPISODES:
-            raise ValueError(f"num must be in [1, {MAX_EPISODES}], got {self.num}")
-        if not 1 <= self.workers <= MAX_WORKERS:
-            raise ValueError(f"workers must be in [1, {MAX_WORKERS}], got {self.workers}")
+        check_bounds(self)
         if not 0 <= self.seed <= MAX_SEED - self.num:
             raise ValueError(f"seed must be in [0, {MAX_SEED} - num], got {self.seed}")
 
     @property
     def env(self) -> str:
         return self.teleop.env
+
+
+# Settings that may differ between a run and its resumption without changing any episode (declared free).
+RESUME_FREE_KEYS = free_keys(GenTeleopConfig)
+register_added_keys(added_keys(GenTeleopConfig))
 
 
 @dataclasses.dataclass

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from harness.core.configs import key
 from harness.core.store import is_image_key
 from real_data.teleop.human import Hand, HumanTraits
 from real_data.teleop.strategy import Strategy, StrategyConfig
@@ -23,8 +24,8 @@ from sim_envs.visual import check_visual_name
 class TeleopConfig:
     env: str = "target"                           # physics preset the teleoperator pushes in
     image_size: Optional[tuple[int, int]] = None  # (H, W) to record the plain top-down camera as data/image
-    visual: Optional[str] = None                  # visual preset (sim_envs/visuals/): its cameras recorded as
-                                                  # data/image.<camera>; null = none
+    visual: Optional[str] = key(None, since=22, doc="visual preset (sim_envs/visuals/): its cameras recorded as "
+                                "data/image.<camera>; null = none")
     strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
     human: HumanTraits = dataclasses.field(default_factory=HumanTraits)
 

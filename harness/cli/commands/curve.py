@@ -66,16 +66,14 @@ def points_to_run(args) -> list[tuple[int, Path, int | None]]:
 
 
 def run(args) -> int:
-    from eval.evaluation import EvalSpec, default_out_dir, run_eval
+    from eval.evaluation import default_out_dir, run_eval
     from eval.plots import plot_success_curve
+    from harness.cli.commands.eval import eval_settings
     from harness.core.errors import UserError
     from harness.core.locks import check_output_file
-    from harness.cli.commands.eval import SPEC_FLAGS, _check_env, check_counts
-    from harness.cli.commands.flags import flag_names
     from harness.learning.policy import load_policy
 
-    check_counts(args, ("n_envs", "workers"))
-    _check_env(args.env)
+    eval_settings(args)          # every flag checked before the first evaluation runs
     if args.out:                 # the default path is curve's own file in the run's eval folder
         if Path(args.out).suffix.lower() not in PLOT_SUFFIXES:   # before the evaluations, not after them
             raise UserError(f"--out {args.out}: a plot is written as {', '.join(PLOT_SUFFIXES)}; "
@@ -84,17 +82,13 @@ def run(args) -> int:
         check_output_file(Path(args.out).with_suffix(".csv"), "--out (its CSV)")
     points = points_to_run(args)
     by_steps = args.kind in ("steps", "heun")
-    with flag_names(SPEC_FLAGS):   # every spec checked before the first evaluation runs
-        specs = [EvalSpec(checkpoint=str(checkpoint), env=args.env, trials=args.trials, seed=args.seed,
-                          time_limit=args.time_limit, num_steps=num_steps, sampler=args.sampler,
-                          inference_batch=args.inference_batch)
-                 for _, checkpoint, num_steps in points]
+    settings = [eval_settings(args, num_steps=num_steps) for _, _, num_steps in points]   # one per point
     results = []
-    for (x, checkpoint, _), spec in zip(points, specs):
-        out = default_out_dir(checkpoint, spec)
+    for (x, checkpoint, _), point in zip(points, settings):
+        out = default_out_dir(checkpoint, point)
         if args.kind == "training" and checkpoint.name != "final.pt":   # one folder per snapshot
             out = out.with_name(f"{out.name}-{checkpoint.stem}")
-        summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, progress=not args.no_progress)
+        summary = run_eval(checkpoint, point, out, progress=not args.no_progress)
         rate = summary.success
         results.append((x, rate.successes, rate.trials))
         print(f"{'steps' if by_steps else 'step':>10} {x:>7}  success {rate.fmt()}  ({out})")

@@ -40,35 +40,27 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from eval.evaluation import EvalSpec, default_out_dir, run_eval
-    from harness.cli.commands.flags import flag_names
+    from eval.evaluation import default_out_dir, run_eval
     from harness.core.errors import UserError
 
-    check_counts(args, ("n_envs", "workers"))
-    if args.record < 0:
-        raise UserError(f"--record must be >= 0, got {args.record}")
     checkpoint = args.checkpoint if args.checkpoint == "scripted" else str(Path(args.checkpoint))
-    with flag_names(SPEC_FLAGS):
-        spec = EvalSpec(checkpoint=checkpoint, env=args.env, trials=args.trials, seed=args.seed,
-                        time_limit=args.time_limit, num_steps=args.num_steps, sampler=args.sampler,
-                        inference_batch=args.inference_batch, visual=args.visual)
+    # every flag checked before anything is written (a bad device must not claim --out)
+    settings = eval_settings(args, num_steps=args.num_steps, visual=args.visual, device=args.device,
+                             record=args.record)
     if checkpoint == "scripted" and (args.num_steps is not None or args.sampler is not None):
         raise UserError("--num-steps and --sampler need a diffusion checkpoint")
     if Path(checkpoint).is_dir() and (args.num_steps is not None or args.sampler is not None):
         raise UserError(f"{checkpoint}: --num-steps and --sampler apply to our checkpoints; a LeRobot policy's "
                         "sampler is set in its config.json")
-    _check_env(args.env)
-    device = _check_device(args.device)     # before anything is written: a bad device must not claim --out
     out = Path(args.out) if args.out else (Path("runs/scripted/eval") / f"{args.env}-s{args.seed}-n{args.trials}"
-                                           if checkpoint == "scripted" else default_out_dir(checkpoint, spec))
-    versus = _versus(args.versus, args.env, spec.seeds)   # bad folders: one line, before anything is written
-    summary = run_eval(spec, out, n_envs=args.n_envs, workers=args.workers, device=device,
-                       record=args.record, progress=not args.no_progress)
+                                           if checkpoint == "scripted" else default_out_dir(checkpoint, settings))
+    versus = _versus(args.versus, args.env, settings.seeds)   # bad folders: one line, before anything is written
+    summary = run_eval(checkpoint, settings, out, progress=not args.no_progress)
     print("\n".join(summary.lines()))
     print(f"written    {out}/summary.json, trials.csv")
     if versus:
         from eval.paired import paired_table, read_versus
-        rows = [*versus, read_versus(out, args.env, spec.seeds)]
+        rows = [*versus, read_versus(out, args.env, settings.seeds)]
         print(paired_table(rows, baseline=rows[0][0]), end="")
     return 0
 
@@ -81,9 +73,27 @@ def _versus(folders, env: str, seeds) -> list:
     return [read_versus(folder, env, seeds) for folder in folders]
 
 
-# EvalSpec keys -> the flags that set them (the bounds live in EvalSpec, the flags only name them)
-SPEC_FLAGS = {"trials": "--trials", "seed": "--seed", "time_limit": "--time-limit", "num_steps": "--num-steps",
-              "inference_batch": "--inference-batch", "visual": "--visual"}
+# EvalSettings keys -> the flags that set them (the bounds live in EvalSettings, the flags only name them)
+SETTINGS_FLAGS = {f"eval.{k}": f"--{k.replace('_', '-')}" for k in (
+    "env", "trials", "seed", "time_limit", "num_steps", "sampler", "inference_batch", "visual", "n_envs", "workers",
+    "device", "record")}
+
+
+def eval_settings(args, **fields):
+    """The EvalSettings of the flags `cotrain eval` and `cotrain curve` share (env, trials, seed, time limit,
+    sampler, inference batch, envs and workers), with `fields` on top; a broken bound is one line naming its
+    flag, from EvalSettings' own check. Shared with `cotrain curve`."""
+    from eval.evaluation import EvalSettings
+    from harness.cli.commands.flags import flag_names
+    from harness.core.errors import ConfigError
+    values = {"env": args.env, "trials": args.trials, "seed": args.seed, "time_limit": args.time_limit,
+              "sampler": args.sampler, "inference_batch": args.inference_batch, "n_envs": args.n_envs,
+              "workers": args.workers, **fields}
+    with flag_names(SETTINGS_FLAGS):
+        try:
+            return EvalSettings(**values)
+        except ValueError as exc:   # (built from flags, not loaded by from_dict, which would wrap it so)
+            raise ConfigError("command line", None, str(exc)) from None
 
 
 def add_inference_batch(parser) -> None:
@@ -93,38 +103,3 @@ def add_inference_batch(parser) -> None:
                         help=f"query the policy in batches of exactly K rows, padded, so that a trial's result does "
                              f"not depend on --n-envs, --workers or a resume (default {INFERENCE_BATCH}; 0: the "
                              "natural batch, faster, as evaluations before 2026-12-03)")
-
-
-def check_counts(args, flags) -> None:
-    """Every named flag must be >= 1 and within eval.evaluation's bound (one line naming the flag otherwise);
-    shared with `cotrain curve`."""
-    from eval.evaluation import MAX_N_ENVS, MAX_TRIALS
-    from harness.core.configs import MAX_WORKERS
-    from harness.core.errors import UserError
-    bounds = {"trials": MAX_TRIALS, "n_envs": MAX_N_ENVS, "workers": MAX_WORKERS}
-    for flag in flags:
-        if not 1 <= getattr(args, flag) <= bounds.get(flag, float("inf")):
-            raise UserError(f"--{flag.replace('_', '-')} must be in [1, {bounds.get(flag, 'inf')}], "
-                            f"got {getattr(args, flag)}")
-
-
-def _check_device(name: str) -> str:
-    """--device -> a device torch can use here ("auto": cuda when present, else cpu); refused if it cannot."""
-    if name == "cpu":
-        return name                 # (no torch import: the scripted policy does not need it)
-    from harness.core.errors import ConfigError, UserError
-    from harness.learning.device import resolve_device
-    try:
-        return str(resolve_device(name))
-    except ConfigError as exc:
-        raise UserError(f"--device {name}: {exc.problem}") from None
-
-
-def _check_env(name: str) -> None:
-    """Fail early (before spawning workers) on an unknown preset, naming the flag."""
-    from harness.core.errors import UserError
-    from sim_envs.config import load_preset
-    try:
-        load_preset(name)
-    except UserError as exc:
-        raise UserError(f"--env: {exc}") from None

@@ -15,6 +15,6 @@ def flag_names(flags: dict[str, str]):
         yield
     except ConfigError as exc:
         for key, flag in flags.items():
-            if exc.problem.startswith(key + " "):
+            if exc.problem.startswith((key + " ", key + ":")):
                 raise UserError(flag + exc.problem[len(key):]) from None
         raise

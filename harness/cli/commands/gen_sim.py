@@ -1,4 +1,7 @@
-"""`cotrain gen-sim --num N --out data/sim.zarr ...`: GCS plans replayed into a simulated dataset."""
+"""`cotrain gen-sim --num N --out data/sim.zarr ...`: GCS plans replayed into a simulated dataset.
+
+Its flags read as gen-teleop's: --num, --seed, --workers and --executor default to the generator config's
+(GenSimConfig: 100 demonstrations, seed 0, 2 workers, local), --env sets `env` at the top of the --config file."""
 from __future__ import annotations
 
 import logging

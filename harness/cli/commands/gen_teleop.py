@@ -1,4 +1,8 @@
-"""`cotrain gen-teleop --num 50 --env target --out data/target.zarr`: scripted human-like teleop demos."""
+"""`cotrain gen-teleop --num 50 --env target --out data/target.zarr`: scripted human-like teleop demos.
+
+Its flags read as gen-sim's: --num, --seed, --workers and --executor default to the generator config's
+(GenTeleopConfig: 50 episodes, seed 0, 2 workers, local), --env sets `env` at the top of the --config file
+(the teleoperator's; the store records it as teleop.env)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,15 +13,16 @@ from harness.core.errors import UserError
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--num", type=int, required=True,
-                        help="fill the store up to this many episodes: seeds seed .. seed+num-1 (as gen-sim)")
+    parser.add_argument("--num", type=int, default=None,
+                        help="fill the store up to this many episodes: seeds seed .. seed+num-1, as gen-sim "
+                             "(default 50)")
     parser.add_argument("--env", default=None, help="physics preset (default: the config's, 'target')")
     parser.add_argument("--out", required=True,
                         help="output store (.zarr folder); re-running with the same settings resumes it, "
                              "with other settings (except --num, --workers) is refused")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0); seeds seed, seed+1, ...")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+    parser.add_argument("--seed", type=int, default=None, help="first seed (default 0); seeds seed, seed+1, ...")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default 2)")
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
                         help="ray: seeds run as Ray tasks (on RAY_ADDRESS's cluster, else a local Ray); "
                              "the store is the same as a local run's")
     parser.add_argument("--config", default=None, help="YAML teleoperator config (strategy, human traits)")
@@ -48,9 +53,10 @@ def run(args) -> int:
     flags = {"image_size": "--image-size"} if args.image_size is not None else {}
     with flag_names({**flags, **({"visual": "--visual"} if args.visual is not None else {})}):
         teleop = load_config(TeleopConfig, args.config, overrides)
-    with flag_names({"num": "--num", "seed": "--seed", "workers": "--workers"}):
-        cfg = from_dict(GenTeleopConfig, {"num": args.num, "seed": args.seed, "workers": args.workers,
-                                          "executor": args.executor, "teleop": to_dict(teleop)}, "gen-teleop")
+    flags = {"num": args.num, "seed": args.seed, "workers": args.workers, "executor": args.executor}
+    given = {k: v for k, v in flags.items() if v is not None}   # the others: GenTeleopConfig's defaults
+    with flag_names({k: f"--{k}" for k in given}):
+        cfg = from_dict(GenTeleopConfig, {**given, "teleop": to_dict(teleop)}, "gen-teleop")
     try:
         load_preset(cfg.env)            # unknown preset: one line, before the store is made
     except UserError as exc:

@@ -28,7 +28,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do \
 	  case $$f in *annotate_k_draws.py|*annotate_speed.py|*eval_overhead.py|*fold0.py) \
-	    echo "== $$f: needs data or a checkpoint (or is a helper), see its docstring and the README"; continue;; esac; \
+	    echo "== $$f: needs data or a checkpoint (or is a helper), see its docstring and docs/results/speed.md"; continue;; esac; \
 	  echo "== $$f"; $(PY) $$f || exit 1; done
 
 # On a machine with a CUDA device: CUDA tests, train-speed and sampler rows, a tiny study on cuda, one table

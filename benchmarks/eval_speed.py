@@ -7,7 +7,7 @@
 
 Prints one row per (n_envs x workers, inference batch) configuration (inference batch K: a diffusion policy
 is queried in padded batches of exactly K rows, which makes trials batch-invariant; 0 = the natural batch): wall seconds, trials per second, simulated seconds
-per wall second (all cores together), success rate. Target (README): 200 trials of a state-based policy
+per wall second (all cores together), success rate. Target (docs/results/speed.md): 200 trials of a state-based policy
 in <= 5 minutes on the 2-core machine. Trials run their full length (75 s limit), as in `cotrain eval`.
 """
 from __future__ import annotations

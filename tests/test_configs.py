@@ -6,7 +6,8 @@ from typing import Literal, Optional
 
 import pytest
 
-from harness.core.configs import load_config, parse_overrides, save_config
+from harness.core.configs import (added_keys, check_bounds, declaration, free_keys, key, load_config, parse_overrides,
+                                  save_config)
 from harness.core.errors import ConfigError
 
 
@@ -72,3 +73,53 @@ def test_missing_file_and_round_trip(tmp_path):
 
 def test_parse_overrides_nests_dotted_keys():
     assert parse_overrides(["a.b.c=1", "a.d=x", "e=[1, 2]"]) == {"a": {"b": {"c": 1}, "d": "x"}, "e": [1, 2]}
+
+
+# ---------------------------------------------------------------- one declaration per key (configs.key)
+@dataclasses.dataclass
+class _Inner:
+    threads: int = key(0, free=True, doc="threads (free: any count resumes)")
+    depth: int = key(4, since=7, bound=(1, 8), doc="added in issue 7")
+    mode: str = key("new", since=9, was="old", doc="added in issue 9; old outputs did what 'old' does")
+
+    def __post_init__(self):
+        check_bounds(self, "inner")
+
+
+@dataclasses.dataclass
+class _Outer:
+    out_dir: str = key("x", free="own", doc="the output's place")
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+    plain: int = 3                   # a key declared the plain way has no resume behaviour
+
+
+def test_free_and_added_keys_are_read_from_the_declarations():
+    assert free_keys(_Outer) == ("out_dir", "inner.threads")
+    assert free_keys(_Outer, "train_config", own=False) == ("train_config.inner.threads",)   # out_dir: own record only
+    assert added_keys(_Outer) == {"inner.depth": 4, "inner.mode": "old"}          # `was`, else the default
+    assert declaration(dataclasses.fields(_Inner)[1])["doc"] == "added in issue 7"
+
+
+def test_a_declared_bound_is_checked_in_the_words_of_the_other_checks(tmp_path):
+    assert load_config(_Outer, overrides=["inner.depth=8"]).inner.depth == 8
+    with pytest.raises(ConfigError, match=r"inner.depth must be in \[1, 8\], got 9"):
+        load_config(_Outer, overrides=["inner.depth=9"])
+
+
+def test_run_note_is_kept_with_the_run_and_never_blocks_a_resume():
+    """run.note (issue 38) was added with one line in train_config.py: its declaration makes it a free key of
+    a training run and of a study run, and runs made before it existed resume whatever it says."""
+    from harness.core.configs import to_dict
+    from harness.core.identity import first_difference
+    from harness.learning.train_config import TrainConfig
+    from harness.learning.training import RESUME_FREE_KEYS
+    from harness.study.runner import RUN_FREE_KEYS
+
+    cfg = load_config(TrainConfig, overrides=["run.note=the baseline of issue 38"])
+    assert cfg.run.note == "the baseline of issue 38" and TrainConfig().run.note == ""
+    before = to_dict(TrainConfig())
+    del before["run"]["note"]                                   # a run made before the key existed
+    assert first_difference(before, to_dict(TrainConfig())) is None            # at its default: the same run
+    assert first_difference(before, to_dict(cfg), RESUME_FREE_KEYS) is None   # any note: the same run
+    assert first_difference({"train_config": before}, {"train_config": to_dict(cfg)}, RUN_FREE_KEYS) is None
+    assert first_difference(before, to_dict(cfg)) == ("run.note", "<absent>", "the baseline of issue 38")

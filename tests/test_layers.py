@@ -1,4 +1,4 @@
-"""The package layers of DESIGN.md, as folders: a module imports only from its own layer or lower ones, and
+"""The package layers of docs/architecture.md, as folders: a module imports only from its own layer or lower ones, and
 every module of harness/ lives in the folder of its layer (harness/core, harness/learning, harness/study,
 harness/cli), so the folders and the layer table of docs/architecture.md say the same thing."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("harness", "sim_envs", "gcs_planner", "real_data", "eval")
-# package prefix -> layer (DESIGN.md); the longest matching prefix wins
+# package prefix -> layer (docs/architecture.md); the longest matching prefix wins
 LAYERS = {"harness.core": 1, "sim_envs": 1, "gcs_planner": 2, "real_data": 2, "harness.learning": 3,
           "eval": 4, "harness.study": 5, "harness.cli": 5, "harness": 5}
 HARNESS_FOLDERS = {"core", "learning", "study", "cli"}

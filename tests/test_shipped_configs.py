@@ -4,17 +4,45 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.configs import from_dict, load_yaml
+from harness.core.configs import from_dict, load_yaml, to_dict
+from harness.learning.classifier import AnnotateConfig
+from harness.learning.train_config import TrainConfig
 from harness.study import load_study
 from harness.study.plan import plan_runs
-from harness.learning.train_config import TrainConfig
+from sim_envs.config import load_preset, preset_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("train_*.yaml")), ids=lambda p: p.name)
 def test_train_configs_resolve(path):
-    from_dict(TrainConfig, load_yaml(path), str(path))
+    text = load_yaml(path)
+    assert_holds(to_dict(from_dict(TrainConfig, text, str(path))), text)
+
+
+def test_the_annotate_config_resolves_with_its_values():
+    text = load_yaml(ROOT / "configs" / "annotate.yaml")
+    assert_holds(to_dict(from_dict(AnnotateConfig, text, "annotate.yaml")), text)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_physics_preset_loads_under_its_name(name):
+    assert load_preset(name).name == name
+
+
+def assert_holds(loaded: dict, text: dict, where: str = "") -> None:
+    """Every key the file gives is in the loaded config with the file's value (none dropped or replaced)."""
+    for key, value in text.items():
+        assert key in loaded, f"{where}{key}: not in the loaded config"
+        if isinstance(value, dict) and isinstance(loaded[key], dict):
+            assert_holds(loaded[key], value, f"{where}{key}.")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):   # data.datasets
+            assert len(loaded[key]) == len(value), f"{where}{key}: {len(loaded[key])} entries, {len(value)} in the file"
+            for i, (got, given) in enumerate(zip(loaded[key], value)):
+                assert_holds(got, given, f"{where}{key}[{i}].")
+        else:
+            assert loaded[key] == value or (isinstance(value, (int, float)) and loaded[key] == float(value)), \
+                f"{where}{key}: {loaded[key]!r} loaded, {value!r} in the file"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
@@ -22,7 +50,16 @@ def test_experiments_plan_every_run(path, monkeypatch):
     monkeypatch.chdir(ROOT)                       # their paths are relative to the repository
     cfg = load_study(str(path), [])
     plans = plan_runs(cfg, annotations_path=cfg.annotations_path, dry=True)
-    assert plans and all(isinstance(p.train, TrainConfig) for p in plans)
+    # one run per row and training seed, each training its own seed into its own folder of the study
+    seeds_of = {}
+    for p in plans:
+        seeds_of.setdefault(p.label, []).append(p.seed)
+    assert len(seeds_of) >= len(cfg.methods)                     # every method row is in the plan
+    allowed = set(cfg.seeds) | {s for m in cfg.methods for s in m.seeds or []}
+    assert all(len(set(s)) == len(s) and set(s) <= allowed for s in seeds_of.values()), seeds_of
+    assert len({p.folder.root for p in plans}) == len(plans)
+    assert all(p.train.seed == p.seed and p.train.out_dir == str(p.folder.train) for p in plans)
+    assert all(p.folder.root.is_relative_to(cfg.out) for p in plans)
 
 
 def test_the_published_study_trains_the_published_recipe(monkeypatch):

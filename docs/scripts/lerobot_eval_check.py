@@ -1,6 +1,6 @@
 """A LeRobot policy scored by LeRobot's own evaluation loop on `cotrain/PlanarPushing-v0` (issue 36's real check).
 
-Runs in an environment with lerobot installed (README, "Use the environment from your own code"); not part of
+Runs in an environment with lerobot installed (docs/gym_env.md); not part of
 the test suite. LeRobot builds an env from an `EnvConfig` whose package is imported and whose gym id is made;
 here the config names our package (`sim_envs`, which registers the id) and id, so `make_env` and `eval_policy`
 run unchanged: LeRobot's vector env, its preprocess_observation, its processors, its rollout.

@@ -309,6 +309,8 @@ class RunConfig:
                        "resumed with another effective count is refused in Trainer.load")
     snapshot_every: int = key(0, since=10, doc="checkpoints/step_<step>.pt (EMA policy) every N steps before the "
                               "last (0 = none); the study's checkpoint protocols select among them")
+    note: str = key("", free=True, since=38, doc="free text kept with the run in config.yaml and its checkpoints "
+                    "(what the run is for); changes nothing, so it may change when the run resumes")
 
     def __post_init__(self):
         for key in ("steps", "log_every", "val_every", "val_windows", "checkpoint_every"):

@@ -5,7 +5,7 @@ The study's identity is its config, and a dataset is named by its path, so a sto
 between two sessions (other code, other machine) would silently mix two datasets in one table. The first
 session records the data's fingerprint; a later session whose data differ is refused in one line. The
 environment is recorded too and compared, not enforced: on a CPU, another torch build or instruction set
-changes float round-off in training (README "Across machines"), which matters when two runs of one config
+changes float round-off in training (docs/results/demo.md, "Across machines"), which matters when two runs of one config
 disagree.
 """
 from __future__ import annotations

@@ -149,19 +149,33 @@ def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
 
     slug = run_slug(row.label)
     folder = RunFolder.of(cfg.out, slug, seed)
-    objective, setting, alpha, pending = row.objective, row.setting, row.alpha, False
-    if row.matched_to is not None:
-        fraction = realised_clean_fraction(RunFolder.of(cfg.out, run_slug(row.matched_to), seed))
-        pending = fraction is None
-        alpha = MATCHED_STAND_IN if pending else fraction
+    objective, alpha, pending = row.objective, row.alpha, row.matched_to is not None
+    if pending:   # validated with a stand-in alpha; with_matched_alpha puts in the real one once it is known
+        alpha = MATCHED_STAND_IN
         objective = {**objective, "alpha": alpha}
-        if not pending:
-            setting = f"alpha={alpha:.4f} (matched to {row.matched_to})"
     train = merge(merge(base, row.train), {"seed": seed, "out_dir": str(folder.train), "objective": objective,
                                            "data": {"datasets": row.datasets, "normalizer": str(cfg.normalizer_path)}})
     tc = from_dict(TrainConfig, train, f"experiment: {row.label!r} seed {seed}")
-    return RunSpec(row.label, slug, row.method, setting, alpha, seed, folder, tc, cfg.eval, row.matched_to, pending,
-                   row.baseline)
+    spec = RunSpec(row.label, slug, row.method, row.setting, alpha, seed, folder, tc, cfg.eval, row.matched_to,
+                   pending, row.baseline)
+    return with_matched_alpha(cfg, spec) if pending else spec
+
+
+def with_matched_alphas(cfg: StudyConfig, plans: list[RunSpec]) -> list[RunSpec]:
+    """The plan again with every pending matched run's alpha put in where the run it is matched to has
+    finished training since: the runner's second wave (the matched-alpha controls), without planning anew."""
+    return [with_matched_alpha(cfg, p) if p.pending else p for p in plans]
+
+
+def with_matched_alpha(cfg: StudyConfig, spec: RunSpec) -> RunSpec:
+    """A matched run with its alpha: the named row's realised clean fraction at the same seed; unchanged (still
+    pending, with the stand-in alpha) while that run has not finished training."""
+    fraction = realised_clean_fraction(RunFolder.of(cfg.out, run_slug(spec.matched_to), spec.seed))
+    if fraction is None:
+        return spec
+    train = dataclasses.replace(spec.train, objective=dataclasses.replace(spec.train.objective, alpha=fraction))
+    return dataclasses.replace(spec, alpha=fraction, setting=f"alpha={fraction:.4f} (matched to {spec.matched_to})",
+                               train=train, pending=False)
 
 
 def with_snapshots(cfg: StudyConfig, base: dict) -> dict:

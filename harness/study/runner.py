@@ -17,7 +17,7 @@ from harness.study.executor import make_executor
 from harness.study.fingerprint import check_fingerprint
 from harness.study.job import Job, JobResult
 from harness.study.jobs import annotate, corruption_units, generate_dataset, generator_config, train_and_evaluate
-from harness.study.plan import plan_runs
+from harness.study.plan import plan_runs, with_matched_alphas
 from harness.study.run_spec import RunFolder, RunSpec
 from harness.study.report import StudyReport, write_report
 
@@ -44,7 +44,8 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
     out = cfg.out
     _check_study_folder(out)
     annotations = cfg.annotations_path
-    plans = plan_runs(cfg, annotations, dry=True)       # every TrainConfig, with stand-ins for data numbers
+    plans = plan_runs(cfg, annotations, dry=True)       # a check, not the plan: every TrainConfig, with stand-ins
+                                                         # for the data's numbers (the plan: _run_stages, once)
     _check_devices(cfg, plans)
     annotate_jobs(cfg)                                   # every AnnotateConfig
     generation_jobs(cfg, progress, dry=True)             # every generator config
@@ -93,7 +94,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     log(f"runs       {len(plans)} in total, {finished} finished, {len(plans) - finished} to run")
     failed = _train_runs(cfg, [p for p in plans if p.matched_to is None], executor, "runs", log, progress)
     if any(p.matched_to is not None for p in plans):
-        plans = plan_runs(cfg, annotations)
+        plans = with_matched_alphas(cfg, plans)   # the first wave has trained: the matched alphas are known
         matched = [p for p in plans if p.matched_to is not None]
         for plan in matched:
             if plan.pending:

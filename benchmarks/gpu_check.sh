@@ -59,7 +59,19 @@ device=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0), '| torch',
   echo "| --- | --- | --- | --- |"
 } > "$OUT/gpu_check.md"
 
-failed=0
+# The device machines of this workplace bring their own python3 with a CUDA torch but not this project's other
+# requirements (Drake above all): say up front which are missing, since every step after the tests needs them.
+missing=$("$PY" -c "
+import importlib.util as u
+print(' '.join(m for m in ('pydrake', 'zarr', 'numcodecs', 'diffusers', 'gymnasium', 'scipy', 'yaml', 'tqdm', 'pyarrow')
+               if u.find_spec(m) is None))")
+if [[ -n "$missing" ]]; then
+  echo "| python packages | MISSING: $missing (install requirements.txt with the CUDA torch, or carry wheels) | 0 | \`$PY\` |" \
+    >> "$OUT/gpu_check.md"
+  failed=1
+fi
+
+failed=${failed:-0}
 for step in "${STEPS[@]}"; do
   name="${step%%|*}"; cmd="${step#*|}"
   log="$OUT/$(echo "$name" | tr -c 'a-z0-9\n' '_').log"

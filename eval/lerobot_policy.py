@@ -199,8 +199,7 @@ def _load_lerobot(path: str, device: str):
         from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     except ImportError as exc:
         raise UserError(f"{path}: evaluating a LeRobot policy needs the lerobot package ({exc}); install it in "
-                        "its own environment: pip install 'lerobot==0.4.4' (README: Use the environment from "
-                        "your own code)") from None
+                        "its own environment: pip install 'lerobot==0.4.4' (docs/gym_env.md)") from None
     config = PreTrainedConfig.from_pretrained(path)
     config.device = device
     policy = get_policy_class(config.type).from_pretrained(path, config=config)

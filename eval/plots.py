@@ -9,8 +9,9 @@ figure can be checked, re-drawn or tabulated without reading pixels. Both files 
 - histogram of the per-window sigma_n                       (sigma_n_hist.csv)
 - power spectra of clean versus corrupt action sequences    (action_spectra.csv)
 
-`plot_annotations` draws the two annotation figures from an annotations store; `cotrain annotate` and the
-study both use it (the classifier itself, a lower layer, writes numbers only).
+`plot_annotations` draws the two annotation figures from read annotations; `cotrain annotate` and the
+study both use it (the classifier itself, a lower layer, writes numbers only). No plot opens a store: its
+caller reads the data (the study's report: harness/study/report.py) and hands the numbers over.
 """
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from eval.metrics import wilson_interval  # noqa: E402
 from eval.study_table import TableRow  # noqa: E402
+from eval.window_profile import FEATURES, PROFILE_HEADER  # noqa: E402
 from harness.core.atomic import atomic_path, atomic_write_text  # noqa: E402
 from harness.learning.methods import method_class  # noqa: E402
 
@@ -209,11 +212,10 @@ def plot_clean_fraction_by_sigma(rows: Sequence[TableRow], path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_zero_window_profile(annotations, stores: Mapping[str, str], path) -> Path | None:
-    """Who the sigma_n = 0 windows are (eval/window_profile.py): per feature, the distribution over the
-    sigma_n = 0 windows against all windows of each corrupt dataset. CSV: the profile table."""
-    from eval.window_profile import FEATURES, PROFILE_HEADER, zero_window_profile
-    rows, data = zero_window_profile(annotations, stores)
+def plot_zero_window_profile(rows: Sequence[list], data: Mapping[str, tuple], path) -> Path | None:
+    """Who the sigma_n = 0 windows are (eval/window_profile.zero_window_profile's rows and data): per feature,
+    the distribution over the sigma_n = 0 windows against all windows of each corrupt dataset. CSV: the
+    profile table."""
     if not data:
         return None
     _write_csv(path, PROFILE_HEADER, rows)
@@ -367,17 +369,11 @@ def annotation_plot_paths(annotations) -> tuple[Path, Path]:
     return annotations.with_name(f"{stem}.accuracy.png"), annotations.with_name(f"{stem}.sigma_n_hist.png")
 
 
-def plot_annotations(annotations, accuracy_path=None, hist_path=None) -> list[Path]:
-    """Both annotation figures from an annotations store: classifier accuracy and the sigma_n histogram.
-
-    Paths default to `annotation_plot_paths` (beside the store, as `cotrain annotate` and the study's
-    annotate job draw them); the study report passes its own.
+def plot_annotations(ann, accuracy_path, hist_path) -> list[Path]:
+    """Both annotation figures from read annotations (harness.learning.annotations.read_annotations):
+    classifier accuracy and the sigma_n histogram. `cotrain annotate` and the study's annotate job draw them
+    beside the store (`annotation_plot_paths`); the study report at its own paths.
     """
-    from harness.learning.annotations import read_annotations
-
-    default_accuracy, default_hist = annotation_plot_paths(annotations)
-    accuracy_path, hist_path = accuracy_path or default_accuracy, hist_path or default_hist
-    ann = read_annotations(annotations)
     acc_clean, acc_corrupt = ann.attrs.get("accuracy_clean"), ann.attrs.get("accuracy_corrupt")
     curves = {f"fold {f['fold']} raw": f["accuracy_raw"] for f in ann.attrs.get("folds", [])}
     if len(ann.datasets) > 1:
@@ -434,7 +430,6 @@ def plot_success_curve(points: Sequence[tuple[float, int, int]], path, xlabel: s
 
     points: (x, successes, trials). CSV: x, trials, successes, rate, ci_low, ci_high.
     """
-    from eval.metrics import wilson_interval
     points = sorted(points)
     cis = [wilson_interval(s, n) for _, s, n in points]
     x = np.array([p[0] for p in points], dtype=float)

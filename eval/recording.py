@@ -12,6 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from eval.rollouts import _load_policy, check_cameras, one_torch_thread, run_wave
+from sim_envs.env import PushTEnv
+from sim_envs.recording import save_meshcat_html, save_video
 from sim_envs.visual import CameraSetup
 
 VIDEO_SIZE = (240, 240)   # (H, W) of the recorded camera when the policy itself uses no images
@@ -38,8 +40,6 @@ def record_rollouts(policy_or_path, preset, seeds: Sequence[int], out_dir, devic
     inference_batch: the scored evaluation's, so that a recording replays the trial that was scored."""
     from pydrake.geometry import Meshcat
 
-    from sim_envs.env import PushTEnv
-    from sim_envs.recording import save_meshcat_html, save_video
 
     policy = _load_policy(policy_or_path, device)
     cameras = check_cameras(policy, visual) or CameraSetup()

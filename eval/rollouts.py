@@ -267,7 +267,7 @@ def _worker_wave(seeds: Sequence[int]) -> list[TrialRecord]:
 
 def _run_in(state: dict, seeds: Sequence[int], on_trial=None) -> list[TrialRecord]:
     """Run one wave with the state's policy, reusing a VectorEnv of the right size."""
-    from sim_envs.vector_env import VectorEnv
+    from sim_envs.vector_env import VectorEnv   # (imports Drake: EvalSettings, and a study's config, load without it)
     envs = state["envs"]
     k = len(seeds)
     if k not in envs:

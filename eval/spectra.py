@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.core.store import EpisodeStore
 from sim_envs.geometry import TASK
 
 
@@ -39,17 +38,14 @@ def power_spectrum(windows: np.ndarray, dt: float = TASK.control_dt) -> tuple[np
     return np.fft.rfftfreq(length, d=dt), spec.mean(axis=(0, 2))
 
 
-def dataset_spectrum(path, max_episodes: int | None = None, length: int = 32, stride: int | None = None,
-                     scale=None) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """Power spectrum of the actions of a store's first `max_episodes` episodes (all when None).
+def episodes_spectrum(episodes: list[np.ndarray], length: int = 32, stride: int | None = None,
+                      scale=None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Power spectrum of the actions of `episodes` ((T, 2) each; the study report reads them from a store).
 
     Returns (freqs, power, n_windows), or None when no episode is `length` steps long. `scale` ((2,) or a
     scalar) multiplies the actions first: the action normalizer's scale gives normalized action units, in
     which the classifier's sigmas are measured. stride defaults to length // 4.
     """
-    store = EpisodeStore(path)
-    n = store.n_episodes if max_episodes is None else min(max_episodes, store.n_episodes)
-    episodes = [store.episode(i, ["action"])["action"] for i in range(n)]
     if scale is not None:
         episodes = [np.asarray(a, dtype=float) * np.asarray(scale, dtype=float) for a in episodes]
     windows = action_windows(episodes, length, max(1, length // 4) if stride is None else stride)

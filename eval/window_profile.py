@@ -11,45 +11,40 @@ and each feature is summarised for the sigma_n = 0 windows against all windows o
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from harness.core.errors import DatasetError
 from harness.learning.annotations import AnnotatedDataset
-from harness.core.store import EpisodeStore
-from harness.learning.training_data import kept_episodes
-from harness.learning.windows import WindowSpec, make_windows
-from sim_envs.geometry import TASK, pusher_slider_distance
+from harness.learning.windows import make_windows, WindowSpec
+from sim_envs.geometry import pusher_slider_distance, TASK
 
 CONTACT_GAP = 0.005   # m: the pusher counts as touching the T within this gap
 FEATURES = ("phase", "pusher_speed", "in_contact", "goal_distance")
 
 
-def window_features(store_path, ds: AnnotatedDataset, spec: WindowSpec) -> dict[str, np.ndarray]:
+def window_features(episodes: list[dict], ds: AnnotatedDataset, spec: WindowSpec, where="store") -> dict[str, np.ndarray]:
     """(N,) per feature for the annotated windows of `ds`, in its window order.
 
-    The classifier numbered the episodes it read 0..n-1 among the store's *kept* ones (successful, the
-    first n: training_data.kept_episodes); a store with a failed episode (teleop demos keep theirs) has its
-    later episodes one further on, so the windows are mapped back through that same list."""
-    store = EpisodeStore(store_path)
-    kept = kept_episodes(store, only_success=True, max_episodes=ds.n_episodes)   # (n,) store episode numbers
-    bounds = [store.episode_slice(int(i)) for i in kept]
-    rows = np.concatenate([np.arange(b.start, b.stop) for b in bounds]) if bounds else np.zeros(0, np.int64)
-    ends = np.cumsum([b.stop - b.start for b in bounds]).astype(np.int64)       # (n,) as the classifier's
+    episodes: the episodes the classifier read, in its order ({action, agent_pos, slider_pose} arrays each):
+    the store's *kept* ones (successful, the first n: training_data.kept_episodes), which the study report
+    reads (harness/study/report.py); a store with a failed episode (teleop demos keep theirs) has its later
+    episodes one further on, so only that list numbers them as the classifier did. where: the store, named
+    when its windows are not the annotated ones."""
+    ends = np.cumsum([len(e["action"]) for e in episodes]).astype(np.int64)   # (n,) as the classifier's
     windows = make_windows(ends, spec)
-    if not (len(kept) == ds.n_episodes and np.array_equal(windows.episode, ds.episode)
+    if not (len(episodes) == ds.n_episodes and np.array_equal(windows.episode, ds.episode)
             and np.array_equal(windows.t0, ds.t0)):
-        raise DatasetError(store_path, None, "its windows are not the annotated ones (the store changed after "
+        raise DatasetError(where, None, "its windows are not the annotated ones (the store changed after "
                            "it was annotated); re-annotate")
     starts = windows.episode_starts[ds.episode]
     lengths = ends[ds.episode] - starts
     local = np.clip(ds.t0 + spec.n_obs - 1, 0, lengths - 1)
-    step = rows[starts + local]                                               # (N,) decision step in the store
-    action = store.data("action")[rows]                                       # (S, 2) the annotated episodes
+    step = starts + local                                                     # (N,) decision step
+    action, agent_pos, slider_pose = (np.concatenate([e[k] for e in episodes]) if episodes else np.zeros((0, 2))
+                                      for k in ("action", "agent_pos", "slider_pose"))
     chunk = action[windows.steps()]                                           # (N, horizon, 2)
     speed = np.linalg.norm(np.diff(chunk, axis=1), axis=-1).mean(axis=1) / TASK.control_dt
-    pusher, slider = store.data("agent_pos")[step], store.data("slider_pose")[step]
+    pusher, slider = agent_pos[step], slider_pose[step]
     gap = np.array([pusher_slider_distance(p, s) for p, s in zip(pusher, slider)])
     return {"phase": local / np.maximum(lengths - 1, 1), "pusher_speed": speed,
             "in_contact": (gap <= CONTACT_GAP).astype(float),
@@ -74,17 +69,13 @@ def profile_rows(features: dict[str, np.ndarray], sigma_n: np.ndarray, dataset: 
 PROFILE_HEADER = ["dataset", "feature", "group", "windows", "mean", "q25", "median", "q75"]
 
 
-def zero_window_profile(annotations_path, store_paths: dict[str, str]) -> tuple[list[list], dict]:
-    """(CSV rows, {dataset: (features, sigma_n)}) for every annotated corrupt dataset found in
-    `store_paths` (name -> store path)."""
-    from harness.learning.annotations import read_annotations
-    ann = read_annotations(annotations_path)
+def zero_window_profile(found: dict[str, tuple[AnnotatedDataset, list[dict]]], spec: WindowSpec
+                        ) -> tuple[list[list], dict]:
+    """(CSV rows, {dataset: (features, sigma_n)}) for every annotated corrupt dataset in `found`
+    (name -> (its annotations, its annotated episodes), as the study report reads them)."""
     rows, data = [], {}
-    for name, path in store_paths.items():
-        ds = ann.find(path)
-        if ds is None or not Path(path).exists():
-            continue
-        features = window_features(path, ds, ann.spec)
+    for name, (ds, episodes) in found.items():
+        features = window_features(episodes, ds, spec, ds.path)
         rows += profile_rows(features, ds.sigma_n, name)
         data[name] = (features, ds.sigma_n)
     return rows, data

@@ -25,11 +25,12 @@ import numpy as np
 from gcs_planner.config import PlannerConfig
 from gcs_planner.planner import Planner
 from gcs_planner.replay import replay_kinematic, replay_physics
-from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, added_keys, check_bounds, free_keys, key, to_dict
-from harness.core.identity import register_added_keys
+from harness.core.configs import added_keys, check_bounds, free_keys, key, MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
 from harness.core.errors import ConfigError, DatasetError
+from harness.core.identity import register_added_keys
 from harness.core.parallel import check_ray_address, map_seeds
 from harness.core.writer import EpisodeWriter
+from sim_envs.config import load_preset
 from sim_envs.initial_states import sample_initial_pose
 from sim_envs.visual import check_visual_name, visual_attrs
 
@@ -172,7 +173,6 @@ class Summary:
 
 def fill_store(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
     """Fill the store at `out` up to cfg.num episodes (resuming), in parallel; Ctrl-C keeps finished work."""
-    from sim_envs.config import load_preset
 
     path = Path(out)
     physics = load_preset(cfg.env)

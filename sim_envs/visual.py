@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from harness.core.errors import UserError
 from sim_envs.config import load_preset_file, preset_names
 
 VISUAL_DIR = Path(__file__).parent / "visuals"
@@ -197,7 +198,6 @@ class CameraSetup:
 
     def check_serves(self, wanted: dict[str, tuple], who: str) -> None:
         """UserError (one line) unless this setup renders every camera in `wanted` at its shape."""
-        from harness.core.errors import UserError
         have = self.shapes()
         for key, shape in wanted.items():
             if key not in have:

@@ -100,7 +100,7 @@ def test_annotate_writes_store_and_curve_and_the_plots_show_them(annotated, tmp_
     assert [p.name for p in annotated["out"].parent.iterdir() if p.suffix in (".png", ".csv")] == []
     clean, corrupt = np.array(ann.attrs["accuracy_clean"]), np.array(ann.attrs["accuracy_corrupt"])
     assert np.allclose((clean + corrupt) / 2, ann.accuracy)
-    acc_png, hist_png = plot_annotations(annotated["out"], tmp_path / "acc.png", tmp_path / "hist.png")
+    acc_png, hist_png = plot_annotations(ann, tmp_path / "acc.png", tmp_path / "hist.png")
     rows = _rows(acc_png.with_suffix(".csv"))
     assert [float(r["sigma"]) for r in rows] == pytest.approx(ann.sigma_grid, rel=1e-5)
     assert [float(r["balanced_accuracy"]) for r in rows] == pytest.approx(ann.accuracy, abs=1e-6)

@@ -149,15 +149,13 @@ def _alive(pid: int) -> bool:
 def test_the_annotate_job_never_asks_for_more_threads_than_cores(monkeypatch, tmp_path):
     """The annotate stage gets max_parallel x threads threads, but never more than the machine's cores:
     3 threads on 2 cores made the demo's classifier 2.6x slower (107 s against 41 s)."""
-    import harness.learning.classifier as classifier
-    import harness.learning.device as device
     from harness.study import jobs
 
     asked = []
     monkeypatch.setattr(jobs, "_limit_threads", asked.append)
-    monkeypatch.setattr(classifier, "annotate", lambda *a, **k: None)   # the thread rule only
-    monkeypatch.setattr("eval.plots.plot_annotations", lambda out: None)
+    monkeypatch.setattr(jobs, "run_annotate", lambda *a, **k: None)   # the thread rule only
+    monkeypatch.setattr(jobs, "plot_annotations", lambda *a: None)
     for cores, threads in [(2, 3), (8, 3), (2, 0)]:
-        monkeypatch.setattr(device, "usable_cores", lambda: cores)
+        monkeypatch.setattr(jobs, "usable_cores", lambda: cores)
         jobs.annotate([], [], str(tmp_path / "new.zarr"), {}, threads=threads)
     assert asked == [2, 3, 0]

@@ -11,8 +11,9 @@ from eval.metrics import TrialRecord
 from eval.report import read_trials_csv, write_eval_report
 from eval.study_table import RunResult, study_table, table_csv, table_markdown, table_summary
 from eval.rollouts import append_trial_log, read_trial_log
-from eval.spectra import action_windows, dataset_spectrum, power_spectrum
+from eval.spectra import action_windows, episodes_spectrum, power_spectrum
 from harness.core.writer import EpisodeWriter
+from harness.study.report import read_actions
 
 
 def _recs(successes, offset=0):
@@ -242,18 +243,18 @@ def _sine_store(path, freq_hz: float, amplitude: float, n_episodes: int = 3, len
 
 def test_spectrum_of_a_sinusoid_peaks_at_its_frequency(tmp_path):
     store = _sine_store(tmp_path / "sine.zarr", freq_hz=1.25, amplitude=0.02)   # bin 4 of a 32-step window
-    f, p, n = dataset_spectrum(store, length=32)
+    f, p, n = episodes_spectrum(read_actions(store), length=32)
     assert n == 3 * ((64 - 32) // 8 + 1)                                 # stride defaults to length // 4
     assert f[np.argmax(p)] == pytest.approx(1.25)
     # a sinusoid of amplitude A on one axis of two: A^2 / 2 * length / 2 in its bin, averaged over axes
     assert p.max() == pytest.approx(0.02 ** 2 / 2 * 32 / 2 / 2, rel=1e-6)
     assert p.sum() == pytest.approx(p.max(), rel=1e-9)                   # nothing anywhere else
-    _, p_scaled, _ = dataset_spectrum(store, length=32, scale=np.array([10.0, 10.0]))
+    _, p_scaled, _ = episodes_spectrum(read_actions(store), length=32, scale=np.array([10.0, 10.0]))
     assert p_scaled == pytest.approx(100 * p)                            # power in scaled units
-    assert dataset_spectrum(store, max_episodes=1, length=32)[2] == n // 3
-    assert dataset_spectrum(store, length=128) is None                   # episodes too short for a window
+    assert episodes_spectrum(read_actions(store, max_episodes=1), length=32)[2] == n // 3
+    assert episodes_spectrum(read_actions(store), length=128) is None                   # episodes too short for a window
     other = _sine_store(tmp_path / "slow.zarr", freq_hz=0.625, amplitude=0.02)
-    got = _csv(plots.plot_power_spectra({"fast": (f, p), "slow": dataset_spectrum(other, length=32)[:2]},
+    got = _csv(plots.plot_power_spectra({"fast": (f, p), "slow": episodes_spectrum(read_actions(other), length=32)[:2]},
                                         tmp_path / "action_spectra.png", sigmas=[0.01]))
     for name, peak in (("fast", 1.25), ("slow", 0.625)):
         rows = [g for g in got if g["dataset"] == name]

@@ -8,6 +8,7 @@ import pytest
 
 from eval.rollouts import evaluate, read_trial_log
 from eval.scripted import ChunkedScriptedPolicy
+from harness.core.errors import UserError
 
 SEEDS = [0, 1, 2]
 STEPS = 30  # 3 s per trial
@@ -105,7 +106,8 @@ def test_bad_policy_output_is_reported():
 def test_a_policy_that_fails_to_load_in_a_worker_is_reported(tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception, match="checkpoint"):
+    # the worker's own one-line error reaches the parent as it was raised (harness/learning/checkpoint.py)
+    with pytest.raises(UserError, match=r"broken\.pt: not a readable checkpoint \(UnpicklingError\)$"):
         evaluate(str(bad), "target", [0, 1], n_envs=1, workers=2, progress=False, max_steps=3)
 
 

@@ -11,6 +11,7 @@ from synthetic_stores import write_store  # noqa: E402
 from eval.window_profile import CONTACT_GAP, profile_rows, window_features  # noqa: E402
 from harness.learning.annotations import AnnotatedDataset  # noqa: E402
 from harness.core.store import EpisodeStore  # noqa: E402
+from harness.study.report import read_annotated_episodes  # noqa: E402
 from harness.learning.windows import WindowSpec, make_windows  # noqa: E402
 from sim_envs.geometry import TASK, pusher_slider_distance  # noqa: E402
 
@@ -21,7 +22,7 @@ def test_features_describe_each_window_at_its_decision_step(tmp_path):
     w = make_windows(store.episode_ends, spec)
     sigma_n = np.where(w.episode == 0, 0.0, np.where(w.episode == 1, 0.3, np.inf))
     ds = AnnotatedDataset(str(path), 3, w.episode, w.t0, sigma_n)
-    f = window_features(path, ds, spec)
+    f = window_features(read_annotated_episodes(path, ds), ds, spec)
     assert all(len(v) == len(w) for v in f.values())
     first = np.flatnonzero(w.episode == 1)
     phase = f["phase"][first]

@@ -15,6 +15,7 @@ import multiprocessing
 import signal
 import threading
 from typing import Callable, Iterator, Sequence
+from harness.core.errors import UserError
 
 
 @contextlib.contextmanager
@@ -91,7 +92,6 @@ def check_ray_address(address: str | None) -> None:
     import os
     import socket
 
-    from harness.core.errors import UserError
     address = address or os.environ.get("RAY_ADDRESS")
     if not address or address == "auto" or "://" in address:
         return

@@ -27,20 +27,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.learning.annotations import AnnotatedDataset, Annotations, write_annotations
 from harness.core.configs import added_keys, free_keys, key, to_dict
 from harness.core.errors import ConfigError, UserError
 from harness.core.identity import check_same_identity, register_added_keys
 from harness.core.locks import check_writable, hold_output_lock
+from harness.learning.annotations import AnnotatedDataset, Annotations, write_annotations
 from harness.learning.device import resolve_device
-from harness.learning.windows import ACTION_DIM, OBS_DIM, WindowSpec, make_windows
 from harness.learning.network import FiLMResBlock, NoiseEmbedding
-from harness.learning.normalizer import Normalizer, load_normalizer
+from harness.learning.normalizer import load_normalizer, Normalizer
+from harness.learning.windows import ACTION_DIM, make_windows, OBS_DIM, WindowSpec
 from harness.learning.sigma_n_rule import (annotation_warnings, apply_calibration, balanced_accuracy, dataset_sigma_n,
                                   fit_calibration, identity_calibration, sigma_n_from_p, sigma_n_stats,
                                   smoothed_at)
 from harness.learning.train_config import DatasetSpec
 from harness.learning.training_data import fit_dataset_normalizer, load_dataset
+from harness.learning.annotations import read_annotations
 
 # Classifier input: the noise level enters as ln(max(sigma, floor)) so that sigma = 0 is a finite input.
 _SIGMA_FLOOR = 1e-3
@@ -505,7 +506,6 @@ def annotation_identity(clean_paths, corrupt_paths, cfg: AnnotateConfig) -> dict
 
 def existing_annotation_identity(out: Path) -> dict:
     """The identity recorded in an annotations store; anything else at `out` is refused (not ours)."""
-    from harness.learning.annotations import read_annotations
     try:
         attrs = read_annotations(out).attrs
     except UserError:

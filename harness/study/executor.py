@@ -275,6 +275,6 @@ def make_executor(kind: str = "local", max_parallel: int = 1, address: str | Non
     if kind == "local":
         return LocalExecutor(max_parallel)
     if kind == "ray":
-        from harness.study.ray_executor import RayExecutor
+        from harness.study.ray_executor import RayExecutor   # (imports Ray: only when a study asks for it)
         return RayExecutor(address, shared_dir=shared_dir)
     raise ValueError(f"unknown executor kind {kind!r} (available: local, ray)")

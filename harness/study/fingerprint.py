@@ -20,6 +20,7 @@ import numpy as np
 
 from harness.core.atomic import atomic_write_text
 from harness.core.errors import ConfigError, DatasetError
+from harness.core.store import EpisodeStore
 from harness.study.config import StudyConfig
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -29,7 +30,6 @@ META_KEYS = ("seed", "success")   # per-episode values the trainer reads (the su
 def data_fingerprint(cfg: StudyConfig) -> dict:
     """sha256 of every data array, and of the per-episode values that decide what trains (META_KEYS), of
     the episodes each dataset contributes; and of the study's normalizer file."""
-    from harness.core.store import EpisodeStore
 
     out = {}
     for d in cfg.datasets:

@@ -10,22 +10,36 @@ import json
 import time
 from pathlib import Path
 
-from harness.core.atomic import atomic_write_text
 from eval.evaluation import EvalSettings, run_eval
+from eval.metrics import wilson_interval
+from eval.plots import annotation_plot_paths, plot_annotations
+from eval.report import read_trials_csv
+from eval.selection import HELDOUT, pick_candidates, PRUNE_BELOW, select_checkpoint
+from harness.core.atomic import atomic_write_text
 from harness.core.configs import from_dict, merge
+from harness.learning.annotations import read_annotations
+from harness.learning.checkpoint import list_snapshots
+from harness.learning.classifier import annotate as run_annotate, AnnotateConfig
+from harness.learning.device import limit_threads, usable_cores
+from harness.learning.train_config import DatasetSpec
+from harness.learning.training import train
+from harness.learning.training_data import fit_dataset_normalizer, load_dataset
 from harness.study.run_spec import RunFolder, RunSpec
+from sim_envs.config import load_preset
 
 
 def generator(kind: str):
     """(config class, fill_store) of a dataset kind; both generators keep the one contract
     fill_store(out, cfg, progress) -> summary with .lines()."""
+    # each generator is imported only when its kind is asked for: the planner loads Drake's solvers, the teleop
+    # generator Drake's simulator, and a study need not load the ones it does not use
     if kind == "gcs":
-        from gcs_planner.generate import GenSimConfig, fill_store
+        from gcs_planner.generate import GenSimConfig, fill_store   # (Drake's solvers: see above)
         return GenSimConfig, fill_store
     if kind == "corrupt":
-        from real_data.corruption.generate import CorruptConfig, fill_store
+        from real_data.corruption.generate import CorruptConfig, fill_store   # (see above)
         return CorruptConfig, fill_store
-    from real_data.teleop.generate import GenTeleopConfig, fill_store
+    from real_data.teleop.generate import GenTeleopConfig, fill_store   # (see above)
     return GenTeleopConfig, fill_store
 
 
@@ -33,7 +47,6 @@ def generator_config(path: str, kind: str, num: int, env: str | None, seed: int,
     """The resolved, checked generator config of a dataset. `config` holds GenSimConfig keys for gcs and
     the teleoperator's (TeleopConfig) keys for teleop, as `gen-sim --config` and `gen-teleop --config` do, and
     CorruptConfig keys for corrupt (source, transform, level, units, cutoff_hz; it runs in this process)."""
-    from sim_envs.config import load_preset
     cls, _ = generator(kind)
     if kind == "corrupt":
         return from_dict(cls, merge(config, {"num": num, "seed": seed}), f"generate {path}")
@@ -61,8 +74,6 @@ def corruption_units(datasets: list[dict]) -> dict:
     data: successful episodes, the first max_episodes): the normalized action units a corruption level is in.
     A study passes its clean datasets, so the units are its normalizer's (actions are fitted on clean data,
     harness/learning/normalizer.py); `cotrain corrupt` passes the source."""
-    from harness.learning.train_config import DatasetSpec
-    from harness.learning.training_data import fit_dataset_normalizer, load_dataset
 
     raws = [load_dataset(DatasetSpec(d["path"], role="clean", max_episodes=d.get("max_episodes")), [], Path(d["path"]).stem)
             for d in datasets]
@@ -74,9 +85,6 @@ def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | 
 
     An existing store is reused only if it was made from the same data with the same settings.
     """
-    from eval.plots import plot_annotations
-    from harness.learning.classifier import AnnotateConfig, annotate as run_annotate
-    from harness.learning.device import usable_cores
 
     cfg = from_dict(AnnotateConfig, config, out)
     new = not Path(out).exists()
@@ -84,7 +92,7 @@ def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | 
         _limit_threads(min(threads or 0, usable_cores()))
     run_annotate(clean, corrupt, out, cfg)
     if new:
-        plot_annotations(out)
+        plot_annotations(read_annotations(out), *annotation_plot_paths(out))
     return {"path": out}
 
 
@@ -94,7 +102,6 @@ def train_and_evaluate(run: str, threads: int | None = None, progress: bool = Tr
 
     run: the RunSpec as JSON (RunSpec.to_json), the one thing a job needs to know about its run.
     """
-    from harness.learning.training import train
 
     spec = RunSpec.from_json(run)
     folder, settings = spec.folder, spec.eval
@@ -124,10 +131,6 @@ def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, pro
     its held-out score is the run's own eval/ (the same checkpoint on the same seeds: the same evaluation).
     Writes selection.json; returns the summary that goes into result.json.
     """
-    from eval.metrics import wilson_interval
-    from eval.report import read_trials_csv
-    from eval.selection import HELDOUT, PRUNE_BELOW, pick_candidates, select_checkpoint
-    from harness.learning.checkpoint import list_snapshots
 
     paths = {p.stem: p for _, p in list_snapshots(final.parent)}   # oldest first ...
     paths[final.stem] = final                                      # ... final last
@@ -164,5 +167,4 @@ def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, pro
 
 def _limit_threads(threads: int | None) -> None:
     if threads:
-        from harness.learning.device import limit_threads
         limit_threads(threads)

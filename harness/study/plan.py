@@ -29,9 +29,14 @@ import numpy as np
 
 from harness.core.configs import from_dict, load_yaml, merge
 from harness.core.errors import ConfigError, DatasetError
+from harness.core.store import open_group
+from harness.learning.annotations import read_annotations
 from harness.learning.methods import method_class
-from harness.study.config import MATCHED_TO, MethodSpec, StudyConfig, matched_label
+from harness.learning.normalizer import Affine, load_normalizer, same_affine
+from harness.learning.train_config import TrainConfig
+from harness.study.config import matched_label, MATCHED_TO, MethodSpec, StudyConfig
 from harness.study.run_spec import RunFolder, RunSpec
+from real_data.corruption.generate import GENERATOR
 
 # The alpha a matched run is validated with while the run it is matched to has not finished (dry plans too).
 MATCHED_STAND_IN = 0.5
@@ -145,7 +150,6 @@ def _refuse_run_keys(cfg: StudyConfig) -> None:
 def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
     """One run: the row's objective and data at one training seed, its TrainConfig validated; a matched
     row's alpha is the named row's realised clean fraction at this seed (a stand-in until it exists)."""
-    from harness.learning.train_config import TrainConfig
 
     slug = run_slug(row.label)
     folder = RunFolder.of(cfg.out, slug, seed)
@@ -183,7 +187,6 @@ def with_snapshots(cfg: StudyConfig, base: dict) -> dict:
     (eval.checkpoints last_k / every); refused when no snapshot would come before the final checkpoint."""
     if cfg.eval.checkpoints == "final":
         return base
-    from harness.learning.train_config import TrainConfig
     steps = from_dict(TrainConfig, base, "experiment: train").run.steps
     if cfg.eval.snapshot_every >= steps:
         raise ConfigError("experiment", "eval.snapshot_every", f"must be < run.steps = {steps}, or no "
@@ -290,11 +293,9 @@ def known_sigma_n(cfg: StudyConfig, d, label: str, dry: bool = False) -> float:
     The level is in the action units the store records; a study whose normalizer's action fit differs
     (another `data.normalizer_mode`) would read it as another noise, so that is refused in one line.
     """
-    from real_data.corruption.generate import GENERATOR
     g = d.generate
     record = None
     if Path(d.path).exists():
-        from harness.core.store import open_group
         record = dict(open_group(d.path).attrs).get("generator")
     elif g is None and dry:
         return 1.0   # a stand-in: the store must exist before the runs (runner._check_datasets)
@@ -309,7 +310,6 @@ def known_sigma_n(cfg: StudyConfig, d, label: str, dry: bool = False) -> float:
         raise DatasetError(d.path, "attrs.generator.level", f"is {record.get('level')}, the study says "
                            f"{spec['level']}; use another path for another level")
     if not dry and record is not None and cfg.normalizer_path.is_file():
-        from harness.learning.normalizer import Affine, load_normalizer, same_affine
         if not same_affine(load_normalizer(cfg.normalizer_path).action, Affine.from_state(record["units"])):
             raise ConfigError("experiment", "methods", f"{label}: sigma_n: known: {d.name}'s level is in other "
                               f"action units than {cfg.normalizer_path} (the study fits actions another way); "
@@ -322,7 +322,6 @@ def per_dataset_sigma_n(cfg: StudyConfig, annotations_path: Path | None, dataset
     the first grid sigma where its held-out accuracy against the clean data is within tol of chance)."""
     if annotations_path is None or not any(m.sigma_n == "per_dataset" for m in cfg.methods):
         return {}
-    from harness.learning.annotations import read_annotations
     ann = read_annotations(annotations_path)
     out = {}
     for d in cfg.datasets if datasets is None else datasets:   # (a row's own store: its row's datasets)

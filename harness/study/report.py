@@ -14,9 +14,13 @@ import numpy as np
 
 from eval import plots
 from eval.report import read_trials_csv
+from eval.spectra import episodes_spectrum
 from eval.study_table import RunResult, study_table, table_csv, table_markdown, table_summary
-from eval.spectra import dataset_spectrum
+from eval.window_profile import zero_window_profile
 from harness.core.atomic import atomic_write_text
+from harness.core.store import EpisodeStore
+from harness.learning.annotations import AnnotatedDataset, read_annotations
+from harness.learning.training_data import kept_episodes
 from harness.learning.methods import method_class
 from harness.study.config import StudyConfig, StudyDataset
 from harness.study.run_spec import RunFolder, RunSpec
@@ -153,18 +157,21 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
         draw("success_vs_alpha", plots.plot_success_vs_alpha, rows, pdir / "success_vs_alpha.png")
         draw("success_vs_sigma_n", plots.plot_success_vs_sigma_n, rows, pdir / "success_vs_sigma_n.png")
         draw("clean_fraction_by_sigma", plots.plot_clean_fraction_by_sigma, rows, pdir / "clean_fraction_by_sigma.png")
+    # The data plots: the stores and the annotations are read here, the plots get numbers.
     units = None
-    if annotations is not None and Path(annotations).exists():
-        draw("classifier_accuracy, sigma_n_hist", plots.plot_annotations, annotations,
+    ann = _drawn("annotations", failed, read_annotations, annotations) \
+        if annotations is not None and Path(annotations).exists() else None
+    if ann is not None:
+        draw("classifier_accuracy, sigma_n_hist", plots.plot_annotations, ann,
              pdir / "classifier_accuracy.png", pdir / "sigma_n_hist.png")
-        draw("sigma_n_zero_profile", plots.plot_zero_window_profile, annotations,
-             {d.name: d.path for d in datasets if d.role == "corrupt"}, pdir / "sigma_n_zero_profile.png")
-        units = _drawn("action_spectra (units)", failed, _spectra_units, annotations)
+        draw("sigma_n_zero_profile", _zero_profile, ann, [d for d in datasets if d.role == "corrupt"],
+             pdir / "sigma_n_zero_profile.png")
+        units = _drawn("action_spectra (units)", failed, _spectra_units, ann)
     scale, sigmas = units if units is not None else (None, [])
     spectra = {}
     for d in datasets:
-        spectrum = _drawn(f"action_spectra ({d.name})", failed, dataset_spectrum, d.path, d.episodes,
-                          spectra_window, None, scale) if Path(d.path).exists() else None
+        spectrum = _drawn(f"action_spectra ({d.name})", failed, _spectrum, d.path, d.episodes,
+                          spectra_window, scale) if Path(d.path).exists() else None
         if spectrum is not None:
             spectra[f"{d.name} ({d.role})"] = spectrum[:2]
     if spectra:
@@ -184,11 +191,38 @@ def _drawn(name: str, failed: list[str], make, *args):
         return None
 
 
-def _spectra_units(annotations) -> tuple[np.ndarray, list[float]]:
+def _spectra_units(ann) -> tuple[np.ndarray, list[float]]:
     """(action scale (2,): actions -> the classifier's normalized units, [median finite sigma_n > 0])."""
-    from harness.learning.annotations import read_annotations
-    ann = read_annotations(annotations)
     smin = np.concatenate([d.sigma_n for d in ann.datasets])
     finite = smin[np.isfinite(smin) & (smin > 0)]
     return np.asarray(ann.action_normalizer["scale"], float), [float(np.median(finite))] if len(finite) else []
 
+
+# ---------------------------------------------------------------- the report's reads of the stores
+def read_actions(path, max_episodes: int | None = None) -> list[np.ndarray]:
+    """The actions of a store's first `max_episodes` episodes (all when None), one (T, 2) array each."""
+    store = EpisodeStore(path)
+    n = store.n_episodes if max_episodes is None else min(max_episodes, store.n_episodes)
+    return [store.episode(i, ["action"])["action"] for i in range(n)]
+
+
+def read_annotated_episodes(path, ds: AnnotatedDataset) -> list[dict]:
+    """The episodes of a store that the classifier annotated as `ds`, in its order: the kept ones
+    (successful, the first n: training_data.kept_episodes), each {action, agent_pos, slider_pose}."""
+    store = EpisodeStore(path)
+    kept = kept_episodes(store, only_success=True, max_episodes=ds.n_episodes)
+    return [store.episode(int(i), ["action", "agent_pos", "slider_pose"]) for i in kept]
+
+
+def _spectrum(path, episodes: int | None, window: int, scale):
+    return episodes_spectrum(read_actions(path, episodes), window, None, scale)
+
+
+def _zero_profile(ann, corrupt: Sequence[StudyDataset], path) -> Path | None:
+    """The sigma_n = 0 profile of every annotated corrupt dataset that exists (eval/window_profile.py)."""
+    found = {}
+    for d in corrupt:
+        ds = ann.find(d.path)
+        if ds is not None and Path(d.path).exists():
+            found[d.name] = (ds, read_annotated_episodes(d.path, ds))
+    return plots.plot_zero_window_profile(*zero_window_profile(found, ann.spec), path)

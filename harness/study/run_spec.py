@@ -16,6 +16,7 @@ from eval.evaluation import EvalSettings
 from harness.core.atomic import atomic_write_text
 from harness.core.configs import from_dict, to_dict
 from harness.learning.train_config import TrainConfig
+from harness.learning.training import SUMMARY_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,6 @@ class RunFolder:
 
     @property
     def train_summary(self) -> Path:  # the trainer's realised data numbers (clean fraction, alpha_natural)
-        from harness.learning.training import SUMMARY_FILE
         return self.train / SUMMARY_FILE
 
     @property

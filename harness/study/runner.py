@@ -8,18 +8,24 @@ from pathlib import Path
 
 from harness.core.configs import free_keys, from_dict, load_yaml, merge, save_config, to_dict
 from harness.core.errors import ConfigError, DatasetError, UserError
-from harness.core.identity import LOCK_FILE, claim_output
-from harness.core.parallel import check_ray_address
+from harness.core.identity import claim_output, LOCK_FILE
 from harness.core.locks import check_writable, hold_lock
-from harness.learning.train_config import TrainConfig
+from harness.core.parallel import check_ray_address
+from harness.core.store import EpisodeStore
+from harness.learning.classifier import AnnotateConfig
+from harness.learning.device import resolve_device
+from harness.learning.normalizer import load_normalizer, save_normalizer
+from harness.learning.train_config import DatasetSpec, TrainConfig
+from harness.learning.training_data import fit_dataset_normalizer, load_dataset
 from harness.study.config import StudyConfig
 from harness.study.executor import make_executor
 from harness.study.fingerprint import check_fingerprint
 from harness.study.job import Job, JobResult
 from harness.study.jobs import annotate, corruption_units, generate_dataset, generator_config, train_and_evaluate
 from harness.study.plan import plan_runs, with_matched_alphas
-from harness.study.run_spec import RunFolder, RunSpec
+from harness.study.progress import StatusView
 from harness.study.report import StudyReport, write_report
+from harness.study.run_spec import RunFolder, RunSpec
 
 # Settings that may change between sessions of one run without changing its result: the train config's keys
 # declared free (harness/learning/train_config.py; its out_dir is the run's place inside this study, not
@@ -132,9 +138,6 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
     it, so that every run and the classifier measure sigma in the same units. It is fitted the way the
     study's train config says (`data.normalizer_mode`). An existing file is reused as is: the study's
     identity fixes its data."""
-    from harness.learning.normalizer import load_normalizer, save_normalizer
-    from harness.learning.train_config import DatasetSpec
-    from harness.learning.training_data import fit_dataset_normalizer, load_dataset
 
     path = cfg.normalizer_path
     if path.exists():
@@ -169,7 +172,6 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False,
     corrupt: True for the corrupt copies alone (`kind: corrupt`, made once their sources exist), False for
     the other generated datasets, None for all.
     """
-    from harness.core.store import EpisodeStore
     jobs = []
     units = None
     for d in cfg.datasets:
@@ -216,7 +218,6 @@ def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = Non
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
     sigmas must be in the runs' units, so it normalizes with the study's normalizer. out / overrides: a row's
     own store and its AnnotateConfig overrides (default: the shared store, the study's settings)."""
-    from harness.learning.classifier import AnnotateConfig
 
     data = study_train_data(cfg)
     shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
@@ -247,7 +248,6 @@ def _run_stage(executor, jobs: list[Job], stage: str, log, progress: bool = Fals
     view = None
     if progress and len(jobs) > 1 and getattr(executor, "max_parallel", 2) > 1 \
             and "on_status" in inspect.signature(executor.run).parameters:
-        from harness.study.progress import StatusView
         view = StatusView(stage, [job.key for job in jobs], log=log)
     say = view.write if view is not None else log
     results = executor.run(jobs, on_status=view.update) if view is not None else executor.run(jobs)
@@ -271,7 +271,6 @@ def _run_stage(executor, jobs: list[Job], stage: str, log, progress: bool = Fals
 
 
 def _check_datasets(cfg: StudyConfig) -> None:
-    from harness.core.store import EpisodeStore
     for d in cfg.datasets:
         if not Path(d.path).exists():
             raise DatasetError(d.path, None, f"dataset {d.name!r} does not exist (add `generate:` to make it)")
@@ -283,7 +282,6 @@ def _check_datasets(cfg: StudyConfig) -> None:
 def _check_devices(cfg: StudyConfig, plans: list[RunSpec]) -> None:
     """A training device this machine does not have fails now, not when the first run starts training
     (eval.device is checked when the config loads)."""
-    from harness.learning.device import resolve_device
     for name in {p.train.device for p in plans}:
         try:
             resolve_device(name)

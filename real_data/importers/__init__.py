@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.atomic import atomic_path
-from harness.core.locks import hold_output_lock
 from harness.core.errors import UserError
-from harness.core.store import is_image_key
+from harness.core.locks import hold_output_lock
+from harness.core.store import is_image_key, open_group
 from harness.core.writer import EpisodeWriter
 from real_data.importers import resample
 from real_data.importers.diffusion_policy import read_diffusion_policy
 from real_data.importers.lerobot import read_lerobot
-from real_data.importers.mapping import OUTPUT_HZ, ImportMapping, load_mapping, mapping_dict
+from real_data.importers.mapping import ImportMapping, load_mapping, mapping_dict, OUTPUT_HZ
 from real_data.importers.source import Source
 
 READERS = {"diffusion-policy": read_diffusion_policy, "lerobot": read_lerobot}
@@ -130,7 +130,6 @@ def _check_out(out: Path, src, overwrite: bool) -> None:
 
 
 def _is_imported_store(path: Path) -> bool:
-    from harness.core.store import open_group
     try:
         generator = open_group(path).attrs.get("generator")
         return isinstance(generator, dict) and generator.get("importer") == "real_data.importers"

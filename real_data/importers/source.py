@@ -16,7 +16,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from harness.core.errors import DatasetError
-from real_data.importers.mapping import TARGET_WIDTH, FieldMap, ImportMapping
+from real_data.importers.mapping import FieldMap, ImportMapping, TARGET_WIDTH
+from sim_envs.geometry import TASK
 
 
 @dataclasses.dataclass
@@ -197,7 +198,6 @@ def choose_primary_camera(mapping: ImportMapping, cameras: list[str], present: l
 
 def unit_warnings(lowdim: dict[str, np.ndarray], margin: float = 2.0) -> list[str]:
     """Warn when positions lie far outside the task's workspace: another unit (PushT's pixels) or frame."""
-    from sim_envs.geometry import TASK
     x_min, x_max, y_min, y_max = TASK.workspace
     out = []
     for target in ("agent_pos", "slider_pose", "action"):

@@ -28,7 +28,7 @@ def make_session(meshcat, env_name: str, out, seed: int = 0, image_size=None, ma
     """Everything but the loop, so a test can drive the very same objects headless."""
     from pydrake.geometry import Rgba, Sphere
     from pydrake.math import RigidTransform
-    from sim_envs.env import PushTEnv
+    from sim_envs.env import PushTEnv   # (imports Drake: the session's inputs are tested without a simulator)
 
     env = PushTEnv(preset=env_name, image_size=image_size, meshcat=meshcat)
     writer = open_store(out, env.config, {"seed": seed, "max_speed": max_speed,

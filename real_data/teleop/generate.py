@@ -24,11 +24,12 @@ from typing import Literal
 
 import numpy as np
 
-from harness.core.configs import MAX_EPISODES, MAX_SEED, MAX_WORKERS, added_keys, check_bounds, free_keys, key, to_dict
+from harness.core.configs import added_keys, check_bounds, free_keys, key, MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
 from harness.core.identity import register_added_keys
 from harness.core.parallel import check_ray_address, map_seeds
 from harness.core.writer import EpisodeWriter
-from real_data.teleop.scripted import TeleopConfig, run_episode
+from real_data.teleop.scripted import run_episode, TeleopConfig
+from sim_envs.config import load_preset
 from sim_envs.visual import visual_attrs
 
 GENERATOR = "real_data.teleop.scripted"   # the store's generator record names the episodes' source
@@ -83,7 +84,6 @@ class GenerateSummary:
 
 def fill_store(out, cfg: GenTeleopConfig, progress: bool = True) -> GenerateSummary:
     """Fill the store at `out` up to cfg.num episodes from seeds seed, seed + 1, ... (resuming)."""
-    from sim_envs.config import load_preset
     from tqdm import tqdm
 
     config, num = cfg.teleop, cfg.num

@@ -62,7 +62,7 @@ _ENVS: dict = {}   # one env per (process, preset, image size, look): building D
 
 
 def _env(config: TeleopConfig):
-    from sim_envs.env import PushTEnv
+    from sim_envs.env import PushTEnv   # (imports Drake: a TeleopConfig is read and checked without it)
     key = (config.env, tuple(config.image_size) if config.image_size else None, config.visual)
     if key not in _ENVS:
         _ENVS[key] = PushTEnv(preset=config.env, image_size=key[1], visual=config.visual)

@@ -18,6 +18,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from eval.plots import annotation_plot_paths, plot_annotations
     from harness.core.locks import check_output_file
     from harness.learning.annotations import read_annotations
@@ -35,8 +36,8 @@ def run(args) -> int:
             for path in (png, png.with_suffix(".csv")):
                 check_output_file(path, f"--out {args.out}: the figure beside it,")
     out = annotate(clean, corrupt, args.out, cfg)
-    figures = plot_annotations(out)            # the figures (+ their CSVs) beside the store
     ann = read_annotations(out)
+    figures = plot_annotations(ann, *annotation_plot_paths(out))   # the figures (+ their CSVs) beside the store
     print(f"annotations {out}")
     print("sigma      " + " ".join(f"{s:7.3g}" for s in ann.sigma_grid))
     print("accuracy   " + " ".join(f"{a:7.3f}" for a in ann.accuracy))

@@ -13,6 +13,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.core.errors import named_config_errors
     from harness.study import load_study, report_only, run_study
 

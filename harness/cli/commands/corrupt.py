@@ -29,6 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.cli.commands.flags import flag_names
     from harness.core.configs import from_dict
     from harness.core.errors import UserError
@@ -45,6 +46,7 @@ def run(args) -> int:
     check_out(out, Path(cfg.source))
     _, num = open_source(cfg)
     if args.normalizer is not None:
+        # imported when the command runs: its --help loads this module for the flags alone
         from harness.learning.normalizer import load_normalizer
         units = load_normalizer(args.normalizer).action.state()
     else:

@@ -39,6 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--n-envs", type=int, default=25, help="environments per worker (default 25)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--out", default=None, help="plot path (default <run>/eval/curve-<kind>.png; CSV beside)")
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.cli.commands.eval import add_inference_batch
     add_inference_batch(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -46,6 +47,7 @@ def add_arguments(parser) -> None:
 
 def points_to_run(args) -> list[tuple[int, Path, int | None]]:
     """(x, checkpoint, num_steps) per point of the curve."""
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.learning.checkpoint import list_snapshots, read_checkpoint
     from harness.core.errors import UserError
     target = Path(args.target)
@@ -66,6 +68,7 @@ def points_to_run(args) -> list[tuple[int, Path, int | None]]:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from eval.evaluation import default_out_dir, run_eval
     from eval.plots import plot_success_curve
     from harness.cli.commands.eval import eval_settings

@@ -15,6 +15,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.cli.commands.compare import _finish
     from harness.study import load_study, run_study
 

@@ -40,6 +40,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from eval.evaluation import default_out_dir, run_eval
     from harness.core.errors import UserError
 
@@ -59,6 +60,7 @@ def run(args) -> int:
     print("\n".join(summary.lines()))
     print(f"written    {out}/summary.json, trials.csv")
     if versus:
+        # imported when the command runs: its --help loads this module for the flags alone
         from eval.paired import paired_table, read_versus
         rows = [*versus, read_versus(out, args.env, settings.seeds)]
         print(paired_table(rows, baseline=rows[0][0]), end="")
@@ -69,6 +71,7 @@ def _versus(folders, env: str, seeds) -> list:
     """--versus: (label, records) of each evaluation folder, checked (eval/paired.py)."""
     if not folders:
         return []
+    # imported when the command runs: its --help loads this module for the flags alone
     from eval.paired import read_versus
     return [read_versus(folder, env, seeds) for folder in folders]
 
@@ -83,6 +86,7 @@ def eval_settings(args, **fields):
     """The EvalSettings of the flags `cotrain eval` and `cotrain curve` share (env, trials, seed, time limit,
     sampler, inference batch, envs and workers), with `fields` on top; a broken bound is one line naming its
     flag, from EvalSettings' own check. Shared with `cotrain curve`."""
+    # imported when the command runs: its --help loads this module for the flags alone
     from eval.evaluation import EvalSettings
     from harness.cli.commands.flags import flag_names
     from harness.core.errors import ConfigError
@@ -98,6 +102,7 @@ def eval_settings(args, **fields):
 
 def add_inference_batch(parser) -> None:
     """--inference-batch, shared with `cotrain curve`."""
+    # imported when the command runs: its --help loads this module for the flags alone
     from eval.evaluation import INFERENCE_BATCH
     parser.add_argument("--inference-batch", type=int, default=INFERENCE_BATCH, metavar="K",
                         help=f"query the policy in batches of exactly K rows, padded, so that a trial's result does "

@@ -23,6 +23,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.core.locks import check_writable
 
     check_writable(args.out, inputs=[args.store])   # before encoding anything; never inside its store

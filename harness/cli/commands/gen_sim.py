@@ -31,6 +31,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from gcs_planner.generate import GenSimConfig, check_out_path, fill_store
     from harness.core.configs import load_config
     from sim_envs.config import load_preset

@@ -37,6 +37,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.cli.commands.flags import flag_names
     from harness.core.configs import from_dict, to_dict
     from real_data.teleop.generate import GenTeleopConfig, fill_store

@@ -20,6 +20,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.core.locks import check_writable
 
     check_writable(args.out, inputs=[args.src])   # before reading a possibly large source; never inside it

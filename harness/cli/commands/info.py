@@ -43,6 +43,7 @@ def _with_values(store: EpisodeStore, key: str) -> int:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.core.errors import UserError
     if args.max_rows < 0:
         raise UserError(f"--max-rows must be >= 0 (0 = all), got {args.max_rows}")

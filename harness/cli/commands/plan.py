@@ -24,6 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from gcs_planner.config import PlannerConfig
     from gcs_planner.planner import Planner
     from gcs_planner.show import plot_plan
@@ -66,6 +67,7 @@ def run(args) -> int:
 
 def _check_start(start) -> None:
     """--start must be finite and put the whole T inside the workspace (what the planner plans in)."""
+    # imported when the command runs: its --help loads this module for the flags alone
     from sim_envs.geometry import T_SLIDER, TASK, in_workspace, to_world
     if not all(math.isfinite(v) for v in start):
         raise UserError(f"--start: X Y THETA must be finite numbers, got {' '.join(str(v) for v in start)}")

@@ -26,6 +26,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from sim_envs.config import load_preset
     from sim_envs.recording import check_video_path, save_meshcat_html, save_video
 
@@ -47,6 +48,7 @@ def run(args) -> int:
         check_output_file(Path(args.html), "--html")
     image_size = _parse_size(args.image_size) if args.video and look is None else None
 
+    # imported when the command runs: its --help loads this module for the flags alone
     from sim_envs.env import PushTEnv
     from sim_envs.rollout import run_episode
 

@@ -27,6 +27,7 @@ def run(args) -> int:
         raise UserError(f"--port must be 1..65535, got {args.port}")
     if args.image_size is not None and not all(8 <= s <= 2048 for s in args.image_size):
         raise UserError(f"--image-size: each side must be 8..2048 pixels, got {args.image_size[0]} {args.image_size[1]}")
+    # imported when the command runs: its --help loads this module for the flags alone
     from sim_envs.config import load_preset
     try:
         load_preset(args.env)              # unknown preset: one line, before Meshcat starts or a store is made
@@ -34,6 +35,7 @@ def run(args) -> int:
         raise UserError(f"--env: {exc}") from None
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: exists and is not a dataset store folder")
+    # imported when the command runs: its --help loads this module for the flags alone
     from real_data.teleop.browser import run_browser_teleop
     summary = run_browser_teleop(args.env, args.out, seed=args.seed, port=args.port,
                                  image_size=args.image_size, max_speed=args.max_speed)

@@ -11,6 +11,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # imported when the command runs: its --help loads this module for the flags alone
     from harness.core.configs import load_config
     from harness.core.errors import named_config_errors
     from harness.learning.train_config import TrainConfig

@@ -14,6 +14,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if args.repair:
+        # imported when the command runs: its --help loads this module for the flags alone
         from harness.core.writer import repair
         removed = repair(args.path)
         if removed:

@@ -173,7 +173,6 @@ class Summary:
 
 def fill_store(out, cfg: GenSimConfig, progress: bool = True) -> Summary:
     """Fill the store at `out` up to cfg.num episodes (resuming), in parallel; Ctrl-C keeps finished work."""
-
     path = Path(out)
     physics = load_preset(cfg.env)
     if cfg.executor == "ray":

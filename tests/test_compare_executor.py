@@ -154,6 +154,7 @@ def test_the_annotate_job_never_asks_for_more_threads_than_cores(monkeypatch, tm
     asked = []
     monkeypatch.setattr(jobs, "_limit_threads", asked.append)
     monkeypatch.setattr(jobs, "run_annotate", lambda *a, **k: None)   # the thread rule only
+    monkeypatch.setattr(jobs, "read_annotations", lambda out: None)    # (nothing was annotated)
     monkeypatch.setattr(jobs, "plot_annotations", lambda *a: None)
     for cores, threads in [(2, 3), (8, 3), (2, 0)]:
         monkeypatch.setattr(jobs, "usable_cores", lambda: cores)

@@ -30,7 +30,6 @@ META_KEYS = ("seed", "success")   # per-episode values the trainer reads (the su
 def data_fingerprint(cfg: StudyConfig) -> dict:
     """sha256 of every data array, and of the per-episode values that decide what trains (META_KEYS), of
     the episodes each dataset contributes; and of the study's normalizer file."""
-
     out = {}
     for d in cfg.datasets:
         store = EpisodeStore(d.path)

@@ -74,7 +74,6 @@ def corruption_units(datasets: list[dict]) -> dict:
     data: successful episodes, the first max_episodes): the normalized action units a corruption level is in.
     A study passes its clean datasets, so the units are its normalizer's (actions are fitted on clean data,
     harness/learning/normalizer.py); `cotrain corrupt` passes the source."""
-
     raws = [load_dataset(DatasetSpec(d["path"], role="clean", max_episodes=d.get("max_episodes")), [], Path(d["path"]).stem)
             for d in datasets]
     return fit_dataset_normalizer(raws).action.state()
@@ -85,7 +84,6 @@ def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | 
 
     An existing store is reused only if it was made from the same data with the same settings.
     """
-
     cfg = from_dict(AnnotateConfig, config, out)
     new = not Path(out).exists()
     if new:   # the stage's cores, never more threads than the machine has (3 on 2 cores: 2.6x slower)
@@ -102,7 +100,6 @@ def train_and_evaluate(run: str, threads: int | None = None, progress: bool = Tr
 
     run: the RunSpec as JSON (RunSpec.to_json), the one thing a job needs to know about its run.
     """
-
     spec = RunSpec.from_json(run)
     folder, settings = spec.folder, spec.eval
     if folder.finished:
@@ -131,7 +128,6 @@ def select_and_score(folder: RunFolder, final: Path, settings: EvalSettings, pro
     its held-out score is the run's own eval/ (the same checkpoint on the same seeds: the same evaluation).
     Writes selection.json; returns the summary that goes into result.json.
     """
-
     paths = {p.stem: p for _, p in list_snapshots(final.parent)}   # oldest first ...
     paths[final.stem] = final                                      # ... final last
     candidates = pick_candidates(list(paths), settings.checkpoints, settings.last_k)

@@ -150,7 +150,6 @@ def _refuse_run_keys(cfg: StudyConfig) -> None:
 def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
     """One run: the row's objective and data at one training seed, its TrainConfig validated; a matched
     row's alpha is the named row's realised clean fraction at this seed (a stand-in until it exists)."""
-
     slug = run_slug(row.label)
     folder = RunFolder.of(cfg.out, slug, seed)
     objective, alpha, pending = row.objective, row.alpha, row.matched_to is not None

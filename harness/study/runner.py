@@ -138,7 +138,6 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
     it, so that every run and the classifier measure sigma in the same units. It is fitted the way the
     study's train config says (`data.normalizer_mode`). An existing file is reused as is: the study's
     identity fixes its data."""
-
     path = cfg.normalizer_path
     if path.exists():
         load_normalizer(path)    # a damaged file: one line now, not in every run
@@ -218,7 +217,6 @@ def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = Non
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
     sigmas must be in the runs' units, so it normalizes with the study's normalizer. out / overrides: a row's
     own store and its AnnotateConfig overrides (default: the shared store, the study's settings)."""
-
     data = study_train_data(cfg)
     shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
               "normalizer": str(cfg.normalizer_path), "progress": progress}   # progress: a free key

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from eval.evaluation import EvalSettings, check_preset
-from harness.core.configs import MAX_SEED, load_config
+from harness.core.configs import MAX_SEED, load_config, load_yaml, merge
 from harness.learning.methods import METHODS, Cotrain, method_class
 
 
@@ -213,6 +213,10 @@ class StudyConfig:
     @property
     def out(self) -> Path:
         return Path(self.out_dir or f"results/{self.name}")
+
+    def train_base(self) -> dict:
+        """The runs' common train config as a dict: the `train_config` file with the `train` keys on top."""
+        return merge(load_yaml(self.train_config) if self.train_config else {}, self.train)
 
     @property
     def normalizer_path(self) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.configs import from_dict, load_yaml, merge
+from harness.core.configs import from_dict, merge
 from harness.core.errors import ConfigError, DatasetError
 from harness.core.store import open_group
 from harness.learning.annotations import read_annotations
@@ -123,7 +123,7 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
     Every run normalizes with the study's one normalizer (cfg.normalizer_path; it need not exist yet).
     """
     _refuse_run_keys(cfg)
-    base = with_snapshots(cfg, merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train))
+    base = with_snapshots(cfg, cfg.train_base())
     per_dataset = {d.name: 1.0 for d in cfg.datasets} if dry else per_dataset_sigma_n(cfg, annotations_path)
     rows = _rows(cfg, per_dataset, annotations_path, dry)
     _check_matched(rows)

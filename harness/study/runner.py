@@ -209,8 +209,7 @@ def annotate_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
 
 def study_train_data(cfg: StudyConfig):
     """The data section of the study's train config (its train_config file with its `train` keys on top)."""
-    return from_dict(TrainConfig, merge(load_yaml(cfg.train_config) if cfg.train_config else {}, cfg.train),
-                     "experiment: train").data
+    return from_dict(TrainConfig, cfg.train_base(), "experiment: train").data
 
 
 def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = None, overrides: dict | None = None) -> Job:

@@ -41,51 +41,55 @@ def grown_polygon(slider: TSlider = T_SLIDER, distance: float = PUSHER.radius + 
     return np.array(out)
 
 
+_SAMPLES = np.linspace(0.05, 0.95, 19)   # where a segment is probed for entering the polygon
+
+
 def _inside(poly: np.ndarray, p: np.ndarray, tol: float = 1e-9) -> bool:
     """Strictly inside (farther than tol from the boundary)."""
-    x, y = p
-    inside = False
-    m = len(poly)
-    for i in range(m):
-        (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % m]
-        if (y1 > y) != (y2 > y):
-            xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-            if xc > x:
-                inside = not inside
-    if not inside:
-        return False
-    return _boundary_distance(poly, p) > tol
+    return bool(_inside_each(poly, np.asarray(p, dtype=float)[None], tol)[0])
 
 
-def _boundary_distance(poly: np.ndarray, p: np.ndarray) -> float:
-    best = math.inf
-    m = len(poly)
-    for i in range(m):
-        a, b = poly[i], poly[(i + 1) % m]
-        d = b - a
-        t = np.clip((p - a) @ d / (d @ d), 0.0, 1.0)
-        best = min(best, float(np.linalg.norm(p - (a + t * d))))
-    return best
+def _inside_each(poly: np.ndarray, points: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """(N,) bool: each of `points` (N, 2) strictly inside the polygon (M, 2): even-odd ray casting to +x
+    over all points and edges at once, then farther than tol from the boundary."""
+    x, y = points[:, :1], points[:, 1:]                       # (N, 1)
+    x1, y1 = poly[:, 0], poly[:, 1]                           # (M,) edge i runs from vertex i ...
+    x2, y2 = np.roll(poly, -1, axis=0).T                      # ... to vertex i + 1
+    straddles = (y1 > y) != (y2 > y)                          # (N, M)
+    with np.errstate(divide="ignore", invalid="ignore"):      # horizontal edges never straddle
+        xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+    inside = (straddles & (xc > x)).sum(axis=1) % 2 == 1      # (N,)
+    if inside.any():
+        inside[inside] = _boundary_distance(poly, points[inside]) > tol
+    return inside
 
 
-def _visible(poly: np.ndarray, p: np.ndarray, q: np.ndarray) -> bool:
-    """True if the segment p-q does not enter the polygon's interior."""
-    for frac in np.linspace(0.05, 0.95, 19):
-        if _inside(poly, p + frac * (q - p)):
-            return False
-    m = len(poly)
-    for i in range(m):
-        if _proper_cross(p, q, poly[i], poly[(i + 1) % m]):
-            return False
-    return True
+def _boundary_distance(poly: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) distance from each of `points` (N, 2) to the polygon's boundary."""
+    d = np.roll(poly, -1, axis=0) - poly                      # (M, 2) edge vectors
+    to_point = points[:, None, :] - poly                      # (N, M, 2)
+    t = np.clip((to_point * d).sum(-1) / (d * d).sum(-1), 0.0, 1.0)   # (N, M) nearest point's edge fraction
+    return np.linalg.norm(to_point - t[..., None] * d, axis=-1).min(axis=1)
 
 
-def _proper_cross(p1, p2, q1, q2, eps: float = 1e-12) -> bool:
-    def orient(a, b, c):
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+def _visible(poly: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(S,) bool: segment p[s]-q[s] does not enter the polygon's interior; p, q are (S, 2) or (2,)."""
+    p, q = np.broadcast_arrays(np.atleast_2d(p), np.atleast_2d(q))
+    along = p[:, None, :] + _SAMPLES[:, None] * (q - p)[:, None, :]          # (S, 19, 2)
+    enters = _inside_each(poly, along.reshape(-1, 2)).reshape(len(p), -1).any(axis=1)
+    crosses = _proper_crossings(p, q, poly, np.roll(poly, -1, axis=0)).any(axis=1)
+    return ~enters & ~crosses
+
+
+def _proper_crossings(p1, p2, q1, q2, eps: float = 1e-12) -> np.ndarray:
+    """(S, M) bool: segment p1[s]-p2[s] (S, 2) crosses segment q1[m]-q2[m] (M, 2) properly, not just touching."""
+    p1, p2 = p1[:, None, :], p2[:, None, :]                   # (S, 1, 2) against (M, 2)
+
+    def orient(a, b, c):   # twice the signed area of triangle a, b, c
+        return (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
     d1, d2 = orient(q1, q2, p1), orient(q1, q2, p2)
     d3, d4 = orient(p1, p2, q1), orient(p1, p2, q2)
-    return d1 * d2 < -eps and d3 * d4 < -eps
+    return (d1 * d2 < -eps) & (d3 * d4 < -eps)
 
 
 class FreeSpace:
@@ -97,12 +101,13 @@ class FreeSpace:
         self.nodes = [v for v in self.poly if not self._is_concave(v)]
         k = len(self.nodes)
         self._node_edges = {i: [] for i in range(k)}
-        for i in range(k):
-            for j in range(i + 1, k):
-                if _visible(self.poly, self.nodes[i], self.nodes[j]):
-                    d = float(np.linalg.norm(self.nodes[i] - self.nodes[j]))
-                    self._node_edges[i].append((j, d))
-                    self._node_edges[j].append((i, d))
+        pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+        ends = np.array([[self.nodes[i], self.nodes[j]] for i, j in pairs])    # (pairs, 2, 2)
+        for (i, j), visible in zip(pairs, _visible(self.poly, ends[:, 0], ends[:, 1])):
+            if visible:
+                d = float(np.linalg.norm(self.nodes[i] - self.nodes[j]))
+                self._node_edges[i].append((j, d))
+                self._node_edges[j].append((i, d))
 
     def _is_concave(self, v) -> bool:
         m = len(self.poly)
@@ -116,16 +121,18 @@ class FreeSpace:
     def shortest_path(self, start, goal) -> np.ndarray:
         """(K, 2) polyline from start to goal (both must be outside the grown polygon)."""
         start, goal = np.asarray(start, dtype=float), np.asarray(goal, dtype=float)
-        if _visible(self.poly, start, goal):
+        if _visible(self.poly, start, goal)[0]:
             return np.array([start, goal])
         k = len(self.nodes)
         # Node ids: 0..k-1 polygon nodes, k = start, k+1 = goal.
         pts = self.nodes + [start, goal]
         edges = {i: list(e) for i, e in self._node_edges.items()}
         edges[k], edges[k + 1] = [], []
+        nodes = np.array(self.nodes)                                    # (k, 2)
+        seen = {end: _visible(self.poly, pts[end], nodes) for end in (k, k + 1)}   # (k,) each, in one pass
         for i in range(k):
             for end in (k, k + 1):
-                if _visible(self.poly, pts[end], self.nodes[i]):
+                if seen[end][i]:
                     d = float(np.linalg.norm(pts[end] - self.nodes[i]))
                     edges[end].append((i, d))
                     edges[i].append((end, d))

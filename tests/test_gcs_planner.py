@@ -47,6 +47,25 @@ def test_free_paths_go_around_the_t():
             assert signed_distance_body(p + u * (q - p)) >= PUSHER.radius
 
 
+def test_free_space_tests_many_points_and_segments_at_once_as_one_at_a_time():
+    """The visibility graph tests every point and segment of a query in one array pass: each answer must be
+    the one a point-in-polygon test (matplotlib's) gives, and a batch must answer as its members alone."""
+    from matplotlib.path import Path as PolygonPath
+
+    from gcs_planner.free_space import _boundary_distance, _inside_each, _visible
+    poly = FreeSpace().poly
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.2, 0.2, size=(4000, 2))
+    clear = _boundary_distance(poly, points) > 1e-6                # away from the edge, where both are exact
+    inside = PolygonPath(poly).contains_points(points)
+    assert inside[clear].any() and (~inside[clear]).any()
+    assert np.array_equal(_inside_each(poly, points)[clear], inside[clear])
+    p, q = rng.uniform(-0.2, 0.2, size=(2, 300, 2))
+    together = _visible(poly, p, q)
+    assert together.any() and (~together).any()
+    assert [bool(_visible(poly, a, b)[0]) for a, b in zip(p, q)] == together.tolist()
+
+
 @pytest.fixture(scope="module")
 def easy_plan():
     planner = Planner()

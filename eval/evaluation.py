@@ -52,36 +52,37 @@ class EvalSettings:
     instead (harness/cli/commands/flags.py). `seed` defaults to a study's 100000, clear of the datasets'
     seeds; `cotrain eval --seed` defaults to 0 as it always did.
     """
-    env: str = "target"              # physics preset the trials run in
+    env: str = key("target", doc="physics preset the trials run in")
     trials: int = key(200, bound=(1, MAX_TRIALS), doc="trial i starts from seed + i")
-    seed: int = 100_000              # first start seed (keep clear of the datasets' seeds)
-    time_limit: float | None = None  # seconds per trial (null: the task's 75 s; shorter: quick tests, demos)
+    seed: int = key(100_000, doc="first start seed (keep clear of the datasets' seeds)")
+    time_limit: float | None = key(None, doc="seconds per trial (null: the task's 75 s; shorter: quick tests, demos)")
     num_steps: int | None = key(None, since=11, doc="sampler steps per action chunk; null = the checkpoint's "
                                 "diffusion.num_steps")
     sampler: str | None = key(None, since=20, doc="heun | heun_churn | ddpm | ddim (of the checkpoint's "
                               "formulation); null = the checkpoint's diffusion.sampler")
-    inference_batch: int = INFERENCE_BATCH  # rows per policy query, padded, so trials do not depend on n_envs,
-                                     # workers or a resume (0: the natural batch, as evaluations before 2026-12-03)
+    inference_batch: int = key(INFERENCE_BATCH, doc="rows per policy query, padded, so trials do not depend on "
+                               "n_envs, workers or a resume (0: the natural batch, as evaluations before 2026-12-03)")
     visual: str | None = key(None, since=22, doc="image policies: the visual preset rendered (sim_envs/visuals/); "
                              "null = the look its clean data were rendered in (recorded in the checkpoint)")
     n_envs: int = key(25, bound=(1, MAX_N_ENVS), doc="envs in lockstep per worker (one batched act for all)")
     workers: int = key(2, bound=(1, MAX_WORKERS), doc="evaluation worker processes")
-    device: str = "cpu"              # torch device for inference (auto: cuda when present)
+    device: str = key("cpu", doc="torch device for inference (auto: cuda when present)")
     record: int = key(0, bound=(0, None), doc="save the first N rollouts as Meshcat HTML and videos (not in a "
                       "study: Meshcat needs the main thread of its process)")
     # Checkpoint protocol of a study (eval/selection.py, docs/objectives.md section 10). The final checkpoint
     # is always scored on the seeds above; with checkpoints last_k / every, the candidates are also scored on
     # selection seeds and the chosen one is reported again on the seeds above (held out from the choice).
-    checkpoints: Literal["final", "last_k", "every"] = "final"  # candidates: final.pt, the last k, or all
-    last_k: int = 5                  # checkpoints last_k: how many (final.pt and the k - 1 snapshots before)
-    select: Literal["none", "beta_pruning"] = "none"  # none: score all candidates on every selection round;
-                                     # beta_pruning: drop a candidate when P(better than the best) < 0.05
-    snapshot_every: int = 0          # training steps between policy snapshots (run.snapshot_every);
-                                     # required >= 1 unless checkpoints is final
+    checkpoints: Literal["final", "last_k", "every"] = key("final", doc="candidates: final.pt, the last k, or all")
+    last_k: int = key(5, doc="checkpoints last_k: how many (final.pt and the k - 1 snapshots before)")
+    select: Literal["none", "beta_pruning"] = key("none", doc="none: score all candidates on every selection "
+                                                  "round; beta_pruning: drop a candidate when P(better than the "
+                                                  "best) < 0.05")
+    snapshot_every: int = key(0, bound=(0, None), doc="training steps between policy snapshots (run.snapshot_every); "
+                              "required >= 1 unless checkpoints is final")
     selection_trials: int = key(50, bound=(1, MAX_TRIALS), doc="start seeds per selection round")
     selection_rounds: int = key(3, bound=(1, MAX_SELECTION_ROUNDS), doc="selection rounds (beta_pruning stops "
                                 "early when one candidate is left)")
-    selection_seed: int = 200_000    # first selection start seed; the selection range must not meet eval's
+    selection_seed: int = key(200_000, doc="first selection start seed; the selection range must not meet eval's")
 
     # A study run's identity (run.json "eval"): what changes its results. The protocol keys count only when
     # a protocol beyond final is on; the sampler keys only when set (studies before them used the checkpoint's).
@@ -96,7 +97,7 @@ class EvalSettings:
 
     def __post_init__(self):
         check_bounds(self, "eval")
-        for key_ in ("seed", "snapshot_every", "selection_seed"):
+        for key_ in ("seed", "selection_seed"):   # two checks each (>= 0, <= MAX_START_SEED), in their own words
             if getattr(self, key_) < 0:
                 raise ValueError(f"eval.{key_} must be >= 0, got {getattr(self, key_)}")
         for key_ in ("seed", "selection_seed"):

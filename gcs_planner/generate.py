@@ -39,28 +39,28 @@ from sim_envs.visual import check_visual_name, visual_attrs
 class GenSimConfig:
     num: int = key(100, free=True, bound=(1, MAX_EPISODES), doc="demonstrations to keep (the store holds the "
                    "first num kept seeds from seed on, whatever the sessions)")
-    seed: int = 0                         # first seed; seeds seed, seed + 1, ... are tried in order
-    env: str = "sim"                      # physics preset the demonstrations are observed (and replayed) in
-    replay: Literal["kinematic", "physics"] = "kinematic"  # slider follows the plan / moves by physics
+    seed: int = key(0, doc="first seed; seeds seed, seed + 1, ... are tried in order")
+    env: str = key("sim", doc="physics preset the demonstrations are observed (and replayed) in")
+    replay: Literal["kinematic", "physics"] = key("kinematic", doc="kinematic: the slider follows the plan; physics: "
+                                                  "it moves by physics")
     workers: int = key(2, free=True, bound=(1, MAX_WORKERS), doc="processes (1 = run in this process)")
     executor: Literal["local", "ray"] = key("local", free=True,
                                             doc="ray: seeds run as Ray tasks (2 * workers in flight)")
-    images: bool = False                  # also record the plain top-down camera as data/image
-    image_size: tuple[int, int] = (96, 96)  # (H, W) of those images
+    images: bool = key(False, doc="also record the plain top-down camera as data/image")
+    image_size: tuple[int, int] = key((96, 96), doc="(H, W) of those images")
     visual: Optional[str] = key(None, since=22, doc="visual preset (sim_envs/visuals/): the look, and its cameras "
                                 "recorded as data/image.<camera>; null = no such cameras")
-    keep_failed_replays: bool = False     # keep physics replays that miss the goal (marked success=False)
-    stop_at_success: bool = True          # end an episode at the first step within the success tolerance
-    push_depth: float = 0.005             # physics replay: command this far (m) into the face while pushing
-    settle_steps: int = 10                # physics replay: control steps after each plan ends
-    max_replans: int = 2                  # physics replay: new plans from the true pose when a plan ends off goal
+    keep_failed_replays: bool = key(False, doc="keep physics replays that miss the goal (marked success=False)")
+    stop_at_success: bool = key(True, doc="end an episode at the first step within the success tolerance")
+    push_depth: float = key(0.005, doc="physics replay: command this far (m) into the face while pushing")
+    settle_steps: int = key(10, bound=(0, None), doc="physics replay: control steps after each plan ends")
+    max_replans: int = key(2, bound=(0, None), doc="physics replay: new plans from the true pose when a plan ends "
+                           "off goal")
     max_seeds: int = key(0, free=True, doc="give up after trying this many seeds (0 = 2 * num + 20)")
-    planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
+    planner: PlannerConfig = key(factory=PlannerConfig, doc="the GCS planner's settings (gcs_planner/config.py)")
 
     def __post_init__(self):
-        check_bounds(self)
-        if self.max_replans < 0:
-            raise ValueError(f"max_replans must be >= 0, got {self.max_replans}")
+        check_bounds(self)   # num, workers, settle_steps, max_replans
         if not 0 <= self.seed <= MAX_SEED - self.seed_budget:
             raise ValueError(f"seed must be in [0, {MAX_SEED} - the seeds tried], got {self.seed}")
         if min(self.image_size) < 8 or max(self.image_size) > 2048:
@@ -74,8 +74,6 @@ class GenSimConfig:
             check_visual_name(self.visual)
         if not 0 <= self.push_depth < 0.05:
             raise ValueError(f"push_depth must be in [0, 0.05) m, got {self.push_depth}")
-        if self.settle_steps < 0:
-            raise ValueError(f"settle_steps must be >= 0, got {self.settle_steps}")
         if self.max_seeds < 0:
             raise ValueError(f"max_seeds must be >= 0 (0 = 2 * num + 20), got {self.max_seeds}")
         if 0 < self.max_seeds < self.num:

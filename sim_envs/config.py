@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Literal, Sequence
 
-from harness.core.configs import load_yaml, merge, parse_overrides, from_dict
+from harness.core.configs import check_bounds, key, load_yaml, merge, parse_overrides, from_dict
 from harness.core.errors import ConfigError, UserError
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -25,49 +25,47 @@ MAX_ACTION_LATENCY = 750   # control steps: the task's 75 s time limit; a longer
 
 @dataclasses.dataclass
 class PhysicsConfig:
-    name: str                                   # preset name, recorded in datasets and run folders
-    description: str = ""                       # one line: what this preset stands for
+    name: str = key(doc="preset name, recorded in datasets and run folders")
+    description: str = key("", doc="one line: what this preset stands for")
     # --- the slider ---------------------------------------------------------------------------------
-    slider_mass: float = 0.1                    # kg
-    com_offset: tuple[float, float] = (0.0, 0.0)  # centre of mass in the slider's body frame (m); +y = bar
+    slider_mass: float = key(0.1, doc="slider mass (kg)")
+    com_offset: tuple[float, float] = key((0.0, 0.0), doc="centre of mass in the slider's body frame (m); +y = bar")
     # --- friction and contact -----------------------------------------------------------------------
-    mu_slider_table: float = 0.35               # Coulomb friction, slider base on the table
-    mu_pusher_slider: float = 0.3               # Coulomb friction, pusher on the slider's sides
-    contact_model: Literal["point", "hydroelastic"] = "point"  # Drake contact model
-    contact_approximation: Literal["sap", "lagged", "similar", "tamsi"] = "lagged"  # discrete solver
-    contact_stiffness: float = 2.0e4            # point contact stiffness (N/m)
-    contact_dissipation: float = 5.0            # Hunt-Crossley dissipation (s/m)
-    hydroelastic_modulus: float = 2.0e6         # Pa; compliant table and pusher (hydroelastic model only)
-    base_contacts: int = 8                      # point model: spheres under the T's outline vertices (8 or 16)
+    mu_slider_table: float = key(0.35, bound=(0, None), doc="Coulomb friction, slider base on the table")
+    mu_pusher_slider: float = key(0.3, bound=(0, None), doc="Coulomb friction, pusher on the slider's sides")
+    contact_model: Literal["point", "hydroelastic"] = key("point", doc="Drake contact model")
+    contact_approximation: Literal["sap", "lagged", "similar", "tamsi"] = key("lagged", doc="discrete solver")
+    contact_stiffness: float = key(2.0e4, doc="point contact stiffness (N/m)")
+    contact_dissipation: float = key(5.0, bound=(0, None), doc="Hunt-Crossley dissipation (s/m)")
+    hydroelastic_modulus: float = key(2.0e6, doc="Pa; compliant table and pusher (hydroelastic model only)")
+    base_contacts: int = key(8, doc="point model: spheres under the T's outline vertices (8 or 16)")
     # --- integration --------------------------------------------------------------------------------
-    time_step: float = 0.005                    # discrete plant step (s); must divide the 0.1 s control step
+    time_step: float = key(0.005, doc="discrete plant step (s); must divide the 0.1 s control step")
     # --- the pusher and its position controller -----------------------------------------------------
-    pusher_mass: float = 1.0                    # kg, moved by two prismatic joints (x, y)
-    controller_kp: float = 400.0                # PD stiffness of the position controller (N/m)
-    controller_kd: float = 40.0                 # PD damping (N s/m)
-    max_force: float = 20.0                     # actuator force limit per axis (N)
-    max_pusher_speed: float = 1.0               # m/s: the setpoint moves at most this * 0.1 s per control step
-                                                # (a robot's speed limit; also keeps contact from tunnelling)
-    action_latency: int = 0                     # control steps (0.1 s each) an action is delayed
+    pusher_mass: float = key(1.0, doc="kg, moved by two prismatic joints (x, y)")
+    controller_kp: float = key(400.0, doc="PD stiffness of the position controller (N/m)")
+    controller_kd: float = key(40.0, bound=(0, None), doc="PD damping (N s/m)")
+    max_force: float = key(20.0, doc="actuator force limit per axis (N)")
+    max_pusher_speed: float = key(1.0, doc="m/s: the setpoint moves at most this * 0.1 s per control step (a "
+                                  "robot's speed limit; also keeps contact from tunnelling)")
+    action_latency: int = key(0, bound=(0, None), doc="control steps (0.1 s each) an action is delayed")
     # --- observation --------------------------------------------------------------------------------
-    obs_noise_xy: float = 0.0                   # std of Gaussian noise on the observed slider x, y (m)
-    obs_noise_theta: float = 0.0                # std of Gaussian noise on the observed slider theta (rad)
-    obs_noise_agent: float = 0.0                # std of Gaussian noise on the observed pusher x, y (m)
+    obs_noise_xy: float = key(0.0, bound=(0, None), doc="std of Gaussian noise on the observed slider x, y (m)")
+    obs_noise_theta: float = key(0.0, bound=(0, None), doc="std of Gaussian noise on the observed slider theta (rad)")
+    obs_noise_agent: float = key(0.0, bound=(0, None), doc="std of Gaussian noise on the observed pusher x, y (m)")
 
     def __post_init__(self):
         positive = ["slider_mass", "contact_stiffness", "hydroelastic_modulus", "time_step", "pusher_mass",
                     "controller_kp", "max_force", "max_pusher_speed"]
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         nonneg = ["mu_slider_table", "mu_pusher_slider", "contact_dissipation", "controller_kd",
                   "action_latency", "obs_noise_xy", "obs_noise_theta", "obs_noise_agent"]
-        for key in nonneg:
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
-        for key in positive + nonneg:
-            if not math.isfinite(getattr(self, key)):
-                raise ValueError(f"{key} must be finite, got {getattr(self, key)}")
+        check_bounds(self)   # the nonneg keys, each declared with bound (0, None)
+        for name in positive + nonneg:
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
         steps = 0.1 / self.time_step
         if abs(steps - round(steps)) > 1e-6:
             raise ValueError(f"time_step must divide the 0.1 s control step, got {self.time_step}")

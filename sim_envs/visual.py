@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from harness.core.configs import check_bounds, key
 from harness.core.errors import UserError
 from sim_envs.config import load_preset_file, preset_names
 
@@ -28,17 +29,16 @@ IMAGE_PREFIX = "image."          # the store / observation key of camera <name> 
 
 @dataclasses.dataclass
 class CameraConfig:
-    name: str                                           # observed and stored as image.<name>
-    size: tuple[int, int] = (96, 96)                    # (H, W) pixels
-    position: tuple[float, float, float] = (0.60, 0.0, 0.8)   # world xyz of the camera (m)
-    look_at: tuple[float, float, float] = (0.60, 0.0, 0.0)    # world xyz at the image centre (m)
-    up: tuple[float, float, float] = (1.0, 0.0, 0.0)    # world direction shown as image up
-    fov_y: float = 45.0                                 # vertical field of view (deg)
-    fov_x: float | None = None                          # horizontal one (deg); null = square pixels. A 640x480
-                                                        # frame resized to 128x128 (the published data) has
-                                                        # fov_x > fov_y at a square size
-    parent: str = "world"                               # world, or pusher: position / look_at / up are then in
-                                                        # the pusher's frame and the camera moves with it (wrist)
+    name: str = key(doc="observed and stored as image.<name>")
+    size: tuple[int, int] = key((96, 96), doc="(H, W) pixels")
+    position: tuple[float, float, float] = key((0.60, 0.0, 0.8), doc="world xyz of the camera (m)")
+    look_at: tuple[float, float, float] = key((0.60, 0.0, 0.0), doc="world xyz at the image centre (m)")
+    up: tuple[float, float, float] = key((1.0, 0.0, 0.0), doc="world direction shown as image up")
+    fov_y: float = key(45.0, doc="vertical field of view (deg)")
+    # A 640x480 frame resized to 128x128 (the published data) has fov_x > fov_y at a square size.
+    fov_x: float | None = key(None, doc="horizontal field of view (deg); null = square pixels")
+    parent: str = key("world", doc="world, or pusher: position / look_at / up are then in the pusher's frame and "
+                      "the camera moves with it (wrist)")
 
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -64,15 +64,12 @@ class CameraConfig:
 
 @dataclasses.dataclass
 class CameraJitter:
-    position: float = 0.0       # std (m) of each camera's position, per axis, drawn per episode
-    look_at: float = 0.0        # std (m) of the point it looks at, per axis
-    fov_y: float = 0.0          # std (deg) of the field of view (the intrinsics: focal length)
+    position: float = key(0.0, bound=(0, 0.1), doc="std (m) of each camera's position, per axis, drawn per episode")
+    look_at: float = key(0.0, bound=(0, 0.1), doc="std (m) of the point it looks at, per axis")
+    fov_y: float = key(0.0, bound=(0, 10), doc="std (deg) of the field of view (the intrinsics: focal length)")
 
     def __post_init__(self):
-        for key in ("position", "look_at", "fov_y"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and 0 <= value <= (10.0 if key == "fov_y" else 0.1)):
-                raise ValueError(f"jitter.{key} must be in [0, {10 if key == 'fov_y' else 0.1}], got {value}")
+        check_bounds(self, "jitter")   # each std within its bound (NaN and infinity lie outside)
 
     @property
     def any(self) -> bool:
@@ -84,9 +81,9 @@ RGB = tuple[float, float, float]
 
 @dataclasses.dataclass
 class LightConfig:
-    direction: tuple[float, float, float] = (0.0, 0.0, -1.0)  # world direction the light travels
-    intensity: float = 1.0
-    color: RGB = (1.0, 1.0, 1.0)
+    direction: tuple[float, float, float] = key((0.0, 0.0, -1.0), doc="world direction the light travels")
+    intensity: float = key(1.0, doc="brightness, in (0, 10]")
+    color: RGB = key((1.0, 1.0, 1.0), doc="the light's colour (RGB in [0, 1])")
 
     def __post_init__(self):
         if np.linalg.norm(self.direction) < 1e-6:
@@ -103,18 +100,19 @@ def _check_rgb(key: str, value) -> None:
 
 @dataclasses.dataclass
 class VisualConfig:
-    name: str                                           # preset name, recorded in stores and checkpoints
-    description: str = ""                               # one line: what this look stands for
-    slider_color: RGB = (0.30, 0.45, 0.80)              # the T (RGB in [0, 1])
-    pusher_color: RGB = (0.85, 0.25, 0.20)
-    table_color: RGB = (0.92, 0.92, 0.90)
-    goal_color: RGB = (0.30, 0.80, 0.35)                # the goal T drawn on the table
-    show_goal: bool = True                              # draw the goal T at all
-    background: RGB = (0.80, 0.898, 1.00)               # what a camera sees past the table
-    lights: list[LightConfig] = dataclasses.field(default_factory=list)  # directional; none = VTK's default
-                                                        # (a light at the camera)
-    cameras: list[CameraConfig] = dataclasses.field(default_factory=lambda: [CameraConfig("overhead")])
-    jitter: CameraJitter = dataclasses.field(default_factory=CameraJitter)
+    name: str = key(doc="preset name, recorded in stores and checkpoints")
+    description: str = key("", doc="one line: what this look stands for")
+    slider_color: RGB = key((0.30, 0.45, 0.80), doc="the T (RGB in [0, 1])")
+    pusher_color: RGB = key((0.85, 0.25, 0.20), doc="the pusher (RGB in [0, 1])")
+    table_color: RGB = key((0.92, 0.92, 0.90), doc="the table (RGB in [0, 1])")
+    goal_color: RGB = key((0.30, 0.80, 0.35), doc="the goal T drawn on the table (RGB in [0, 1])")
+    show_goal: bool = key(True, doc="draw the goal T at all")
+    background: RGB = key((0.80, 0.898, 1.00), doc="what a camera sees past the table (RGB in [0, 1])")
+    lights: list[LightConfig] = key(factory=list, doc="directional lights; none = VTK's default (a light at the "
+                                    "camera)")
+    cameras: list[CameraConfig] = key(factory=lambda: [CameraConfig("overhead")], doc="the cameras rendered, each "
+                                      "observed and stored as image.<name>")
+    jitter: CameraJitter = key(factory=CameraJitter, doc="per-episode random moves of every camera's mounting")
 
     def __post_init__(self):
         for key in ("slider_color", "pusher_color", "table_color", "goal_color", "background"):

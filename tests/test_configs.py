@@ -123,3 +123,52 @@ def test_run_note_is_kept_with_the_run_and_never_blocks_a_resume():
     assert first_difference(before, to_dict(cfg), RESUME_FREE_KEYS) is None   # any note: the same run
     assert first_difference({"train_config": before}, {"train_config": to_dict(cfg)}, RUN_FREE_KEYS) is None
     assert first_difference(before, to_dict(cfg)) == ("run.note", "<absent>", "the baseline of issue 38")
+
+
+def _config_roots():
+    """Every config a command parses with load_config / from_dict (the sections below them are walked)."""
+    from eval.evaluation import EvalSettings
+    from gcs_planner.config import PlannerConfig
+    from gcs_planner.generate import GenSimConfig
+    from harness.learning.classifier import AnnotateConfig
+    from harness.learning.train_config import TrainConfig
+    from harness.study.config import StudyConfig
+    from real_data.corruption.generate import CorruptConfig
+    from real_data.importers.mapping import ImportMapping
+    from real_data.teleop.generate import GenTeleopConfig
+    from real_data.teleop.scripted import TeleopConfig
+    from sim_envs.config import PhysicsConfig
+    from sim_envs.visual import VisualConfig
+    return [TrainConfig, EvalSettings, StudyConfig, AnnotateConfig, GenSimConfig, PlannerConfig, GenTeleopConfig,
+            TeleopConfig, CorruptConfig, ImportMapping, PhysicsConfig, VisualConfig]
+
+
+def _config_sections(cls, seen: dict) -> dict:
+    """`cls` and every dataclass its fields hold (a section, an Optional one, or a list or mapping of them)."""
+    import typing
+
+    def dataclasses_in(tp):
+        if dataclasses.is_dataclass(tp):
+            yield tp
+        for arg in typing.get_args(tp):
+            yield from dataclasses_in(arg)
+
+    if cls not in seen:
+        seen[cls] = None
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            for inner in dataclasses_in(hints[field.name]):
+                _config_sections(inner, seen)
+    return seen
+
+
+def test_every_config_key_is_declared_with_a_one_line_doc():
+    """Issue 38: each key of every parsed config carries its default, bound, doc and resume behaviour in one
+    `key(...)` declaration; none is declared the plain way (a default with a comment)."""
+    seen: dict = {}
+    for root in _config_roots():
+        _config_sections(root, seen)
+    assert len(seen) > len(_config_roots())                       # the sections were walked too
+    undeclared = [f"{cls.__qualname__}.{field.name}" for cls in seen for field in dataclasses.fields(cls)
+                  if not declaration(field).get("doc") or "\n" in declaration(field)["doc"]]
+    assert not undeclared, f"declare these with key(default, 'one-line doc'): {', '.join(undeclared)}"

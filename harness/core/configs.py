@@ -231,14 +231,14 @@ def key(default: Any = dataclasses.MISSING, doc: str = "", *, factory=None, free
     declaration = {"doc": doc, "free": free, "since": since, "bound": bound,
                    "was": default if was is _AS_DEFAULT else was}
     if factory is not None:
-        if was is _AS_DEFAULT:
+        if was is _AS_DEFAULT and since is not None:   # only an added key needs it (a section is not built on import)
             declaration["was"] = factory()
         return dataclasses.field(default_factory=factory, metadata={_DECLARED: declaration})
     return dataclasses.field(default=default, metadata={_DECLARED: declaration})
 
 
 def declaration(field: dataclasses.Field) -> dict:
-    """A field's declaration (empty for a field declared the plain way, with a comment as its doc)."""
+    """A field's declaration (empty for a plain dataclass field; every key of a parsed config has one)."""
     return field.metadata.get(_DECLARED, {})
 
 
@@ -250,7 +250,8 @@ def check_bounds(cfg, section: str = "") -> None:
         if bound is None or value is None:
             continue
         lo, hi = bound
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
+        # `not lo <= value`, not `value < lo`: NaN lies in no bound
+        if (lo is not None and not lo <= value) or (hi is not None and not value <= hi):
             what = f"in [{lo}, {hi}]" if lo is not None and hi is not None else (f">= {lo}" if hi is None else f"<= {hi}")
             raise ValueError(f"{_join(section, field.name)} must be {what}, got {value!r}")
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.core.configs import added_keys, free_keys, key, to_dict
+from harness.core.configs import added_keys, check_bounds, free_keys, key, to_dict
 from harness.core.errors import ConfigError, UserError
 from harness.core.identity import check_same_identity, register_added_keys
 from harness.core.locks import check_writable, hold_output_lock
@@ -49,38 +49,41 @@ _SIGMA_FLOOR = 1e-3
 
 @dataclasses.dataclass
 class AnnotateConfig:
-    n_obs: int = 2                  # must match the trainer's data.n_obs
-    horizon: int = 16               # ... data.horizon
-    n_action: int = 8               # ... data.n_action
-    use_obs: bool = False           # also condition on the observation history (see the module docstring)
-    widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64])  # conv widths
-    noise_dim: int = 32             # noise-level embedding width
-    steps: int = 3000               # optimizer steps
-    batch_size: int = 256           # half clean, half corrupt
-    lr: float = 1e-3                # AdamW learning rate
-    weight_decay: float = 1e-4      # AdamW weight decay
-    n_folds: int = 2                # cross-fitting: each window is scored by a classifier not trained on it
-    val_windows: int = 2000         # held-out windows per class for the accuracy curve
-    sigma_lo: float = 0.005         # smallest nonzero grid sigma (normalized action units)
-    sigma_hi: float = 5.0           # largest grid sigma
-    grid_size: int = 32             # nonzero grid points (log-spaced); sigma = 0 is added in front
-    p_zero: float = 0.1             # fraction of training samples at sigma = 0
-    k_draws: int = 16               # noise draws per window (common to all sigmas); benchmarks/annotate_k_draws.py
-    eps: float = 0.05               # sigma_n: first grid sigma where mean P(corrupt) <= 0.5 + eps
-    smooth: int = 3                 # moving average of P(corrupt) over this many neighbouring grid sigmas
-    calibrate: bool = True          # per fold and sigma, calibrate P(corrupt) on held-out windows (b >= 0)
-    accuracy_tol: float = 0.03      # per-dataset sigma_n: first sigma where held-out accuracy <= 0.5 + tol
-    normalizer: str | None = None   # normalizer JSON (a study's shared one); null = fit on these data
-    annotate_batch: int = 4096      # windows per forward pass when annotating
+    n_obs: int = key(2, doc="must match the trainer's data.n_obs")
+    horizon: int = key(16, doc="must match the trainer's data.horizon")
+    n_action: int = key(8, doc="must match the trainer's data.n_action")
+    use_obs: bool = key(False, doc="also condition on the observation history (see the module docstring)")
+    widths: list[int] = key(factory=lambda: [32, 64], doc="conv widths")
+    noise_dim: int = key(32, doc="noise-level embedding width")
+    steps: int = key(3000, bound=(1, None), doc="optimizer steps")
+    batch_size: int = key(256, doc="half clean, half corrupt")
+    lr: float = key(1e-3, doc="AdamW learning rate")
+    weight_decay: float = key(1e-4, doc="AdamW weight decay")
+    n_folds: int = key(2, doc="cross-fitting: each window is scored by a classifier not trained on it")
+    val_windows: int = key(2000, doc="held-out windows per class for the accuracy curve")
+    sigma_lo: float = key(0.005, doc="smallest nonzero grid sigma (normalized action units)")
+    sigma_hi: float = key(5.0, doc="largest grid sigma")
+    grid_size: int = key(32, bound=(1, None), doc="nonzero grid points (log-spaced); sigma = 0 is added in front")
+    p_zero: float = key(0.1, doc="fraction of training samples at sigma = 0")
+    k_draws: int = key(16, bound=(1, None), doc="noise draws per window (common to all sigmas); "
+                       "benchmarks/annotate_k_draws.py")
+    eps: float = key(0.05, doc="sigma_n: first grid sigma where mean P(corrupt) <= 0.5 + eps")
+    smooth: int = key(3, doc="moving average of P(corrupt) over this many neighbouring grid sigmas")
+    calibrate: bool = key(True, doc="per fold and sigma, calibrate P(corrupt) on held-out windows (b >= 0)")
+    accuracy_tol: float = key(0.03, doc="per-dataset sigma_n: first sigma where held-out accuracy <= 0.5 + tol")
+    normalizer: str | None = key(None, doc="normalizer JSON (a study's shared one); null = fit on these data")
+    annotate_batch: int = key(4096, bound=(1, None), doc="windows per forward pass when annotating")
     search: Literal["bracket", "crossing", "full"] = key("bracket", since=21, was="full", doc="where each window "
                                     "is scored: full: at every grid sigma; crossing: up the grid only until its "
                                     "sigma_n is decided (the same answer); bracket: a coarse pass first, then the "
                                     "crossing scan from just below its bracket (benchmarks/annotate_speed.py)")
-    bracket_stride: int = 4         # bracket: the coarse pass scores every stride-th grid sigma ...
-    bracket_draws: int = 4          # ... with this many of the k_draws noise draws (all if fewer), and
-    bracket_margin: float = 0.04    # ... stops a window where its P falls to 0.5 + eps + margin
-    seed: int = 0                   # everything random derives from this
-    device: str = "auto"            # auto | cpu | cuda
+    bracket_stride: int = key(4, bound=(1, None), doc="bracket: the coarse pass scores every stride-th grid sigma")
+    bracket_draws: int = key(4, bound=(1, None), doc="bracket: the coarse pass scores this many of the k_draws noise "
+                             "draws (all if fewer)")
+    bracket_margin: float = key(0.04, doc="bracket: the coarse pass stops a window where its P falls to "
+                                "0.5 + eps + margin")
+    seed: int = key(0, bound=(0, None), doc="everything random derives from this")
+    device: str = key("auto", doc="auto | cpu | cuda")
     progress: bool = key(True, free=True, doc="tqdm progress bars")
 
     def __post_init__(self):
@@ -98,22 +101,16 @@ class AnnotateConfig:
         require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths",
                 "a non-empty list of widths >= 1")
         require(self.noise_dim >= 2 and self.noise_dim % 2 == 0, "noise_dim", "an even number >= 2")
-        require(self.steps >= 1, "steps", ">= 1")
+        check_bounds(self)   # steps, grid_size, k_draws, annotate_batch, bracket_stride, bracket_draws, seed
         require(self.batch_size >= 2, "batch_size", ">= 2 (half clean, half corrupt)")
         require(0 < self.lr < float("inf"), "lr", "> 0")
         require(0 <= self.weight_decay < float("inf"), "weight_decay", ">= 0")
         require(self.val_windows >= self.n_folds, "val_windows", f">= n_folds ({self.n_folds})")
-        require(self.grid_size >= 1, "grid_size", ">= 1")
         require(0 <= self.p_zero < 1, "p_zero", "in [0, 1)")
-        require(self.k_draws >= 1, "k_draws", ">= 1")
         require(self.smooth >= 1 and self.smooth % 2 == 1, "smooth", "an odd number >= 1 (1 = no smoothing)")
         require(0 <= self.accuracy_tol < 0.5, "accuracy_tol", "in [0, 0.5)")
-        require(self.annotate_batch >= 1, "annotate_batch", ">= 1")
         require(self.search in ("bracket", "crossing", "full"), "search", "bracket, crossing or full")
-        require(self.bracket_stride >= 1, "bracket_stride", ">= 1")
-        require(self.bracket_draws >= 1, "bracket_draws", ">= 1")
         require(0 <= self.bracket_margin < 0.5, "bracket_margin", "in [0, 0.5)")
-        require(self.seed >= 0, "seed", ">= 0")
         require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
                 "auto, cpu, cuda or cuda:N")
 

@@ -37,13 +37,13 @@ def _check_widths(key: str, widths) -> None:
 
 @dataclasses.dataclass
 class DatasetSpec:
-    path: str                                             # dataset store (.zarr)
-    role: Literal["clean", "corrupt", "auto"] = "auto"    # auto: domain target/real -> clean, sim -> corrupt
-    max_episodes: int | None = None                       # use only the first N episodes (null = all)
-    only_success: bool = True                             # skip episodes whose meta/success is false
-                                                          # (max_episodes then counts kept episodes)
-    sigma_n: float | None = None                          # corrupt only: this dataset's noise level sigma_n
-                                                          # (used when objective.sigma_n is null)
+    path: str = key(doc="dataset store (.zarr)")
+    role: Literal["clean", "corrupt", "auto"] = key("auto", doc="auto: domain target/real -> clean, sim -> corrupt")
+    max_episodes: int | None = key(None, doc="use only the first N episodes (null = all)")
+    only_success: bool = key(True, doc="skip episodes whose meta/success is false (max_episodes then counts kept "
+                             "episodes)")
+    sigma_n: float | None = key(None, doc="corrupt only: this dataset's noise level sigma_n (used when "
+                                "objective.sigma_n is null)")
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
@@ -55,19 +55,20 @@ class DatasetSpec:
 
 @dataclasses.dataclass
 class DataConfig:
-    datasets: list[DatasetSpec] = dataclasses.field(default_factory=list)  # {path, role, max_episodes}
-    n_obs: int = 2                 # observation history steps
-    horizon: int = 16              # predicted action steps
-    n_action: int = 8              # executed action steps
-    use_image: bool = False        # condition on data/image too, the plain top-down camera (needs the key in
-                                   # every store)
+    datasets: list[DatasetSpec] = key(factory=list, doc="the training stores: {path, role, max_episodes, ...} each")
+    n_obs: int = key(2, bound=(1, None), doc="observation history steps")
+    horizon: int = key(16, doc="predicted action steps")
+    n_action: int = key(8, bound=(1, None), doc="executed action steps")
+    use_image: bool = key(False, doc="condition on data/image too, the plain top-down camera (needs the key in "
+                          "every store)")
     cameras: list[str] = key(factory=list, since=22, doc="condition on these cameras of a visual preset: "
                              "data/image.<name> in every store (sim_envs/visuals/), one encoder each")
     low_dim: list[str] = key(factory=lambda: ["agent_pos", "slider_pose"], since=22, doc="the low-dim "
                              "observations the policy sees; a pixel policy as published: [agent_pos]")
-    val_fraction: float = 0.05     # held-out episodes per dataset for validation losses (0 = none)
-    normalizer: str | None = None  # normalizer JSON (a study's shared one); null = fit on this run's training
-                                   # data (read when training starts, so it need not exist when the config loads)
+    val_fraction: float = key(0.05, doc="held-out episodes per dataset for validation losses (0 = none)")
+    normalizer: str | None = key(None, doc="normalizer JSON (a study's shared one); null = fit on this run's "
+                                 "training data (read when training starts, so it need not exist when the config "
+                                 "loads)")
     normalizer_mode: Literal["percentile", "limits"] = key("percentile", since=33, doc="how the normalizer is "
                                    "fitted (harness/learning/normalizer.py): percentile = 0.5..99.5th percentiles of "
                                    "the clean actions -> [-1, 1]; limits = min..max of every source (diffusion_policy's)")
@@ -89,8 +90,7 @@ class DataConfig:
         _require(self.normalizer_mode in MODES, "data.normalizer_mode", " or ".join(MODES), self.normalizer_mode)
         if not 0 <= self.val_fraction < 1:
             raise ValueError("data.val_fraction must be in [0, 1)")
-        _require(self.n_obs >= 1, "data.n_obs", ">= 1", self.n_obs)
-        _require(self.n_action >= 1, "data.n_action", ">= 1", self.n_action)
+        check_bounds(self, "data")   # n_obs, n_action
         need = self.n_obs + self.n_action - 1   # harness.learning.windows.WindowSpec: executed steps inside the horizon
         _require(self.horizon >= need, "data.horizon", f">= data.n_obs + data.n_action - 1 = {need}", self.horizon)
         paths = [str(Path(d.path).resolve()) for d in self.datasets]
@@ -103,8 +103,8 @@ class DataConfig:
 class ImageConfig:
     encoder: str = key("small", since=22, doc="small (a few GroupNorm ResNet stages; widths below) or resnet18 "
                        "(ResNet-18, GroupNorm, spatial softmax: the published diffusion_policy setup)")
-    widths: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128, 256])  # small: stage widths
-    feature_dim: int = 64          # features per image
+    widths: list[int] = key(factory=lambda: [32, 64, 128, 256], doc="small: stage widths")
+    feature_dim: int = key(64, bound=(1, None), doc="features per image")
     crop: list[int] | None = key(None, since=22, doc="[h, w]: random crop in training, centre crop at evaluation "
                                  "(diffusion_policy crops 84 of 96); null = the whole image")
     num_keypoints: int = key(32, since=22, bound=(1, MAX_WIDTH),
@@ -113,7 +113,6 @@ class ImageConfig:
     def __post_init__(self):
         _require(self.encoder in ("small", "resnet18"), "policy.image.encoder", "small or resnet18", self.encoder)
         _check_widths("policy.image.widths", self.widths)
-        _require(self.feature_dim >= 1, "policy.image.feature_dim", ">= 1", self.feature_dim)
         _require(self.crop is None or (len(self.crop) == 2 and all(c >= 8 for c in self.crop)),
                  "policy.image.crop", "[h, w] with both >= 8 (or null)", self.crop)
         check_bounds(self, "policy.image")
@@ -123,13 +122,14 @@ class ImageConfig:
 class PolicyConfig:
     arch: str = key("unet", since=11, doc="denoising network: unet (temporal U-Net, the published one; images) "
                     "or mlp (residual MLP over the chunk, harness/learning/mlp.py; state policies)")
-    down_dims: list[int] = dataclasses.field(default_factory=lambda: [256, 512, 1024])  # U-Net widths
-    kernel_size: int = 5           # temporal conv kernel
-    n_groups: int = 8              # GroupNorm groups
-    noise_dim: int = 128           # noise-level embedding width
+    down_dims: list[int] = key(factory=lambda: [256, 512, 1024], doc="U-Net widths")
+    kernel_size: int = key(5, doc="temporal conv kernel")
+    n_groups: int = key(8, bound=(1, None), doc="GroupNorm groups")
+    noise_dim: int = key(128, doc="noise-level embedding width")
     mlp_width: int = key(256, since=11, bound=(1, MAX_WIDTH), doc="arch mlp: hidden width of the residual blocks")
     mlp_depth: int = key(4, since=11, bound=(0, MAX_DEPTH), doc="arch mlp: residual blocks")
-    image: ImageConfig = dataclasses.field(default_factory=ImageConfig)  # used when data.use_image
+    image: ImageConfig = key(factory=ImageConfig, doc="the image encoder, used when the policy sees cameras "
+                             "(data.use_image, data.cameras)")
 
     def __post_init__(self):
         _require(self.arch in ("unet", "mlp"), "policy.arch", "unet or mlp", self.arch)
@@ -138,7 +138,6 @@ class PolicyConfig:
         # 'same' padding (kernel // 2) keeps the chunk length only for odd kernels
         _require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "policy.kernel_size", "an odd number >= 1",
                  self.kernel_size)
-        _require(self.n_groups >= 1, "policy.n_groups", ">= 1", self.n_groups)
         # sinusoidal embedding: sin and cos halves fill the width exactly only when it is even
         _require(self.noise_dim >= 2 and self.noise_dim % 2 == 0, "policy.noise_dim", "an even number >= 2",
                  self.noise_dim)
@@ -155,15 +154,16 @@ class DiffusionConfig:
                                        "both (same sigma units)")
     sampler: str | None = key(None, since=20, doc="edm: heun (deterministic) | heun_churn (EDM's stochastic "
                               "Algorithm 2); ddpm: ddpm (fresh noise every step) | ddim (eta 0); null = the first")
-    num_steps: int = 16            # sampler steps per chunk: Heun steps (2 * steps - 1 network calls), or
-                                   # DDPM/DDIM inference steps (diffusion_policy's num_inference_steps)
+    num_steps: int = key(16, bound=(1, None), doc="sampler steps per chunk: Heun steps (2 * steps - 1 network "
+                         "calls), or DDPM/DDIM inference steps (diffusion_policy's num_inference_steps)")
     # ---- edm only
-    sigma_data: float | None = None  # null = measured on the normalized training actions
-    P_mean: float = -1.2           # log-normal training sigma: mean of ln sigma
-    P_std: float = 1.2             # ... and its std
-    sampler_sigma_min: float = 0.002  # Heun sampler's schedule bottom
-    sampler_sigma_max: float = 10.0   # Heun sampler's schedule top (20 x sigma_data for actions in [-1, 1])
-    rho: float = 7.0               # schedule curvature
+    sigma_data: float | None = key(None, doc="edm: null = measured on the normalized training actions")
+    P_mean: float = key(-1.2, doc="edm: log-normal training sigma: mean of ln sigma")
+    P_std: float = key(1.2, doc="edm: log-normal training sigma: std of ln sigma")
+    sampler_sigma_min: float = key(0.002, doc="edm: Heun sampler's schedule bottom")
+    sampler_sigma_max: float = key(10.0, doc="edm: Heun sampler's schedule top (20 x sigma_data for actions in "
+                                   "[-1, 1])")
+    rho: float = key(7.0, doc="edm: schedule curvature")
     S_churn: float = key(40.0, since=20, bound=(0, None),
                          doc="heun_churn: total churn (EDM Table 5, ImageNet-64 settings) ...")
     S_min: float = key(0.05, since=20, doc="... applied at sigma in [S_min, S_max] ...")
@@ -187,8 +187,7 @@ class DiffusionConfig:
     def __post_init__(self):
         if not 0 < self.sampler_sigma_min < self.sampler_sigma_max:
             raise ValueError("diffusion: need 0 < sampler_sigma_min < sampler_sigma_max")
-        if self.num_steps < 1:
-            raise ValueError(f"diffusion.num_steps must be >= 1, got {self.num_steps}")
+        check_bounds(self, "diffusion")   # num_steps, S_churn, num_train_timesteps
         _require(self.kind in SAMPLERS, "diffusion.kind", "edm or ddpm", self.kind)
         _require(self.sampler is None or self.sampler in SAMPLERS[self.kind], "diffusion.sampler",
                  f"one of {', '.join(SAMPLERS[self.kind])} for diffusion.kind {self.kind} (or null)", self.sampler)
@@ -197,7 +196,6 @@ class DiffusionConfig:
         _require(0 < self.P_std <= 10, "diffusion.P_std", "in (0, 10] (a log-normal's spread)", self.P_std)
         _require(abs(self.P_mean) <= 10, "diffusion.P_mean", "in [-10, 10] (log sigma)", self.P_mean)
         _require(self.rho > 0, "diffusion.rho", "> 0", self.rho)
-        check_bounds(self, "diffusion")
         _require(0 <= self.S_min <= self.S_max, "diffusion.S_min", f"in [0, S_max = {self.S_max}]", self.S_min)
         _require(self.S_noise > 0, "diffusion.S_noise", "> 0", self.S_noise)
         _require(self.beta_schedule in ("squaredcos_cap_v2", "linear", "scaled_linear"), "diffusion.beta_schedule",
@@ -221,19 +219,20 @@ ALPHA_WORDS = ("natural", "natural_all")   # objective.alpha besides a number
 
 @dataclasses.dataclass
 class ObjectiveConfig:
-    method: str = Cotrain.name      # one of harness.learning.methods.METHODS (what each does: that module)
-    alpha: float | str = "natural"  # P(clean | sigma) where a corrupt window is valid: a number in [0, 1],
-                                    # "natural" (ratio by episodes among the sources valid at sigma), or
-                                    # "natural_all" (ratio by all episodes at every sigma: plain cotraining's)
-    alpha_table: list[list[float]] | str | None = None  # [[sigma, alpha], ...] (log-interpolated) or
-                                                         # "classifier" (from the annotations' accuracy)
-    sigma_n: float | Literal["annotations"] | None = None  # noise level of the corrupt data: one number for
-                                    # every corrupt dataset, "annotations" (per window, from `annotations`),
-                                    # or null (each corrupt dataset's own data.datasets[].sigma_n)
-    annotations: str | None = None  # annotations store (cotrain annotate): per-window sigma_n, accuracy
-    buffer: float = 1.0             # truncated / ambient: corrupt window valid at sigma > buffer * sigma_n
-    contract: bool = True           # ambient: add sigma_n noise to corrupt chunks (false: already noisy)
-    locality_sigma_max: float | None = None  # corrupt data also used (plain loss) at sigma < this
+    method: str = key(Cotrain.name, doc="one of harness.learning.methods.METHODS (what each does: that module)")
+    alpha: float | str = key("natural", doc="P(clean | sigma) where a corrupt window is valid: a number in [0, 1], "
+                             "\"natural\" (ratio by episodes among the sources valid at sigma), or \"natural_all\" "
+                             "(ratio by all episodes at every sigma: plain cotraining's)")
+    alpha_table: list[list[float]] | str | None = key(None, doc="[[sigma, alpha], ...] (log-interpolated) or "
+                                                      "\"classifier\" (from the annotations' accuracy)")
+    sigma_n: float | Literal["annotations"] | None = key(None, doc="noise level of the corrupt data: one number for "
+                                                         "every corrupt dataset, \"annotations\" (per window, from "
+                                                         "`annotations`), or null (each corrupt dataset's own "
+                                                         "data.datasets[].sigma_n)")
+    annotations: str | None = key(None, doc="annotations store (cotrain annotate): per-window sigma_n, accuracy")
+    buffer: float = key(1.0, doc="truncated / ambient: corrupt window valid at sigma > buffer * sigma_n")
+    contract: bool = key(True, doc="ambient: add sigma_n noise to corrupt chunks (false: already noisy)")
+    locality_sigma_max: float | None = key(None, doc="corrupt data also used (plain loss) at sigma < this")
     sigma_n_floor: float | None = key(None, since=21, doc="per-window sigma_n raised to at least this "
                                       "(docs/objectives.md §15)")
     sigma_n_buckets: int | None = key(None, since=21, doc="per-window sigma_n coarsened to K equal-count buckets, "
@@ -273,23 +272,22 @@ class ObjectiveConfig:
 
 @dataclasses.dataclass
 class OptimConfig:
-    batch_size: int = 256          # global batch (split across DDP ranks)
-    lr: float = 1e-4               # AdamW peak learning rate
-    weight_decay: float = 1e-6     # AdamW weight decay
-    betas: list[float] = dataclasses.field(default_factory=lambda: [0.95, 0.999])  # AdamW betas
-    warmup_steps: int = 500        # linear warm-up, then cosine decay to 0
-    grad_clip: float = 1.0         # max gradient norm (0 = off)
-    ema_decay: float = 0.9999      # EMA decay cap (ramped up as min(cap, (1 + k) / (10 + k)))
+    batch_size: int = key(256, bound=(1, MAX_BATCH), doc="global batch (split across DDP ranks)")
+    lr: float = key(1e-4, doc="AdamW peak learning rate")
+    weight_decay: float = key(1e-6, doc="AdamW weight decay")
+    betas: list[float] = key(factory=lambda: [0.95, 0.999], doc="AdamW betas")
+    warmup_steps: int = key(500, bound=(0, None), doc="linear warm-up, then cosine decay to 0")
+    grad_clip: float = key(1.0, doc="max gradient norm (0 = off)")
+    ema_decay: float = key(0.9999, doc="EMA decay cap (ramped up as min(cap, (1 + k) / (10 + k)))")
     ema_power: float | None = key(None, since=20, doc="null: that ramp; p: diffusion_policy's EMAModel warm-up, "
                                   "decay = min(cap, 1 - (1 + k)^-p) (0.75 in every published config)")
 
     def __post_init__(self):
-        _require(1 <= self.batch_size <= MAX_BATCH, "optim.batch_size", f"in [1, {MAX_BATCH}]", self.batch_size)
+        check_bounds(self, "optim")   # batch_size, warmup_steps
         _require(0 < self.lr < float("inf"), "optim.lr", "> 0", self.lr)
         _require(0 <= self.weight_decay < float("inf"), "optim.weight_decay", ">= 0", self.weight_decay)
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
                  "two numbers in [0, 1)", self.betas)
-        _require(self.warmup_steps >= 0, "optim.warmup_steps", ">= 0", self.warmup_steps)
         _require(0 <= self.grad_clip < float("inf"), "optim.grad_clip", ">= 0 (0 = off)", self.grad_clip)
         _require(0 <= self.ema_decay < 1, "optim.ema_decay", "in [0, 1)", self.ema_decay)
         _require(self.ema_power is None or self.ema_power > 0, "optim.ema_power", "> 0 (or null)", self.ema_power)
@@ -297,12 +295,12 @@ class OptimConfig:
 
 @dataclasses.dataclass
 class RunConfig:
-    steps: int = 100_000           # training budget in optimizer steps
-    log_every: int = 50            # metrics.csv / TensorBoard row every N steps
-    val_every: int = 1000          # per-source validation losses every N steps (and at the end)
-    val_windows: int = 256         # held-out windows per source for validation
-    checkpoint_every: int = key(2000, free=True, doc="checkpoints/latest.pt every N steps")
-    bf16: bool = True              # bf16 autocast on CUDA
+    steps: int = key(100_000, bound=(1, None), doc="training budget in optimizer steps")
+    log_every: int = key(50, bound=(1, None), doc="metrics.csv / TensorBoard row every N steps")
+    val_every: int = key(1000, bound=(1, None), doc="per-source validation losses every N steps (and at the end)")
+    val_windows: int = key(256, bound=(1, None), doc="held-out windows per source for validation")
+    checkpoint_every: int = key(2000, free=True, bound=(1, None), doc="checkpoints/latest.pt every N steps")
+    bf16: bool = key(True, doc="bf16 autocast on CUDA")
     compile: bool = key(False, free=True, doc="torch.compile the network (CUDA)")
     progress: bool = key(True, free=True, doc="tqdm progress bar")
     threads: int = key(0, free=True, doc="CPU threads for torch (0 = torch's default, usually all cores); a CPU run "
@@ -313,8 +311,7 @@ class RunConfig:
                     "(what the run is for); changes nothing, so it may change when the run resumes")
 
     def __post_init__(self):
-        for key in ("steps", "log_every", "val_every", "val_windows", "checkpoint_every"):
-            _require(getattr(self, key) >= 1, f"run.{key}", ">= 1", getattr(self, key))
+        check_bounds(self, "run")   # steps, log_every, val_every, val_windows, checkpoint_every
         _require(0 <= self.threads <= MAX_THREADS, "run.threads", f"in [0, {MAX_THREADS}] (0 = torch's default)",
                  self.threads)
         _require(self.snapshot_every >= 0, "run.snapshot_every", ">= 0 (0 = no snapshots)", self.snapshot_every)
@@ -324,19 +321,19 @@ class RunConfig:
 class TrainConfig:
     out_dir: str = key("runs/train", free="own",
                        doc="run folder: config.yaml, metrics.csv, tensorboard/, checkpoints/, done")
-    seed: int = 0                  # everything random derives from this
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
-    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
-    objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
-    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
-    run: RunConfig = dataclasses.field(default_factory=RunConfig)
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when present
+    seed: int = key(0, bound=(0, MAX_SEED), doc="everything random derives from this")
+    data: DataConfig = key(factory=DataConfig, doc="what the policy is trained on and sees")
+    policy: PolicyConfig = key(factory=PolicyConfig, doc="the denoising network")
+    diffusion: DiffusionConfig = key(factory=DiffusionConfig, doc="the diffusion formulation and its sampler")
+    objective: ObjectiveConfig = key(factory=ObjectiveConfig, doc="how clean and corrupt data are used (the method)")
+    optim: OptimConfig = key(factory=OptimConfig, doc="optimizer, learning-rate schedule and EMA")
+    run: RunConfig = key(factory=RunConfig, doc="budget, logging, validation and checkpoints")
+    device: Literal["auto", "cpu", "cuda"] = key("auto", doc="auto = cuda when present")
 
     def __post_init__(self):
         if self.run.steps < 1:
             raise ValueError("run.steps must be >= 1")
-        _require(0 <= self.seed <= MAX_SEED, "seed", f"in [0, {MAX_SEED}]", self.seed)
+        check_bounds(self)   # seed
         # the U-Net halves the chunk len(down_dims) - 1 times and doubles it back: skips must line up
         factor = 2 ** (len(self.policy.down_dims) - 1)
         _require(self.data.horizon % factor == 0, "data.horizon",

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from eval.evaluation import EvalSettings, check_preset
-from harness.core.configs import MAX_SEED, load_config, load_yaml, merge
+from harness.core.configs import MAX_SEED, check_bounds, key, load_config, load_yaml, merge
 from harness.learning.methods import METHODS, Cotrain, method_class
 
 
@@ -15,17 +15,20 @@ MAX_SPECTRA_WINDOW = 750   # control steps: one whole episode of the task's 75 s
 
 @dataclasses.dataclass
 class GenerateSpec:
-    kind: Literal["gcs", "teleop", "corrupt"]  # gcs: GCS plans replayed (gen-sim); teleop: scripted teleop
-                                     # (gen-teleop); corrupt: a corrupt copy of another dataset (`cotrain corrupt`)
-    num: int | None = None           # episodes the store holds when done (default: the dataset's `episodes`)
-    env: str | None = None           # physics preset (default: sim for gcs, target for teleop)
-    seed: int = 0                    # first seed; seeds seed, seed + 1, ... are tried in order
-    workers: int = 2                 # generator worker processes
-    config: dict[str, Any] = dataclasses.field(default_factory=dict)  # generator config keys (GenSimConfig,
-                                     # TeleopConfig or CorruptConfig), e.g. {replay: physics}, {cutoff_hz: 1.0}
-    from_: str | None = None         # corrupt: the dataset (its name) whose first `num` episodes are corrupted
-    transform: str | None = None     # corrupt: gaussian | jitter | drift | latency | bias (docs/objectives.md §16)
-    level: float | None = None       # corrupt: in the study normalizer's action units (latency: control steps)
+    kind: Literal["gcs", "teleop", "corrupt"] = key(doc="gcs: GCS plans replayed (gen-sim); teleop: scripted "
+                                                    "teleop (gen-teleop); corrupt: a corrupt copy of another dataset "
+                                                    "(`cotrain corrupt`)")
+    num: int | None = key(None, doc="episodes the store holds when done (default: the dataset's `episodes`)")
+    env: str | None = key(None, doc="physics preset (default: sim for gcs, target for teleop)")
+    seed: int = key(0, bound=(0, None), doc="first seed; seeds seed, seed + 1, ... are tried in order")
+    workers: int = key(2, bound=(1, None), doc="generator worker processes")
+    config: dict[str, Any] = key(factory=dict, doc="generator config keys (GenSimConfig, TeleopConfig or "
+                                 "CorruptConfig), e.g. {replay: physics}, {cutoff_hz: 1.0}")
+    from_: str | None = key(None, doc="corrupt: the dataset (its name) whose first `num` episodes are corrupted "
+                            "(YAML key `from`)")
+    transform: str | None = key(None, doc="corrupt: gaussian | jitter | drift | latency | bias (docs/objectives.md "
+                                "§16)")
+    level: float | None = key(None, doc="corrupt: in the study normalizer's action units (latency: control steps)")
     ALIASES: ClassVar[dict] = {"from": "from_"}   # the YAML key `from` is a Python keyword
 
     def __post_init__(self):
@@ -40,21 +43,18 @@ class GenerateSpec:
             raise ValueError(f"from, transform and level apply to kind corrupt only, not {self.kind}")
         if self.num is not None and self.num < 1:
             raise ValueError(f"num must be >= 1 (or null), got {self.num}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        check_bounds(self)   # seed, workers (the key is named by where the spec sits)
         if self.env is not None:
             check_preset(self.env, "env")
 
 
 @dataclasses.dataclass
 class StudyDataset:
-    name: str                        # short name used in labels and plots
-    path: str                        # dataset store (.zarr); generated first when missing and `generate` is set
-    role: Literal["clean", "corrupt"]  # clean: target/real demos; corrupt: sim (GCS) demos
-    episodes: int | None = None      # use the first N episodes (null = all)
-    generate: GenerateSpec | None = None  # how to make it if it is missing or short
+    name: str = key(doc="short name used in labels and plots")
+    path: str = key(doc="dataset store (.zarr); generated first when missing and `generate` is set")
+    role: Literal["clean", "corrupt"] = key(doc="clean: target/real demos; corrupt: sim (GCS) demos")
+    episodes: int | None = key(None, doc="use the first N episodes (null = all)")
+    generate: GenerateSpec | None = key(None, doc="how to make it if it is missing or short")
 
     def __post_init__(self):
         if self.episodes is not None and self.episodes < 1:
@@ -74,31 +74,35 @@ def matched_label(alpha) -> str | None:
 
 @dataclasses.dataclass
 class MethodSpec:
-    method: str                      # a name in harness.learning.methods.METHODS (objective.method)
-    label: str | None = None         # row name in the table (default: method and its settings)
-    alphas: list[float | str] | None = None  # methods that sweep alpha (cotrain): one row per P(clean);
-                                     # a number, "natural", or "matched_to <label>": the realised clean
-                                     # fraction of that row's run of the same seed (the matched-alpha control)
+    method: str = key(doc="a name in harness.learning.methods.METHODS (objective.method)")
+    label: str | None = key(None, doc="row name in the table (default: method and its settings)")
+    alphas: list[float | str] | None = key(None, doc="methods that sweep alpha (cotrain): one row per P(clean); a "
+                                           "number, \"natural\", or \"matched_to <label>\": the realised clean "
+                                           "fraction of that row's run of the same seed (the matched-alpha control)")
     # methods that need sigma_n (truncated, ambient, ambient_rescaled): the corrupt data's noise level.
     # A number: the same for every corrupt dataset; per_dataset: one value per dataset, where its held-out
     # classifier accuracy reaches chance (harness/learning/sigma_n_rule.py); per_datapoint: every window its own.
     # known: each corrupt dataset's own level, from its gaussian `cotrain corrupt` record (the ambient
     # assumption holds exactly there).
-    sigma_n: float | Literal["per_dataset", "per_datapoint", "known"] | None = None
-    locality_sigma_max: float | None = None  # + locality: corrupt data also used below this sigma
-    sigma_mixing: list[list[float]] | Literal["classifier"] | None = None  # alpha(sigma): [[sigma, alpha], ...]
-    objective: dict[str, Any] = dataclasses.field(default_factory=dict)  # any other objective.* keys
-    train: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig overrides of this row alone,
-                                     # on top of the study's train (e.g. {diffusion: {kind: ddpm}}); needs a label
-    baseline: str | None = None      # the row label this row is paired with (default: the study's baseline),
-                                     # e.g. the cotrain row of the same formulation
-    annotate: dict[str, Any] = dataclasses.field(default_factory=dict)  # AnnotateConfig overrides of this
-                                     # row's own classifier (on top of the study's annotate); its sigma_n
-                                     # then come from its own store, annotations-<overrides>.zarr; needs a label
-    seeds: list[int] | None = None   # training seeds of this row alone (default: the study's seeds), e.g. more
-                                     # seeds for the rows that decide; its baseline row needs each of them
-    datasets: list[str] | None = None  # the datasets (names) this row trains on (default: all of them), e.g. an
-                                     # oracle row on the clean source of a corrupt dataset instead of the copy
+    sigma_n: float | Literal["per_dataset", "per_datapoint", "known"] | None = key(None, doc="the corrupt data's "
+                                     "noise level (methods that need it): a number, per_dataset (where the classifier "
+                                     "reaches chance), per_datapoint (each window its own) or known (its corrupt "
+                                     "record)")
+    locality_sigma_max: float | None = key(None, doc="+ locality: corrupt data also used below this sigma")
+    sigma_mixing: list[list[float]] | Literal["classifier"] | None = key(None, doc="alpha(sigma): [[sigma, alpha], "
+                                                                        "...] or classifier")
+    objective: dict[str, Any] = key(factory=dict, doc="any other objective.* keys")
+    train: dict[str, Any] = key(factory=dict, doc="TrainConfig overrides of this row alone, on top of the study's "
+                                "train (e.g. {diffusion: {kind: ddpm}}); needs a label")
+    baseline: str | None = key(None, doc="the row label this row is paired with (default: the study's baseline), "
+                               "e.g. the cotrain row of the same formulation")
+    annotate: dict[str, Any] = key(factory=dict, doc="AnnotateConfig overrides of this row's own classifier (on top "
+                                   "of the study's annotate); its sigma_n then come from its own store, "
+                                   "annotations-<overrides>.zarr; needs a label")
+    seeds: list[int] | None = key(None, doc="training seeds of this row alone (default: the study's seeds), e.g. "
+                                  "more seeds for the rows that decide; its baseline row needs each of them")
+    datasets: list[str] | None = key(None, doc="the datasets (names) this row trains on (default: all of them), "
+                                     "e.g. an oracle row on the clean source of a corrupt dataset instead of the copy")
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
@@ -137,24 +141,25 @@ class MethodSpec:
 
 @dataclasses.dataclass
 class AnnotateSettings:
-    enabled: bool = True             # run the classifier even if no method needs it (for the plots)
-    config: str | None = None        # AnnotateConfig YAML; window sizes are taken from the train config
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # AnnotateConfig keys, e.g. steps
+    enabled: bool = key(True, doc="run the classifier even if no method needs it (for the plots)")
+    config: str | None = key(None, doc="AnnotateConfig YAML; window sizes are taken from the train config")
+    overrides: dict[str, Any] = key(factory=dict, doc="AnnotateConfig keys, e.g. steps")
 
 
 @dataclasses.dataclass
 class ExecutorSettings:
-    kind: Literal["local", "ray"] = "local"  # the engine that runs jobs: local processes, or Ray tasks
-    address: str | None = None       # ray: null starts a local Ray, "auto" joins a running cluster, or "host:port"
-    max_parallel: int = 1            # jobs at once (generation and evaluation already use `workers` processes)
-    threads: int = 1                 # torch threads per training / classifier job; on a small CPU more threads
-                                     # than free cores slow training down several times (measured 8x on 2 cores)
-    train_num_gpus: float = 0        # ray: GPUs per train+eval job; a fraction (0.25) lets runs share one GPU
-    train_num_cpus: float = 1        # ray: CPUs per train+eval job (eval jobs also ask for eval.workers CPUs)
+    kind: Literal["local", "ray"] = key("local", doc="the engine that runs jobs: local processes, or Ray tasks")
+    address: str | None = key(None, doc="ray: null starts a local Ray, \"auto\" joins a running cluster, or "
+                              "\"host:port\"")
+    max_parallel: int = key(1, bound=(1, None), doc="jobs at once (generation and evaluation already use `workers` "
+                            "processes)")
+    threads: int = key(1, doc="torch threads per training / classifier job; on a small CPU more threads than free "
+                       "cores slow training down several times (measured 8x on 2 cores)")
+    train_num_gpus: float = key(0, doc="ray: GPUs per train+eval job; a fraction (0.25) lets runs share one GPU")
+    train_num_cpus: float = key(1, doc="ray: CPUs per train+eval job (eval jobs also ask for eval.workers CPUs)")
 
     def __post_init__(self):
-        if self.max_parallel < 1:
-            raise ValueError(f"executor.max_parallel must be >= 1, got {self.max_parallel}")
+        check_bounds(self, "executor")   # max_parallel
         if self.threads < 0:
             raise ValueError(f"executor.threads must be >= 0 (0 = torch's default), got {self.threads}")
         if self.train_num_gpus < 0 or self.train_num_cpus < 0:
@@ -164,18 +169,19 @@ class ExecutorSettings:
 
 @dataclasses.dataclass
 class StudyConfig:
-    name: str                        # the study's name; results go to results/<name> by default
-    datasets: list[StudyDataset]     # clean and corrupt datasets
-    methods: list[MethodSpec]        # the variants compared
-    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])  # training seeds
-    train_config: str | None = None  # base TrainConfig YAML (network size, budget, ...)
-    train: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig overrides for every run
-    annotate: AnnotateSettings = dataclasses.field(default_factory=AnnotateSettings)
-    eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
-    baseline: str = Cotrain.name     # the table's paired tests compare every row with this method/label
-    out_dir: str | None = None       # default results/<name>
-    executor: ExecutorSettings = dataclasses.field(default_factory=ExecutorSettings)
-    spectra_window: int = 32         # control steps per window for the action power spectra
+    name: str = key(doc="the study's name; results go to results/<name> by default")
+    datasets: list[StudyDataset] = key(doc="clean and corrupt datasets")
+    methods: list[MethodSpec] = key(doc="the variants compared")
+    seeds: list[int] = key(factory=lambda: [0], doc="training seeds")
+    train_config: str | None = key(None, doc="base TrainConfig YAML (network size, budget, ...)")
+    train: dict[str, Any] = key(factory=dict, doc="TrainConfig overrides for every run")
+    annotate: AnnotateSettings = key(factory=AnnotateSettings, doc="the noise-level classifier's run (cotrain "
+                                     "annotate), when corrupt data are present")
+    eval: EvalSettings = key(factory=EvalSettings, doc="how every run's checkpoints are evaluated")
+    baseline: str = key(Cotrain.name, doc="the table's paired tests compare every row with this method/label")
+    out_dir: str | None = key(None, doc="default results/<name>")
+    executor: ExecutorSettings = key(factory=ExecutorSettings, doc="where and how many jobs run at once")
+    spectra_window: int = key(32, doc="control steps per window for the action power spectra")
 
     def __post_init__(self):
         if not self.datasets:

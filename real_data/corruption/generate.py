@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from harness.core.configs import MAX_EPISODES, MAX_SEED, free_keys, key, to_dict
+from harness.core.configs import MAX_EPISODES, MAX_SEED, check_bounds, free_keys, key, to_dict
 from harness.core.errors import DatasetError
 from harness.core.store import EpisodeStore, open_group
 from harness.core.writer import EpisodeWriter
@@ -42,8 +42,8 @@ GENERATOR = "real_data.corruption"   # the store's generator record names its ma
 class ActionUnits:
     """The normalized action units a level is in: x_norm = (x - offset) * scale (harness/learning/normalizer.py's
     Affine of the actions). A study passes its normalizer's action fit; `cotrain corrupt` the source's own."""
-    offset: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])   # (2,)
-    scale: list[float] = dataclasses.field(default_factory=lambda: [1.0, 1.0])    # (2,)
+    offset: list[float] = key(factory=lambda: [0.0, 0.0], doc="(2,): subtracted from the action (x, y)")
+    scale: list[float] = key(factory=lambda: [1.0, 1.0], doc="(2,): then multiplied with it, each finite and > 0")
 
     def __post_init__(self):
         if len(self.offset) != 2 or len(self.scale) != 2:
@@ -56,18 +56,18 @@ class ActionUnits:
 class CorruptConfig:
     source: str = key(free=True, doc="the store whose episodes are corrupted: its path may change between "
                       "sessions; its bytes (source_sha256, recorded beside) are the identity")
-    transform: Literal["gaussian", "jitter", "drift", "latency", "bias"]
-    level: float                           # normalized action units (latency: control steps)
-    seed: int = 0                          # episode i's noise: default_rng([seed, i])
-    num: int | None = None                 # the source's first num episodes (null = all of them)
-    cutoff_hz: float | None = None         # jitter: noise only at f >= cutoff (default 2 Hz); drift: only
-                                           # below it (default 0.5 Hz); the others take none
-    units: ActionUnits = dataclasses.field(default_factory=ActionUnits)
+    transform: Literal["gaussian", "jitter", "drift", "latency", "bias"] = key(doc="the corruption "
+                                                                               "(docs/objectives.md §16)")
+    level: float = key(doc="normalized action units (latency: control steps)")
+    seed: int = key(0, bound=(0, MAX_SEED), doc="episode i's noise: default_rng([seed, i])")
+    num: int | None = key(None, doc="the source's first num episodes (null = all of them)")
+    cutoff_hz: float | None = key(None, doc="jitter: noise only at f >= cutoff (default 2 Hz); drift: only below it "
+                                  "(default 0.5 Hz); the others take none")
+    units: ActionUnits = key(factory=ActionUnits, doc="the normalized action units the level is in")
 
     def __post_init__(self):
         check_transform(self.transform, self.level, self.cutoff_hz, TASK.control_dt)
-        if not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+        check_bounds(self)   # seed
         if self.num is not None and not 1 <= self.num <= MAX_EPISODES:
             raise ValueError(f"num must be in [1, {MAX_EPISODES}] (or null = all), got {self.num}")
 

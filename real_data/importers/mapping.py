@@ -27,6 +27,7 @@ from typing import Optional, Union
 import numpy as np
 
 from harness.core.configs import from_dict, load_yaml, merge, to_dict
+from harness.core.configs import key as declare   # (FieldMap has a key named `key`)
 from harness.core.errors import ConfigError
 
 # Dataset keys a mapping fills, with the number of columns each must have per step.
@@ -36,11 +37,11 @@ OUTPUT_HZ = 10.0   # every imported stream is resampled to the dataset's control
 
 @dataclasses.dataclass
 class FieldMap:
-    key: str                                  # source key (zarr: name under data/; LeRobot: feature name)
-    columns: Optional[list[int]] = None       # which columns of the source key to take; null = all
-    optional: bool = False                    # true: skipped (with a note) when the source lacks the key
-    scale: Optional[Union[float, list[float]]] = None    # per column, or one number for all; null = 1
-    offset: Optional[Union[float, list[float]]] = None   # added after scaling; null = 0
+    key: str = declare(doc="source key (zarr: name under data/; LeRobot: feature name)")
+    columns: Optional[list[int]] = declare(None, doc="which columns of the source key to take; null = all")
+    optional: bool = declare(False, doc="true: skipped (with a note) when the source lacks the key")
+    scale: Optional[Union[float, list[float]]] = declare(None, doc="per column, or one number for all; null = 1")
+    offset: Optional[Union[float, list[float]]] = declare(None, doc="added after scaling; null = 0")
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """(N, width) selected columns -> scaled and offset (float64)."""
@@ -64,13 +65,13 @@ class FieldMap:
 
 @dataclasses.dataclass
 class ImportMapping:
-    agent_pos: FieldMap                       # -> data/agent_pos (T, 2)
-    slider_pose: FieldMap                     # -> data/slider_pose (T, 3)
-    action: FieldMap                          # -> data/action (T, 2)
-    image: Optional[FieldMap] = None          # -> data/image (T, H, W, 3) uint8; null = no images
-    rate_hz: Optional[float] = None           # source control rate; null = from the source's metadata
-    extras: bool = True                       # keep unmapped cameras, arrays and per-episode values
-    drop: list[str] = dataclasses.field(default_factory=list)   # source keys not to import
+    agent_pos: FieldMap = declare(doc="-> data/agent_pos (T, 2)")
+    slider_pose: FieldMap = declare(doc="-> data/slider_pose (T, 3)")
+    action: FieldMap = declare(doc="-> data/action (T, 2)")
+    image: Optional[FieldMap] = declare(None, doc="-> data/image (T, H, W, 3) uint8; null = no images")
+    rate_hz: Optional[float] = declare(None, doc="source control rate; null = from the source's metadata")
+    extras: bool = declare(True, doc="keep unmapped cameras, arrays and per-episode values")
+    drop: list[str] = declare(factory=list, doc="source keys not to import")
 
     def __post_init__(self):
         if self.rate_hz is not None and not self.rate_hz > 0:

@@ -38,11 +38,11 @@ GENERATOR = "real_data.teleop.scripted"   # the store's generator record names t
 @dataclasses.dataclass
 class GenTeleopConfig:
     num: int = key(50, free=True, bound=(1, MAX_EPISODES), doc="fill the store up to this many episodes")
-    seed: int = 0                         # first seed; the store holds seeds seed .. seed + num - 1
+    seed: int = key(0, doc="first seed; the store holds seeds seed .. seed + num - 1")
     workers: int = key(2, free=True, bound=(1, MAX_WORKERS), doc="processes (1 = run in this process; as gen-sim)")
     executor: Literal["local", "ray"] = key("local", free=True,
                                             doc="ray: seeds run as Ray tasks (2 * workers in flight)")
-    teleop: TeleopConfig = dataclasses.field(default_factory=TeleopConfig)  # the teleoperator
+    teleop: TeleopConfig = key(factory=TeleopConfig, doc="the teleoperator")
 
     def __post_init__(self):
         check_bounds(self)

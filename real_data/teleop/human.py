@@ -16,21 +16,22 @@ import dataclasses
 
 import numpy as np
 
+from harness.core.configs import key
 from sim_envs.geometry import TASK
 
 
 @dataclasses.dataclass
 class HumanTraits:
-    reaction_delay_steps: tuple[int, int] = (1, 3)   # delay in 0.1 s steps, drawn per episode from [lo, hi]
-    speed_factor_range: tuple[float, float] = (0.75, 1.2)  # per-episode multiplier of the strategy's speeds
-    speed_drift: float = 0.12                      # std of the slow (OU) drift of the speed factor
-    max_accel: float = 1.2                         # m/s^2: how fast the stick's velocity can change
-    max_speed: float = 0.2                         # m/s: the stick's full deflection
-    tremor_std: float = 0.0008                     # m: std of the hand tremor on the command
-    tremor_smoothing: float = 0.6                  # AR(1) coefficient of the tremor (0 = white)
-    pause_prob: float = 0.008                      # chance per step of starting a pause
-    pause_steps: tuple[int, int] = (3, 12)         # pause length in steps, drawn from [lo, hi]
-    lead_limit: float = 0.02                       # m: the still command never leads the pusher by more
+    reaction_delay_steps: tuple[int, int] = key((1, 3), doc="delay in 0.1 s steps, drawn per episode from [lo, hi]")
+    speed_factor_range: tuple[float, float] = key((0.75, 1.2), doc="per-episode multiplier of the strategy's speeds")
+    speed_drift: float = key(0.12, doc="std of the slow (OU) drift of the speed factor")
+    max_accel: float = key(1.2, doc="m/s^2: how fast the stick's velocity can change")
+    max_speed: float = key(0.2, doc="m/s: the stick's full deflection")
+    tremor_std: float = key(0.0008, doc="m: std of the hand tremor on the command")
+    tremor_smoothing: float = key(0.6, doc="AR(1) coefficient of the tremor (0 = white)")
+    pause_prob: float = key(0.008, doc="chance per step of starting a pause")
+    pause_steps: tuple[int, int] = key((3, 12), doc="pause length in steps, drawn from [lo, hi]")
+    lead_limit: float = key(0.02, doc="m: the still command never leads the pusher by more")
 
     def __post_init__(self):
         def require(ok, key, what):

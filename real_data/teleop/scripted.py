@@ -22,12 +22,14 @@ from sim_envs.visual import check_visual_name
 
 @dataclasses.dataclass
 class TeleopConfig:
-    env: str = "target"                           # physics preset the teleoperator pushes in
-    image_size: Optional[tuple[int, int]] = None  # (H, W) to record the plain top-down camera as data/image
+    env: str = key("target", doc="physics preset the teleoperator pushes in")
+    image_size: Optional[tuple[int, int]] = key(None, doc="(H, W) to record the plain top-down camera as data/image")
     visual: Optional[str] = key(None, since=22, doc="visual preset (sim_envs/visuals/): its cameras recorded as "
                                 "data/image.<camera>; null = none")
-    strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
-    human: HumanTraits = dataclasses.field(default_factory=HumanTraits)
+    strategy: StrategyConfig = key(factory=StrategyConfig, doc="what to do: the pushing strategy "
+                                   "(real_data/teleop/strategy.py)")
+    human: HumanTraits = key(factory=HumanTraits, doc="how a person moves the gamepad: the hand's traits "
+                             "(real_data/teleop/human.py)")
 
     def __post_init__(self):
         if not self.env:

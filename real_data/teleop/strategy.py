@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from harness.core.configs import key
 from sim_envs.geometry import PUSHER, T_SLIDER, TASK, pose_error, rotation, signed_distance_body
 
 APPROACH, PUSH, RETREAT = "approach", "push", "retreat"
@@ -29,20 +30,22 @@ APPROACH, PUSH, RETREAT = "approach", "push", "retreat"
 
 @dataclasses.dataclass
 class StrategyConfig:
-    rot_weight: float = 0.12          # L (m): how much 1 rad of slider angle error weighs against 1 m of xy error
-    limit_surface_c: float = 0.06     # c (m): torque-to-force ratio of the slider's friction limit surface
-    candidate_spacing: float = 0.006  # m between candidate push points along each face
-    approach_gap: float = 0.012       # m between the pusher's surface and the face before pushing
-    clearance_margin: float = 0.02    # m added to the T's radius + pusher radius for going around the T
-    approach_speed: float = 0.14      # m/s while moving freely
-    push_speed_max: float = 0.06      # m/s pushing far from the goal
-    push_speed_min: float = 0.012     # m/s pushing near the goal
-    push_speed_gain: float = 0.5      # push speed (m/s) per unit of weighted error (m)
-    keep_score: float = 0.25          # keep pushing the current point while its score stays above this ...
-    switch_margin: float = 0.35       # ... and no other point scores this much higher
-    wrong_way_deg: float = 2.0        # re-approach if the slider turns this much the wrong way over 3 steps
-    lost_contact: float = 0.02        # m gap between pusher and T that counts as lost contact
-    retreat_distance: float = 0.025   # m to back off along the face normal before choosing again
+    rot_weight: float = key(0.12, doc="L (m): how much 1 rad of slider angle error weighs against 1 m of xy error")
+    limit_surface_c: float = key(0.06, doc="c (m): torque-to-force ratio of the slider's friction limit surface")
+    candidate_spacing: float = key(0.006, doc="m between candidate push points along each face")
+    approach_gap: float = key(0.012, doc="m between the pusher's surface and the face before pushing")
+    clearance_margin: float = key(0.02, doc="m added to the T's radius + pusher radius for going around the T")
+    approach_speed: float = key(0.14, doc="m/s while moving freely")
+    push_speed_max: float = key(0.06, doc="m/s pushing far from the goal")
+    push_speed_min: float = key(0.012, doc="m/s pushing near the goal")
+    push_speed_gain: float = key(0.5, doc="push speed (m/s) per unit of weighted error (m)")
+    keep_score: float = key(0.25, doc="keep pushing the current point while its score stays above this (and no "
+                            "other point scores switch_margin higher)")
+    switch_margin: float = key(0.35, doc="switch from the current point (still above keep_score) only to a point "
+                               "scoring this much higher")
+    wrong_way_deg: float = key(2.0, doc="re-approach if the slider turns this much the wrong way over 3 steps")
+    lost_contact: float = key(0.02, doc="m gap between pusher and T that counts as lost contact")
+    retreat_distance: float = key(0.025, doc="m to back off along the face normal before choosing again")
 
     def __post_init__(self):
         def require(ok, key, what):

@@ -13,6 +13,7 @@ first differing key, before anything in the store is touched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -30,6 +31,22 @@ from harness.core.identity import check_same_identity
 from harness.core.locks import acquire_lock, check_writable
 from harness.core.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
     array_names, committed_ends, is_image_key, open_group
+
+@dataclasses.dataclass
+class FillSummary:
+    """What one session of a resumable generator added to its store: the first lines of every generator's
+    summary (a generator's own summary extends it with what it measured)."""
+    out: Path
+    new_episodes: int
+    skipped: int                 # episodes already in the store when this session started
+    total_episodes: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"store      {self.out}",
+            f"episodes   {self.new_episodes} new, {self.skipped} already there, {self.total_episodes} in the store",
+        ]
+
 
 LOCK_FILE = ".writer.lock"  # in the store folder; zarr ignores it
 MAX_TEXT = 64              # characters of a text value per episode (meta/<key> is a fixed-width array)

@@ -31,7 +31,7 @@ import numpy as np
 from harness.core.configs import MAX_EPISODES, MAX_SEED, check_bounds, free_keys, key, to_dict
 from harness.core.errors import DatasetError
 from harness.core.store import EpisodeStore, open_group
-from harness.core.writer import EpisodeWriter
+from harness.core.writer import EpisodeWriter, FillSummary
 from real_data.corruption.transforms import check_transform, corrupt_actions, resolved_cutoff
 from sim_envs.geometry import TASK
 
@@ -86,19 +86,13 @@ RESUME_FREE_KEYS = free_keys(CorruptConfig)
 
 
 @dataclasses.dataclass
-class CorruptSummary:
-    out: Path
-    new_episodes: int
-    skipped: int                 # episodes already in the store when this run started
-    total_episodes: int
+class CorruptSummary(FillSummary):
     corruption: str              # CorruptConfig.describe()
     raw_std: list[float]         # (2,) std of the added action change over the store, metres
     source_sha256: str
 
     def lines(self) -> list[str]:
-        return [
-            f"store      {self.out}",
-            f"episodes   {self.new_episodes} new, {self.skipped} already there, {self.total_episodes} in the store",
+        return super().lines() + [
             f"corruption {self.corruption}",
             f"change     std {self.raw_std[0] * 1000:.2f} mm in x, {self.raw_std[1] * 1000:.2f} mm in y "
             "(corrupt minus source action, every step)",

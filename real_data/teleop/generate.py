@@ -27,7 +27,7 @@ import numpy as np
 from harness.core.configs import added_keys, check_bounds, free_keys, key, MAX_EPISODES, MAX_SEED, MAX_WORKERS, to_dict
 from harness.core.identity import register_added_keys
 from harness.core.parallel import check_ray_address, map_seeds
-from harness.core.writer import EpisodeWriter
+from harness.core.writer import EpisodeWriter, FillSummary
 from real_data.teleop.scripted import run_episode, TeleopConfig
 from sim_envs.config import load_preset
 from sim_envs.visual import visual_attrs
@@ -60,20 +60,14 @@ register_added_keys(added_keys(GenTeleopConfig))
 
 
 @dataclasses.dataclass
-class GenerateSummary:
-    out: Path
-    new_episodes: int
-    skipped: int                 # episodes already in the store when this run started
-    total_episodes: int
+class GenerateSummary(FillSummary):
     success_rate: float          # over every episode in the store
     mean_length: float           # steps, over every episode in the store
     mean_success_length: float   # steps, over successful episodes
     failed_seeds: list[int]
 
     def lines(self) -> list[str]:
-        return [
-            f"store      {self.out}",
-            f"episodes   {self.new_episodes} new, {self.skipped} already there, {self.total_episodes} in the store",
+        return super().lines() + [
             f"success    {self.success_rate:.1%}",
             f"length     mean {self.mean_length:.1f} steps ({self.mean_length / 10:.1f} s); "
             f"successful episodes {self.mean_success_length:.1f} steps",

@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
-# 2 cores here: pytest runs serially; Drake and torch each use one thread per process.
+# 2 cores here: pytest runs the tests in two processes (pytest-xdist); Drake and torch each use one thread
+# per process.
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test test-all bench gpu-check venv clean
@@ -20,10 +21,10 @@ demo: $(STAMP)
 	$(VENV)/bin/cotrain demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-all: $(STAMP)
-	$(PY) -m pytest -m ""
+	$(PY) -m pytest -n 2 -m ""
 
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do \

@@ -122,6 +122,7 @@ def test_annotate_writes_store_and_curve_and_the_plots_show_them(annotated, tmp_
         assert [float(r[f"fold {f['fold']} raw"]) for r in rows] == pytest.approx(f["accuracy_raw"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_crossing_search_gives_the_full_search_answer_from_fewer_scores(annotated):
     """Scoring each window only up the grid until its sigma_n is decided (search: crossing) changes no
     sigma_n, no held-out accuracy and no score it did compute, and leaves the sigmas above the crossing
@@ -276,6 +277,7 @@ def _check_levels_recovered(ann, by_level, factor: float):
     assert ann.accuracy[-1] > 0.45       # calibrated held-out accuracy never falls below chance
 
 
+@pytest.mark.slow
 def test_annotate_recovers_two_gaussian_noise_levels_in_order_with_observations(tmp_path):
     """The default classifier (conditioned on observations) on corrupt = clean twins + noise: its raw
     scores anti-learn (the twin of a training episode is called clean), calibration removes that, and

@@ -171,8 +171,11 @@ def _assert_whole_episodes(path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_store_survives_an_interrupted_writer(tmp_path, sig):
     path = tmp_path / "s.zarr"
+    # SIG_DFL for SIGINT in the child, so that Python turns it into KeyboardInterrupt even where the test
+    # runner ignores it (pytest-xdist's workers do, and a child inherits an ignored signal)
     proc = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE,
-                            cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+                            cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == b"ready"
     time.sleep(1.0)
     proc.send_signal(sig)

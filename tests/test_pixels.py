@@ -142,6 +142,7 @@ def test_the_store_records_its_look_and_one_frame_a_chunk(pixel_stores):
         assert zarr.open_group(str(pixel_stores[key]), mode="r")["data/image.overhead"].chunks[0] == 1
 
 
+@pytest.mark.slow
 def test_an_image_policy_with_crops_reproduces_its_demos_and_evaluates_identically_however_batched(pixel_stores):
     """Trained on three teleop demos from their TINY overhead camera alone (random crops on), it predicts
     the demonstrated actions far better than untrained; and its closed-loop trials, rendered in the look of

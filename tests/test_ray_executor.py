@@ -49,6 +49,7 @@ def test_shared_folder_probe_names_the_node_that_cannot_see_it(tmp_path, monkeyp
         ex.check_shared_folder(tmp_path)
 
 
+@pytest.mark.slow
 def test_stop_cancels_outstanding_tasks(tmp_path):
     pid_file = tmp_path / "pid"
     jobs = [Job("slow", ray_helpers.sleepy, {"seconds": 60, "pid_file": str(pid_file)}),
@@ -81,6 +82,7 @@ def test_an_infeasible_job_fails_at_once_on_a_local_ray(tmp_path):
     assert not result.ok and "CPU 64" in result.error and "CPU 2" in result.error
 
 
+@pytest.mark.slow
 def test_a_tiny_study_on_ray_gives_the_local_table(tmp_path):   # in `make test`: CI runs a study on Ray
     from harness.study import run_study
     from tests.test_compare import _study

@@ -50,6 +50,7 @@ def _assert_same_store(local: Path, remote: Path) -> None:
     assert [k for k in fa if fa[k] != fb[k]] == [".zattrs"]
 
 
+@pytest.mark.slow
 def test_gen_sim_with_ray_makes_the_same_store_as_local(tmp_path):
     for engine in ("local", "ray"):
         assert main(["gen-sim", "--out", str(tmp_path / f"{engine}.zarr"), "--num", "2", "--seed", "7",

@@ -194,7 +194,8 @@ TINY_DIFFUSIONS = {"edm": ({"num_steps": 10}, 400),
                                     "prediction_type": "sample"}, 400)}                    # DDIM-10, x0
 
 
-@pytest.mark.parametrize("arch,diffusion", [("unet", "edm"), ("mlp", "edm"), ("mlp", "ddpm"), ("mlp", "ddpm-sample")])
+@pytest.mark.parametrize("arch,diffusion", [pytest.param("unet", "edm", marks=pytest.mark.slow), ("mlp", "edm"), ("mlp", "ddpm"),
+                                           ("mlp", "ddpm-sample")])
 def test_tiny_policy_reproduces_its_demonstrations(stores, tmp_path, arch, diffusion):
     settings, steps = TINY_DIFFUSIONS[diffusion]
     cfg = tiny_cfg(stores, tmp_path / "p", method="target_only", steps=steps,

@@ -176,10 +176,14 @@ def test_store_survives_an_interrupted_writer(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE,
                             cwd=str(__import__("pathlib").Path(__file__).parents[1]),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    assert proc.stdout.readline().strip() == b"ready"
-    time.sleep(1.0)
-    proc.send_signal(sig)
-    proc.wait(timeout=30)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:   # a writer that did not stop must not outlive the test (it would write on, on a shared core)
+        proc.kill()
+        proc.wait()
     validate(path)
     first = _assert_whole_episodes(path)
     # Reopening repairs any uncommitted tail and appends after the last whole episode.

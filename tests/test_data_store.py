@@ -150,10 +150,11 @@ WRITER_SCRIPT = textwrap.dedent("""
     from tests.helpers import episode
     w = EpisodeWriter(sys.argv[1], domain="sim", source="gcs_kinematic", env="sim", env_params={}, generator={})
     i = w.n_episodes
-    print("ready", flush=True)
     while True:
         w.add_episode(episode(50 + i % 7, float(i)), {"seed": i})
         i += 1
+        if i == 1:
+            print("ready", flush=True)   # one whole episode in: the test's interrupt then finds some, however slow the machine
 """)
 
 

@@ -99,11 +99,12 @@ class FreeSpace:
         self.poly = grown_polygon(slider, pusher.radius + clearance)
         # Concave vertices never lie on a shortest path; keep the convex (chamfer) ones as graph nodes.
         self.nodes = [v for v in self.poly if not self._is_concave(v)]
+        self._node_array = np.array(self.nodes)                          # (k, 2), for the visibility passes
         k = len(self.nodes)
         self._node_edges = {i: [] for i in range(k)}
-        pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-        ends = np.array([[self.nodes[i], self.nodes[j]] for i, j in pairs])    # (pairs, 2, 2)
-        for (i, j), visible in zip(pairs, _visible(self.poly, ends[:, 0], ends[:, 1])):
+        i_of, j_of = np.triu_indices(k, 1)                               # every node pair once
+        for i, j, visible in zip(i_of.tolist(), j_of.tolist(), _visible(self.poly, self._node_array[i_of],
+                                                                      self._node_array[j_of])):
             if visible:
                 d = float(np.linalg.norm(self.nodes[i] - self.nodes[j]))
                 self._node_edges[i].append((j, d))
@@ -128,8 +129,7 @@ class FreeSpace:
         pts = self.nodes + [start, goal]
         edges = {i: list(e) for i, e in self._node_edges.items()}
         edges[k], edges[k + 1] = [], []
-        nodes = np.array(self.nodes)                                    # (k, 2)
-        seen = {end: _visible(self.poly, pts[end], nodes) for end in (k, k + 1)}   # (k,) each, in one pass
+        seen = {end: _visible(self.poly, pts[end], self._node_array) for end in (k, k + 1)}   # (k,) each, one pass
         for i in range(k):
             for end in (k, k + 1):
                 if seen[end][i]:

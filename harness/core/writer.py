@@ -32,6 +32,7 @@ from harness.core.locks import acquire_lock, check_writable
 from harness.core.store import DOMAINS, IMAGE_KEY, REQUIRED_DATA, SCHEMA_VERSION, SOURCES, _validate_group, \
     array_names, committed_ends, is_image_key, open_group
 
+
 @dataclasses.dataclass
 class FillSummary:
     """What one session of a resumable generator added to its store: the first lines of every generator's

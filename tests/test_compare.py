@@ -5,6 +5,8 @@ of 0.5 s each. The point is the machinery: run folders, the shared annotation, s
 """
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,6 +255,72 @@ def test_a_row_with_its_own_annotate_settings_reads_its_own_store(tmp_path):
         _study(tmp_path, [{"method": "truncated", "sigma_n": "per_datapoint", "annotate": {"use_obs": True}}])
     with pytest.raises(ConfigError, match="uses the classifier"):
         _study(tmp_path, [{"method": "cotrain", "label": "x", "annotate": {"use_obs": True}}])
+
+
+def test_rows_that_differ_only_in_their_sampler_share_one_training(tmp_path, monkeypatch):
+    """A row's `eval` (sampler, num_steps) changes how its run is evaluated, not how it trains: the study
+    trains those weights once, and the second row evaluates them with its own sampler, after the first."""
+    import harness.study.jobs as jobs
+    trained = []
+
+    def counted_train(cfg, **kw):
+        trained.append(cfg.out_dir)
+        return real_train(cfg, **kw)
+
+    real_train = jobs.train
+    monkeypatch.setattr(jobs, "train", counted_train)
+    ddpm = {"diffusion": {"kind": "ddpm", "num_steps": 3}}
+    methods = [{"method": "cotrain", "label": "cotrain [ddpm-3]", "train": ddpm},
+               {"method": "cotrain", "label": "cotrain [ddim-2]", "train": ddpm,
+                "eval": {"sampler": "ddim", "num_steps": 2}, "baseline": "cotrain [ddpm-3]"}]
+    cfg = _study(tmp_path, methods, annotate={"enabled": False}, baseline="cotrain [ddpm-3]")
+    result = run_study(cfg, progress=False, log=lambda *_: None)
+    assert not result.failed
+    runs = tmp_path / "results" / "runs"
+    owner, sharer = runs / "cotrain-ddpm-3" / "seed0", runs / "cotrain-ddim-2" / "seed0"
+    assert (owner / "train" / "done").exists() and not (sharer / "train").exists()
+    final = owner / "train" / "checkpoints" / "final.pt"
+    assert json.loads((sharer / "result.json").read_text())["checkpoint"] == str(final)
+    spec = json.loads((sharer / "eval" / "eval_spec.json").read_text())
+    assert spec["sampler"] == "ddim" and spec["num_steps"] == 2 and spec["checkpoint"] == str(final)
+    assert json.loads((owner / "eval" / "eval_spec.json").read_text())["sampler"] is None   # the checkpoint's own
+    assert [Path(p).parent.parent.name for p in trained] == ["cotrain-ddpm-3"] * 2   # trained, then only read
+    table = {r["label"]: r for r in _rows(tmp_path / "results" / "table.csv")}
+    assert table["cotrain [ddim-2]"]["clean_fraction"] == table["cotrain [ddpm-3]"]["clean_fraction"] != ""
+    trained.clear()
+    assert not run_study(cfg, progress=False, log=lambda *_: None).failed and trained == []   # all done
+
+
+def test_a_row_eval_sets_sampling_keys_only_and_waits_for_the_weights_it_shares(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="eval.trials: a row's eval may set only"):
+        _study(tmp_path, [{"method": "cotrain", "label": "x", "eval": {"trials": 5}}])
+    with pytest.raises(ConfigError, match="needs a label"):
+        _study(tmp_path, [{"method": "cotrain", "eval": {"num_steps": 4}}])
+    with pytest.raises(ConfigError, match="not a sampler of diffusion.kind edm"):
+        plan_runs(_study(tmp_path, [{"method": "cotrain", "label": "x", "eval": {"sampler": "ddim"}}],
+                         annotate={"enabled": False}), None, dry=True)
+    with pytest.raises(ConfigError, match="eval.num_steps must be >= 1"):
+        plan_runs(_study(tmp_path, [{"method": "cotrain", "label": "x", "eval": {"num_steps": 0}}],
+                         annotate={"enabled": False}), None, dry=True)
+    methods = [{"method": "cotrain"}, {"method": "cotrain", "label": "cotrain [heun-1]", "eval": {"num_steps": 1}}]
+    cfg = _study(tmp_path, methods, annotate={"enabled": False})
+    plans = {p.label: p for p in plan_runs(cfg, None, dry=True)}
+    assert plans["cotrain [heun-1]"].trained_by == "cotrain/seed0"
+    assert plans["cotrain [heun-1]"].train.out_dir == plans["cotrain"].train.out_dir
+    (plans["cotrain [heun-1]"].folder.train).mkdir(parents=True)   # trained on its own before the rule: kept
+    assert plan_runs(cfg, None, dry=True)[1].trained_by is None
+    shutil.rmtree(cfg.out)
+
+    def owner_fails(run, **kw):   # the shared training fails: the run that needs its weights is not run
+        spec = RunSpec.from_json(run)
+        assert spec.trained_by is None, "a sharing run was started"
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(runner, "train_and_evaluate", owner_fails)
+    lines = []
+    result = run_study(cfg, progress=False, log=lines.append)
+    assert [f.key for f in result.failed] == ["train+eval cotrain/seed0", "train+eval cotrain-heun-1/seed0"]
+    assert "cotrain/seed0 has not finished training" in result.failed[1].error
 
 
 def test_matched_alpha_must_name_an_unmatched_row(tmp_path):

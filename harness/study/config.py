@@ -103,11 +103,20 @@ class MethodSpec:
                                   "more seeds for the rows that decide; its baseline row needs each of them")
     datasets: list[str] | None = key(None, doc="the datasets (names) this row trains on (default: all of them), "
                                      "e.g. an oracle row on the clean source of a corrupt dataset instead of the copy")
+    eval: dict[str, Any] = key(factory=dict, doc="how this row alone samples its policy in evaluation: "
+                               "EvalSettings sampling keys (sampler, num_steps, visual), e.g. {sampler: ddim, "
+                               "num_steps: 16}; a row whose training equals another row's evaluates those weights; "
+                               "needs a label")
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
-        if (self.train or self.annotate) and not self.label:
-            raise ValueError(f"method {self.method}: a row with its own train or annotate settings needs a label")
+        if (self.train or self.annotate or self.eval) and not self.label:
+            raise ValueError(f"method {self.method}: a row with its own train, annotate or eval settings needs a label")
+        other = sorted(set(self.eval) - set(EvalSettings.SAMPLING_KEYS))
+        if other:   # every row is scored on the same start seeds, in the same env: the pairs need that
+            raise ValueError(f"method {self.method}: eval.{other[0]}: a row's eval may set only "
+                             f"{', '.join(EvalSettings.SAMPLING_KEYS)}; the rest is the study's `eval`, the same for "
+                             "every row so that trials pair")
         if "objective" in self.train:
             raise ValueError(f"method {self.method}: set objective keys in `objective`, not in `train`")
         if self.method not in METHODS:

@@ -96,7 +96,8 @@ def annotate(clean: list, corrupt: list, out: str, config: dict, threads: int | 
 
 def train_and_evaluate(run: str, threads: int | None = None, progress: bool = True) -> dict:
     """Train one run (resuming) and evaluate its final checkpoint (resuming); with eval.checkpoints last_k
-    or every, also run the checkpoint protocol (select_and_score); mark the run done.
+    or every, also run the checkpoint protocol (select_and_score); mark the run done. A run that shares
+    another's training (spec.trained_by) evaluates that run's weights, once it has finished.
 
     run: the RunSpec as JSON (RunSpec.to_json), the one thing a job needs to know about its run.
     """
@@ -107,7 +108,9 @@ def train_and_evaluate(run: str, threads: int | None = None, progress: bool = Tr
     _limit_threads(threads)
     started = time.perf_counter()
     spec.train.run.progress = spec.train.run.progress and progress   # --no-progress silences training too
-    checkpoint = train(spec.train)
+    if spec.trained_by is not None and not (Path(spec.train.out_dir) / "done").exists():
+        raise RuntimeError(f"{spec.trained_by} has not finished training; this run evaluates its weights")
+    checkpoint = train(spec.train)   # a shared training that has finished: its final.pt, nothing trained
     trained = time.perf_counter()
     summary = run_eval(checkpoint, settings, folder.eval, progress=progress)
     result = {"checkpoint": str(checkpoint), "success": summary.to_dict()["success"]}

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.configs import from_dict, merge
+from eval.evaluation import EvalSettings
+from harness.core.configs import from_dict, merge, to_dict
 from harness.core.errors import ConfigError, DatasetError
 from harness.core.store import open_group
 from harness.learning.annotations import read_annotations
 from harness.learning.methods import method_class
 from harness.learning.normalizer import Affine, load_normalizer, same_affine
-from harness.learning.train_config import TrainConfig
+from harness.learning.train_config import SAMPLERS, TrainConfig
 from harness.study.config import matched_label, MATCHED_TO, MethodSpec, StudyConfig
 from harness.study.run_spec import RunFolder, RunSpec
 from real_data.corruption.generate import GENERATOR
@@ -53,6 +54,7 @@ class _Row:
     datasets: list[dict]
     matched_to: str | None
     train: dict                      # the row's own TrainConfig overrides
+    eval: dict                       # the row's own EvalSettings sampling keys (sampler, num_steps, visual)
     baseline: str | None
     seeds: list[int]                 # its training seeds
 
@@ -129,7 +131,30 @@ def plan_runs(cfg: StudyConfig, annotations_path: Path | None, dry: bool = False
     _check_matched(rows)
     # every row's first seed, then every row's second seed, ...: one seed of the whole table comes first
     depth = max(len(row.seeds) for row in rows)
-    return [_run_plan(cfg, base, row, row.seeds[i]) for i in range(depth) for row in rows if i < len(row.seeds)]
+    plans = [_run_plan(cfg, base, row, row.seeds[i]) for i in range(depth) for row in rows if i < len(row.seeds)]
+    return with_matched_alphas(cfg, share_training(plans))
+
+
+def share_training(plans: list[RunSpec]) -> list[RunSpec]:
+    """A run whose TrainConfig equals an earlier run's in everything but its out_dir is not trained again:
+    it evaluates that run's weights (trained_by). Rows that differ only in how they are evaluated (a row's
+    `eval`, e.g. DDIM-16 beside DDPM-100) so cost one training, and their pairs differ in the sampler alone.
+
+    Not for matched runs (their alpha, so their config, is known only later), and not for a run whose own
+    train/ folder exists already (made before this rule): it keeps its own weights, and its run.json."""
+    owners: dict[str, RunSpec] = {}
+    shared = []
+    for p in plans:
+        if p.matched_to is not None:
+            shared.append(p)
+            continue
+        owner = owners.setdefault(json.dumps({**to_dict(p.train), "out_dir": None}, sort_keys=True), p)
+        if owner is p or p.folder.train.exists():
+            shared.append(p)
+            continue
+        shared.append(dataclasses.replace(p, train=dataclasses.replace(p.train, out_dir=owner.train.out_dir),
+                                          trained_by=owner.key))
+    return shared
 
 
 # TrainConfig keys the study sets for each run, so an experiment's own value would be silently replaced
@@ -159,21 +184,37 @@ def _run_plan(cfg: StudyConfig, base: dict, row: _Row, seed: int) -> RunSpec:
     train = merge(merge(base, row.train), {"seed": seed, "out_dir": str(folder.train), "objective": objective,
                                            "data": {"datasets": row.datasets, "normalizer": str(cfg.normalizer_path)}})
     tc = from_dict(TrainConfig, train, f"experiment: {row.label!r} seed {seed}")
-    spec = RunSpec(row.label, slug, row.method, row.setting, alpha, seed, folder, tc, cfg.eval, row.matched_to,
-                   pending, row.baseline)
-    return with_matched_alpha(cfg, spec) if pending else spec
+    return RunSpec(row.label, slug, row.method, row.setting, alpha, seed, folder, tc, _row_eval(cfg, row, tc),
+                   row.matched_to, pending, row.baseline)
+
+
+def _row_eval(cfg: StudyConfig, row: _Row, train: TrainConfig) -> EvalSettings:
+    """The study's evaluation with the row's own sampling keys on top (a sampler of its formulation)."""
+    if not row.eval:
+        return cfg.eval
+    try:
+        settings = dataclasses.replace(cfg.eval, **row.eval)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("experiment", "methods", f"{row.label}: eval: {exc}") from None
+    samplers = SAMPLERS[train.diffusion.kind]
+    if settings.sampler is not None and settings.sampler not in samplers:
+        raise ConfigError("experiment", "methods", f"{row.label}: eval.sampler {settings.sampler!r} is not a "
+                          f"sampler of diffusion.kind {train.diffusion.kind} ({', '.join(samplers)})")
+    return settings
 
 
 def with_matched_alphas(cfg: StudyConfig, plans: list[RunSpec]) -> list[RunSpec]:
     """The plan again with every pending matched run's alpha put in where the run it is matched to has
     finished training since: the runner's second wave (the matched-alpha controls), without planning anew."""
-    return [with_matched_alpha(cfg, p) if p.pending else p for p in plans]
+    trained = {(p.label, p.seed): p.train_summary for p in plans}
+    return [with_matched_alpha(p, trained[(p.matched_to, p.seed)])
+            if p.pending and (p.matched_to, p.seed) in trained else p for p in plans]
 
 
-def with_matched_alpha(cfg: StudyConfig, spec: RunSpec) -> RunSpec:
-    """A matched run with its alpha: the named row's realised clean fraction at the same seed; unchanged (still
-    pending, with the stand-in alpha) while that run has not finished training."""
-    fraction = realised_clean_fraction(RunFolder.of(cfg.out, run_slug(spec.matched_to), spec.seed))
+def with_matched_alpha(spec: RunSpec, summary: Path) -> RunSpec:
+    """A matched run with its alpha: the named row's realised clean fraction at the same seed (its training's
+    `summary`); unchanged (still pending, with the stand-in alpha) while that run has not finished training."""
+    fraction = realised_clean_fraction(summary)
     if fraction is None:
         return spec
     train = dataclasses.replace(spec.train, objective=dataclasses.replace(spec.train.objective, alpha=fraction))
@@ -193,9 +234,8 @@ def with_snapshots(cfg: StudyConfig, base: dict) -> dict:
     return merge(base, {"run": {"snapshot_every": cfg.eval.snapshot_every}})
 
 
-def realised_clean_fraction(folder: RunFolder) -> float | None:
+def realised_clean_fraction(path: Path) -> float | None:
     """The overall realised clean fraction of a finished training (its train_summary.json); None before."""
-    path = folder.train_summary
     if not path.is_file():
         return None
     try:
@@ -266,8 +306,8 @@ def _rows(cfg: StudyConfig, per_dataset: dict, annotations_path: Path | None,
             elif m.sigma_n is not None:
                 objective["sigma_n"] = float(m.sigma_n)
             matched_to = matched_label(objective.get("alpha"))
-            rows.append(_Row(label, m.method, setting, alpha, objective, datasets, matched_to, m.train, m.baseline,
-                             m.seeds or cfg.seeds))
+            rows.append(_Row(label, m.method, setting, alpha, objective, datasets, matched_to, m.train, m.eval,
+                             m.baseline, m.seeds or cfg.seeds))
     by_label = {row.label: row for row in rows}
     study_base = by_label.get(cfg.baseline) or next((r for r in rows if r.method == cfg.baseline), None)
     if study_base is None and cfg.baseline != StudyConfig.baseline:   # the default may be absent: no pairs

@@ -51,7 +51,7 @@ def collect_results(plans: Sequence[RunSpec]) -> tuple[list[RunResult], list[str
         if not folder.finished or not folder.trials.is_file():
             missing.append(f"{p.label} seed {p.seed}")
             continue
-        training = json.loads(folder.train_summary.read_text()) if folder.train_summary.is_file() else None
+        training = json.loads(p.train_summary.read_text()) if p.train_summary.is_file() else None
         sigma_n = p.train.objective.sigma_n
         results.append(RunResult(p.method, p.setting, p.seed, read_trials_csv(folder.trials), _run_alpha(p, training),
                                  name=p.label, training=training, baseline=p.baseline,

@@ -47,10 +47,6 @@ class RunFolder:
         return self.eval / "trials.csv"
 
     @property
-    def train_summary(self) -> Path:  # the trainer's realised data numbers (clean fraction, alpha_natural)
-        return self.train / SUMMARY_FILE
-
-    @property
     def result(self) -> Path:         # the job's return value (success, seconds, the protocol's choice)
         return self.root / "result.json"
 
@@ -92,11 +88,17 @@ class RunSpec:
     alpha: float | None              # for the success-versus-alpha plot (None: known once trained, or none)
     seed: int                        # training seed
     folder: RunFolder
-    train: TrainConfig               # resolved, validated (out_dir = folder.train)
+    train: TrainConfig               # resolved, validated (out_dir = folder.train, or the trained_by run's)
     eval: EvalSettings               # the study's evaluation
     matched_to: str | None = None    # the row whose realised clean fraction (same seed) is this run's alpha
     pending: bool = False            # matched, and that row's run has not finished: alpha is a stand-in
     baseline: str | None = None      # the row it is paired with in the table (None: the study's baseline)
+    trained_by: str | None = None    # the run (key) whose training this one shares: the same TrainConfig, so
+                                     # it only evaluates those weights its own way (a row's `eval`); None: its own
+
+    @property
+    def train_summary(self) -> Path:  # the realised data numbers of the training this run evaluates
+        return Path(self.train.out_dir) / SUMMARY_FILE
 
     @property
     def key(self) -> str:

@@ -89,8 +89,9 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
             return StudyResult(out, failed)
 
     # 3. runs: every folder claimed (or refused) before any is trained; then the study records its config.
-    # Two waves: every run with its own alpha, then the matched-alpha controls, whose alpha is the realised
-    # clean fraction of a first-wave run (known only once that run has trained).
+    # Two waves: every run that trains with its own alpha; then the matched-alpha controls, whose alpha is
+    # the realised clean fraction of a first-wave run (known only once that run has trained), and the runs
+    # that evaluate a first-wave run's weights their own way (plan.share_training).
     plans = plan_runs(cfg, annotations)
     for plan in plans:
         if not plan.pending:
@@ -98,16 +99,26 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     save_config(cfg, out / "experiment.yaml")
     finished = sum(p.folder.finished for p in plans)
     log(f"runs       {len(plans)} in total, {finished} finished, {len(plans) - finished} to run")
-    failed = _train_runs(cfg, [p for p in plans if p.matched_to is None], executor, "runs", log, progress)
-    if any(p.matched_to is not None for p in plans):
+    first = [p for p in plans if p.matched_to is None and p.trained_by is None]
+    failed = _train_runs(cfg, first, executor, "runs", log, progress)
+    if len(first) < len(plans):
         plans = with_matched_alphas(cfg, plans)   # the first wave has trained: the matched alphas are known
-        matched = [p for p in plans if p.matched_to is not None]
-        for plan in matched:
+        trained = {p.key for p in first if (Path(p.train.out_dir) / "done").exists()}
+        done_or_first = {p.key for p in first} | {p.key for p in plans if p.folder.finished}
+        second = []
+        for plan in plans:
+            if plan.key in done_or_first:
+                continue
             if plan.pending:
-                failed.append(_not_run(plan, log))
+                failed.append(_not_run(plan, f"{plan.matched_to} seed {plan.seed} has not finished training, "
+                                             "so the matched alpha is unknown", log))
+            elif plan.trained_by is not None and plan.trained_by not in trained:
+                failed.append(_not_run(plan, f"{plan.trained_by} has not finished training, and this run "
+                                             "evaluates its weights", log))
             else:
                 claim_run(plan)
-        failed += _train_runs(cfg, [p for p in matched if not p.pending], executor, "matched", log, progress)
+                second.append(plan)
+        failed += _train_runs(cfg, second, executor, "second", log, progress)
 
     # 4. report
     report = write_report(cfg, plans, annotations)
@@ -125,11 +136,12 @@ def _train_runs(cfg: StudyConfig, plans: list[RunSpec], executor, stage: str, lo
     return _run_stage(executor, jobs, stage, log, progress) if jobs else []
 
 
-def _not_run(plan: RunSpec, log) -> JobResult:
-    """A matched run whose named run did not finish training: its alpha is unknown, so it is not trained."""
+def _not_run(plan: RunSpec, why: str, log) -> JobResult:
+    """A second-wave run whose first-wave run did not finish training (a matched run: its alpha is unknown;
+    a run sharing that training: there are no weights) is not run."""
     key = f"train+eval {plan.key}"
-    error = f"NotRun: {plan.matched_to} seed {plan.seed} has not finished training, so the matched alpha is unknown"
-    log(f"{'matched':<10} FAILED {key}: {error}")
+    error = f"NotRun: {why}"
+    log(f"{'second':<10} FAILED {key}: {error}")
     return JobResult(key, ok=False, error=error)
 
 

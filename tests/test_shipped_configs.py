@@ -50,7 +50,7 @@ def test_experiments_plan_every_run(path, monkeypatch):
     monkeypatch.chdir(ROOT)                       # their paths are relative to the repository
     cfg = load_study(str(path), [])
     plans = plan_runs(cfg, annotations_path=cfg.annotations_path, dry=True)
-    # one run per row and training seed, each training its own seed into its own folder of the study
+    # one run per row and training seed, each with its own seed and its own folder of the study
     seeds_of = {}
     for p in plans:
         seeds_of.setdefault(p.label, []).append(p.seed)
@@ -58,7 +58,10 @@ def test_experiments_plan_every_run(path, monkeypatch):
     allowed = set(cfg.seeds) | {s for m in cfg.methods for s in m.seeds or []}
     assert all(len(set(s)) == len(s) and set(s) <= allowed for s in seeds_of.values()), seeds_of
     assert len({p.folder.root for p in plans}) == len(plans)
-    assert all(p.train.seed == p.seed and p.train.out_dir == str(p.folder.train) for p in plans)
+    assert all(p.train.seed == p.seed for p in plans)
+    by_key = {p.key: p for p in plans}   # a run trains into its own folder, or shares an earlier run's training
+    assert all(p.train.out_dir == str(by_key[p.trained_by].folder.train if p.trained_by else p.folder.train)
+               for p in plans)
     assert all(p.folder.root.is_relative_to(cfg.out) for p in plans)
 
 

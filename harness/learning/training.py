@@ -517,6 +517,11 @@ class Trainer:
         }
 
 
+def training_done(out_dir) -> bool:
+    """Has the run in out_dir finished (its `done` marker, written after final.pt)?"""
+    return (Path(out_dir) / "done").exists()
+
+
 def train(cfg: TrainConfig, stop_after: int | None = None) -> Path:
     """Train (or resume, or skip when `done` exists) one run; returns the checkpoint path.
 
@@ -524,7 +529,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None) -> Path:
     interrupt a run at a chosen step).
     """
     out = Path(cfg.out_dir)
-    if (out / "done").exists():
+    if training_done(out):
         claim_run_folder(cfg)   # a finished run is returned only to a config with its identity
         final = out / "checkpoints" / "final.pt"
         if not final.is_file():   # the run says it is finished, but its policy was deleted

@@ -108,7 +108,7 @@ def train_and_evaluate(run: str, threads: int | None = None, progress: bool = Tr
     _limit_threads(threads)
     started = time.perf_counter()
     spec.train.run.progress = spec.train.run.progress and progress   # --no-progress silences training too
-    if spec.trained_by is not None and not (Path(spec.train.out_dir) / "done").exists():
+    if spec.trained_by is not None and not spec.trained:
         raise RuntimeError(f"{spec.trained_by} has not finished training; this run evaluates its weights")
     checkpoint = train(spec.train)   # a shared training that has finished: its final.pt, nothing trained
     trained = time.perf_counter()

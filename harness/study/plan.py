@@ -206,9 +206,9 @@ def _row_eval(cfg: StudyConfig, row: _Row, train: TrainConfig) -> EvalSettings:
 def with_matched_alphas(cfg: StudyConfig, plans: list[RunSpec]) -> list[RunSpec]:
     """The plan again with every pending matched run's alpha put in where the run it is matched to has
     finished training since: the runner's second wave (the matched-alpha controls), without planning anew."""
-    trained = {(p.label, p.seed): p.train_summary for p in plans}
-    return [with_matched_alpha(p, trained[(p.matched_to, p.seed)])
-            if p.pending and (p.matched_to, p.seed) in trained else p for p in plans]
+    summaries = {(p.label, p.seed): p.train_summary for p in plans}
+    return [with_matched_alpha(p, summaries[(p.matched_to, p.seed)])
+            if p.pending and (p.matched_to, p.seed) in summaries else p for p in plans]
 
 
 def with_matched_alpha(spec: RunSpec, summary: Path) -> RunSpec:

@@ -16,7 +16,7 @@ from eval.evaluation import EvalSettings
 from harness.core.atomic import atomic_write_text
 from harness.core.configs import from_dict, to_dict
 from harness.learning.train_config import TrainConfig
-from harness.learning.training import SUMMARY_FILE
+from harness.learning.training import SUMMARY_FILE, training_done
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +99,10 @@ class RunSpec:
     @property
     def train_summary(self) -> Path:  # the realised data numbers of the training this run evaluates
         return Path(self.train.out_dir) / SUMMARY_FILE
+
+    @property
+    def trained(self) -> bool:        # has the training this run evaluates finished?
+        return training_done(self.train.out_dir)
 
     @property
     def key(self) -> str:

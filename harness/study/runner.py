@@ -103,7 +103,7 @@ def _run_stages(cfg: StudyConfig, annotations: Path | None, executor, progress: 
     failed = _train_runs(cfg, first, executor, "runs", log, progress)
     if len(first) < len(plans):
         plans = with_matched_alphas(cfg, plans)   # the first wave has trained: the matched alphas are known
-        trained = {p.key for p in first if (Path(p.train.out_dir) / "done").exists()}
+        trained = {p.key for p in first if p.trained}
         done_or_first = {p.key for p in first} | {p.key for p in plans if p.folder.finished}
         second = []
         for plan in plans:

@@ -8,6 +8,8 @@ figure can be checked, re-drawn or tabulated without reading pixels. Both files 
 - classifier accuracy versus sigma (from the annotation)    (classifier_accuracy.csv)
 - histogram of the per-window sigma_n                       (sigma_n_hist.csv)
 - power spectra of clean versus corrupt action sequences    (action_spectra.csv)
+- held-out loss versus the noise level, per run             (curve-loss.csv)
+- the corruption map: best row minus cotrain per cell      (corruption_map.csv)
 
 `plot_annotations` draws the two annotation figures from read annotations; `cotrain annotate` and the
 study both use it (the classifier itself, a lower layer, writes numbers only). No plot opens a store: its
@@ -450,4 +452,75 @@ def plot_success_curve(points: Sequence[tuple[float, int, int]], path, xlabel: s
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_loss_by_sigma(sigmas: Sequence[float], curves: Mapping[str, Mapping[str, Sequence[float]]], path) -> Path:
+    """Held-out loss against the noise level, one line per run, one panel per held-out source.
+
+    curves: {run label: {source name: loss at each sigma}} (harness/learning/held_out.py).
+    CSV: run, source, sigma, loss.
+    """
+    sources = list(dict.fromkeys(src for by_source in curves.values() for src in by_source))
+    _write_csv(path, ["run", "source", "sigma", "loss"],
+               [[run, src, float(s), float(v)] for run, by_source in curves.items()
+                for src, losses in by_source.items() for s, v in zip(sigmas, losses)])
+    fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 3.8), squeeze=False)
+    for ax, src in zip(axes[0], sources):
+        for i, (run, by_source) in enumerate(curves.items()):
+            if src in by_source:
+                ax.plot(sigmas, by_source[src], "o-", ms=3, color=f"C{i % 10}", label=run)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("noise level sigma (normalized action units)")
+        ax.set_ylabel("held-out loss, lambda(sigma)-weighted")
+        ax.set_title(f"held-out windows of {src}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_corruption_map(rows: Sequence[TableRow], cells: Mapping[str, tuple[str, str]], path) -> Path | None:
+    """The corruption map: in each (corruption, level) cell, the best row paired with that cell's baseline
+    (its cotrain row) minus the baseline, in success points, with its McNemar p.
+
+    cells: {baseline row label: (corruption, level)} (harness/study/report.py: corruption_cells). "Best" is
+    the largest paired difference among the rows whose `baseline` is that label. None when no cell has a
+    finished pair. CSV: corruption, level, baseline, best_row, difference (points), wins, losses, p.
+    """
+    entries = []
+    for base, (corruption, level) in cells.items():
+        paired = [r for r in rows if r.baseline == base and r.vs_baseline is not None]
+        if paired:
+            best = max(paired, key=lambda r: r.vs_baseline.difference)
+            entries.append((corruption, level, base, best))
+    if not entries:
+        return None
+    _write_csv(path, ["corruption", "level", "baseline", "best_row", "difference", "wins", "losses", "p"],
+               [[c, lv, b, r.label, 100 * r.vs_baseline.difference, r.vs_baseline.a_only, r.vs_baseline.b_only,
+                 r.vs_baseline.p_value] for c, lv, b, r in entries])
+
+    def level_key(level: str):
+        try:
+            return (0, float(level), level)
+        except ValueError:
+            return (1, 0.0, level)
+
+    corruptions = list(dict.fromkeys(c for c, *_ in entries))
+    levels = {c: sorted({lv for cc, lv, *_ in entries if cc == c}, key=level_key) for c in corruptions}
+    grid = np.full((len(corruptions), max(len(v) for v in levels.values())), np.nan)
+    fig, ax = plt.subplots(figsize=(2.2 * grid.shape[1] + 2.5, 0.9 * len(corruptions) + 1.5))
+    for c, level, _, r in entries:
+        grid[corruptions.index(c), levels[c].index(level)] = 100 * r.vs_baseline.difference
+    span = max(1.0, float(np.nanmax(np.abs(grid))))
+    for c, level, _, r in entries:
+        i, j = corruptions.index(c), levels[c].index(level)
+        p = r.vs_baseline.p_value
+        ax.text(j, i, f"{level or c}\n{grid[i, j]:+.1f} pts\np = {p:.2g}", ha="center", va="center", fontsize=8,
+                fontweight="bold" if p < 0.01 else "normal", color="white" if abs(grid[i, j]) > 0.6 * span else "black")
+    image = ax.imshow(grid, cmap="RdBu", vmin=-span, vmax=span, aspect="auto")
+    fig.colorbar(image, ax=ax, label="best ambient-family row minus cotrain (success points)")
+    ax.set_yticks(range(len(corruptions)), corruptions)
+    ax.set_xticks(range(grid.shape[1]), [f"level {k + 1}" for k in range(grid.shape[1])])
+    ax.set_title("corruption map: bold where McNemar p < 0.01")
     return _save(fig, path)

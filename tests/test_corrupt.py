@@ -280,6 +280,7 @@ def test_the_issue_34_studies_resolve_every_generator_run_and_classifier(name, t
     give every per-datapoint row a classifier of clean against its own corrupt dataset alone."""
     from harness.study import load_study
     from harness.study.plan import plan_runs
+    from harness.study.report import corruption_cells
     from harness.study.runner import annotate_jobs, generation_jobs
 
     experiment = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.yaml"
@@ -299,3 +300,38 @@ def test_the_issue_34_studies_resolve_every_generator_run_and_classifier(name, t
         transforms = {d.generate.transform for d in cfg.datasets if d.generate.kind == "corrupt"}
         assert transforms == {"gaussian", "jitter", "drift", "latency"}
         assert sum(p.label.startswith("cotrain [") for p in plans) == 9    # 4 transforms x 2 levels + GCS
+    # the heatmap's cells: each cotrain row that others are paired with, named by how its data were made
+    cells = corruption_cells(cfg, plans)
+    if name == "corruption_map":
+        assert len(cells) == 9 and cells["cotrain [gaussian 0.05]"] == ("gaussian", "0.05")
+        assert cells["cotrain [latency 5]"] == ("latency", "5") and cells["cotrain [gcs]"] == ("gcs", "")
+    else:
+        assert cells == {}      # every row is paired with the study's baseline: no map
+
+
+def test_the_corruption_map_shows_each_cells_best_paired_row_against_its_cotrain_row(tmp_path):
+    """plots/corruption_map.png: per (corruption, level) cell, the best of the rows paired with that cell's
+    cotrain row, its difference in success points and its McNemar p; a cell with no finished pair is left out."""
+    import csv
+    from eval.metrics import PairedTest
+    from eval.plots import plot_corruption_map
+    from eval.study_table import TableRow
+
+    def row(label, baseline=None, a_only=0, b_only=0, p=1.0):
+        test = PairedTest(100, a_only, b_only, p) if baseline else None
+        return TableRow(label, "truncated", "", None, [0], [0.1], 100, 10, 0.1, 0.05, 0.2, test, baseline=baseline)
+
+    rows = [row("cotrain [gaussian 0.1]"), row("cotrain [drift 0.2]"), row("cotrain [gcs]"),
+            row("truncated (known) [gaussian 0.1]", "cotrain [gaussian 0.1]", 30, 5, 1e-5),
+            row("truncated (per-datapoint) [gaussian 0.1]", "cotrain [gaussian 0.1]", 12, 10, 0.8),
+            row("truncated (per-datapoint) [drift 0.2]", "cotrain [drift 0.2]", 3, 9, 0.15)]
+    cells = {"cotrain [gaussian 0.1]": ("gaussian", "0.1"), "cotrain [drift 0.2]": ("drift", "0.2"),
+             "cotrain [gcs]": ("gcs", "")}
+    path = plot_corruption_map(rows, cells, tmp_path / "corruption_map.png")
+    with open(path.with_suffix(".csv")) as f:
+        got = {r["corruption"]: r for r in csv.DictReader(f)}
+    assert path.is_file() and set(got) == {"gaussian", "drift"}           # gcs: no row paired with it yet
+    assert got["gaussian"]["best_row"] == "truncated (known) [gaussian 0.1]"
+    assert float(got["gaussian"]["difference"]) == 25.0 and float(got["gaussian"]["p"]) == 1e-5
+    assert float(got["drift"]["difference"]) == -6.0                      # a loss is drawn as a loss
+    assert plot_corruption_map(rows[:3], cells, tmp_path / "none.png") is None

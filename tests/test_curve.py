@@ -62,3 +62,55 @@ def test_a_sampler_of_the_other_formulation_is_refused_in_one_line_before_anythi
     assert main(["curve", "steps", str(final), "--values", "2", "--sampler", "heun_churn", *quick]) == 0
     assert (run / "eval" / "target-s100000-n2-h2-heun_churn-b32" / "trials.csv").is_file()
     assert (run / "eval" / "curve-steps-heun_churn.csv").is_file()
+
+
+def _val_run(tmp_path, name: str, method: str = "target_only", steps: int = 4):
+    """A tiny run with held-out windows from two sources (clean and corrupt), validated at its last step."""
+    clean = tmp_path / "clean.zarr"
+    if not clean.exists():
+        write_store(clean, "target", 6, seed=1)
+        write_store(tmp_path / "sim.zarr", "sim", 6, seed=2)
+    cfg = from_dict(TrainConfig, {
+        "out_dir": str(tmp_path / name), "seed": 3, "device": "cpu",
+        "data": {"datasets": [{"path": str(clean)}, {"path": str(tmp_path / "sim.zarr")}], "val_fraction": 0.3},
+        "policy": {"arch": "mlp", "mlp_width": 16, "mlp_depth": 1, "noise_dim": 8},
+        "objective": {"method": method}, "optim": {"batch_size": 8, "warmup_steps": 1},
+        "run": {"steps": steps, "log_every": 2, "val_every": steps, "progress": False}}, "test")
+    train(cfg)
+    return tmp_path / name
+
+
+def test_curve_loss_gives_the_trainers_validation_loss_at_each_sigma_of_each_run(tmp_path, capsys):
+    from harness.learning.diffusion import EDM
+    from harness.learning.held_out import losses_by_sigma
+
+    a, b = _val_run(tmp_path, "a"), _val_run(tmp_path, "b", method="cotrain", steps=6)
+    # at the trainer's own 8 validation sigmas, the mean is the val_<source> it logged at its last step
+    last = _rows(a / "metrics.csv")[-1]
+    sigmas = EDM().validation_sigmas()
+    got = losses_by_sigma(a, sigmas)
+    assert set(got) == {k[len("val_"):] for k in last if k.startswith("val_")} == {"clean", "sim"}
+    for source, losses in got.items():
+        assert sum(losses) / len(sigmas) == float(last[f"val_{source}"])
+    # the command: every run x source x sigma in one CSV, a plot beside it, a table on stdout
+    out = tmp_path / "loss.png"
+    assert main(["curve", "loss", str(a), str(b), "--sigmas", "0.01", "0.1", "1", "--out", str(out)]) == 0
+    rows = _rows(out.with_suffix(".csv"))
+    assert len(rows) == 2 * 2 * 3 and {r["run"] for r in rows} == {"a", "b"} and out.is_file()
+    assert [float(r["sigma"]) for r in rows[:3]] == [0.01, 0.1, 1.0]
+    printed = capsys.readouterr().out
+    assert "held-out windows of clean" in printed and "held-out windows of sim" in printed
+
+
+def test_curve_loss_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys):
+    a = _val_run(tmp_path, "a")
+    cases = [(["curve", "loss", str(a), str(a / "missing")], "not a finished training run"),
+             (["curve", "loss", str(a), str(a)], "--out"),
+             (["curve", "loss", str(a), "--sigmas", "0", "0.1"], "--sigmas"),
+             (["curve", "loss", str(a), "--out", str(tmp_path / "x.txt")], "--out")]
+    for argv, words in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, (argv, err)
+    assert not (a / "curve-loss.png").exists() and not (tmp_path / "x.csv").exists()

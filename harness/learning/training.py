@@ -42,7 +42,8 @@ from harness.core.configs import free_keys, to_dict
 from harness.core.errors import ConfigError, UserError
 from harness.core.identity import check_same_identity, claim_output, hold_output
 from harness.learning.device import limit_threads, resolve_device
-from harness.learning.methods import LossBatch, weighted_mse
+from harness.learning.held_out import held_out_losses
+from harness.learning.methods import LossBatch
 from harness.learning.model import build_model
 from harness.learning.sources import SourceSampler
 from harness.learning.train_config import TrainConfig
@@ -309,19 +310,9 @@ class Trainer:
         sigmas = self.diffusion.validation_sigmas()
         result = {}
         for name, (role, rows) in self.data.val.items():
-            got = self.data.gather(role, rows)
-            gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-            total = 0.0
-            for s in sigmas:
-                x0 = torch.from_numpy(got["action"]).to(self.device)
-                obs = torch.from_numpy(got["obs"]).to(self.device)
-                img = {key: torch.from_numpy(frames).to(self.device) for key, frames in got["images"].items()}
-                z = torch.randn(x0.shape, generator=gen).to(self.device)
-                sigma = torch.full((len(x0),), float(s), device=self.device)
-                with self.autocast:
-                    h = self.ema(x0 + s * z, sigma, obs, img).float()
-                total += float(weighted_mse(h, x0, sigma, self.diffusion).mean())
-            result[f"val_{name}"] = total / len(sigmas)
+            losses = held_out_losses(self.ema, self.diffusion, self.data.gather(role, rows), sigmas,
+                                     self.cfg.seed + 1, self.device, self.autocast)
+            result[f"val_{name}"] = sum(losses) / len(sigmas)
         return result
 
     # ---- checkpoints

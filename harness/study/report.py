@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -40,7 +40,28 @@ def write_report(cfg: StudyConfig, plans: Sequence[RunSpec], annotations: Path |
     """Table and plots from whatever runs have finished (all of them after a complete study)."""
     results, missing = collect_results(plans)
     return write_study_report(cfg.out, results, cfg.datasets, annotations, cfg.baseline, cfg.spectra_window,
-                              title=f"study {cfg.name}", missing=missing)
+                              title=f"study {cfg.name}", missing=missing, cells=corruption_cells(cfg, plans))
+
+
+def corruption_cells(cfg: StudyConfig, plans: Sequence[RunSpec]) -> dict[str, tuple[str, str]]:
+    """{baseline row label: (corruption, level)}: the cells of a corruption map (experiments/corruption_map.yaml).
+
+    A cell is a row that other rows are paired with (their `baseline`), trained on exactly one corrupt dataset;
+    it is named by how that dataset was made: (transform, level) for a `cotrain corrupt` copy, else
+    (dataset name, ""), e.g. the GCS data themselves. A study with no such rows has no cells and no map.
+    """
+    by_path = {Path(d.path).resolve(): d for d in cfg.datasets}
+    baselines = {p.baseline for p in plans if p.baseline}
+    cells = {}
+    for plan in plans:
+        if plan.label not in baselines or plan.label in cells:
+            continue
+        corrupt = [by_path.get(Path(d.path).resolve()) for d in plan.train.data.datasets if d.role == "corrupt"]
+        if len(corrupt) == 1 and corrupt[0] is not None:
+            made = corrupt[0].generate
+            cells[plan.label] = ((made.transform, f"{made.level:g}") if made is not None and made.kind == "corrupt"
+                                 else (corrupt[0].name, ""))
+    return cells
 
 
 def collect_results(plans: Sequence[RunSpec]) -> tuple[list[RunResult], list[str]]:
@@ -119,8 +140,11 @@ def _mean_alpha_per_row(results: list[RunResult]) -> None:
 
 def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[StudyDataset],
                        annotations: Path | None, baseline: str, spectra_window: int = 32,
-                       title: str = "", missing: Sequence[str] = ()) -> StudyReport:
-    """Write table.md, table.csv and plots/*.png (each with its numbers as .csv) under out."""
+                       title: str = "", missing: Sequence[str] = (),
+                       cells: Mapping[str, tuple[str, str]] | None = None) -> StudyReport:
+    """Write table.md, table.csv and plots/*.png (each with its numbers as .csv) under out.
+
+    cells: the corruption map's cells (corruption_cells); with any, plots/corruption_map.png is drawn."""
     out = Path(out)
     files: list[Path] = []
     rows, base_label = study_table(results, baseline)
@@ -157,6 +181,8 @@ def write_study_report(out, results: Sequence[RunResult], datasets: Sequence[Stu
         draw("success_vs_alpha", plots.plot_success_vs_alpha, rows, pdir / "success_vs_alpha.png")
         draw("success_vs_sigma_n", plots.plot_success_vs_sigma_n, rows, pdir / "success_vs_sigma_n.png")
         draw("clean_fraction_by_sigma", plots.plot_clean_fraction_by_sigma, rows, pdir / "clean_fraction_by_sigma.png")
+        if cells:
+            draw("corruption_map", plots.plot_corruption_map, rows, cells, pdir / "corruption_map.png")
     # The data plots: the stores and the annotations are read here, the plots get numbers.
     units = None
     ann = _drawn("annotations", failed, read_annotations, annotations) \

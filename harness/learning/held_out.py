@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.core.configs import from_dict, load_config
+from harness.core.configs import load_config
 from harness.core.errors import UserError
-from harness.learning.checkpoint import read_checkpoint
 from harness.learning.methods import weighted_mse
-from harness.learning.model import build_model
+from harness.learning.policy import load_denoiser
 from harness.learning.train_config import TrainConfig
 from harness.learning.training_data import build
 
@@ -35,11 +34,11 @@ def held_out_losses(model, diffusion, got: dict, sigmas, seed: int, device,
     same numbers on every call (under DDPM each sigma is read as its nearest timestep's).
     """
     gen = torch.Generator().manual_seed(seed)
+    x0 = torch.from_numpy(got["action"]).to(device)                                   # (N, T, 2)
+    obs = torch.from_numpy(got["obs"]).to(device)                                     # (N, n_obs, 6)
+    img = {key: torch.from_numpy(frames).to(device) for key, frames in got["images"].items()}
     losses = []
     for s in sigmas:
-        x0 = torch.from_numpy(got["action"]).to(device)                               # (N, T, 2)
-        obs = torch.from_numpy(got["obs"]).to(device)                                 # (N, n_obs, 6)
-        img = {key: torch.from_numpy(frames).to(device) for key, frames in got["images"].items()}
         z = torch.randn(x0.shape, generator=gen).to(device)
         sigma = torch.full((len(x0),), float(s), device=device)                       # (N,)
         with autocast:
@@ -70,9 +69,7 @@ def losses_by_sigma(folder, sigmas) -> dict[str, list[float]]:
     data = build(cfg)
     if not data.val:
         raise UserError(f"{train_dir / 'config.yaml'}: data.val_fraction: 0, so the run held out no windows")
-    ckpt = read_checkpoint(train_dir / "checkpoints" / "final.pt")
-    net, diffusion = build_model(from_dict(TrainConfig, ckpt["config"], str(train_dir)), float(ckpt["sigma_data"]))
-    net.load_state_dict(ckpt["ema"])
+    net, diffusion, _ = load_denoiser(train_dir / "checkpoints" / "final.pt")
     net.eval()
     return {name: held_out_losses(net, diffusion, data.gather(role, rows), sigmas, cfg.seed + 1, "cpu")
             for name, (role, rows) in data.val.items()}

@@ -164,13 +164,7 @@ def load_policy(path, device="cpu", num_steps: int | None = None, seed: int = 0,
 
     num_steps / sampler override the config's diffusion.num_steps / diffusion.sampler (same formulation)."""
     ckpt = read_checkpoint(path)
-    cfg = from_dict(TrainConfig, ckpt["config"], str(path))
-    net, formulation = build_model(cfg, float(ckpt["sigma_data"]))
-    try:
-        net.load_state_dict(ckpt["ema"])
-    except RuntimeError as exc:   # weights of another network size than the config says
-        raise UserError(f"{path}: its weights do not match its config ({str(exc).splitlines()[0][:120]})") from None
-    _check_finite_weights(path, ckpt["ema"])
+    net, formulation, cfg = load_denoiser(path, ckpt)
     spec = WindowSpec(cfg.data.n_obs, cfg.data.horizon, cfg.data.n_action)
     chunk_sampler = ChunkSampler.from_config(cfg.diffusion, formulation, num_steps, sampler)
     shapes = ckpt["image_shape"] or {}
@@ -178,6 +172,20 @@ def load_policy(path, device="cpu", num_steps: int | None = None, seed: int = 0,
         shapes = {"image": shapes}
     return DiffusionPolicy(net, _normalizer(path, ckpt["normalizer"]), spec, chunk_sampler, device, seed, cfg,
                            image_shapes={k: tuple(v) for k, v in shapes.items()}, visual=ckpt.get("visual"))
+
+
+def load_denoiser(path, ckpt: dict | None = None):
+    """(EMA denoiser, formulation, config) of one checkpoint file: the network load_policy samples with, and
+    the formulation (EDM or DDPM) whose loss weighting scores it (harness/learning/held_out.py)."""
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
+    cfg = from_dict(TrainConfig, ckpt["config"], str(path))
+    net, formulation = build_model(cfg, float(ckpt["sigma_data"]))
+    try:
+        net.load_state_dict(ckpt["ema"])
+    except RuntimeError as exc:   # weights of another network size than the config says
+        raise UserError(f"{path}: its weights do not match its config ({str(exc).splitlines()[0][:120]})") from None
+    _check_finite_weights(path, ckpt["ema"])
+    return net, formulation, cfg
 
 
 def _check_finite_weights(path, state: dict) -> None:

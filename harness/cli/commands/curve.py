@@ -129,6 +129,8 @@ def run_loss(args) -> int:
 
 
 def run(args) -> int:
+    if args.kind == "loss":      # no rollouts: none of the evaluation's imports
+        return run_loss(args)
     # imported when the command runs: its --help loads this module for the flags alone
     from eval.evaluation import default_out_dir, run_eval
     from eval.plots import plot_success_curve
@@ -136,8 +138,6 @@ def run(args) -> int:
     from harness.core.errors import UserError
     from harness.learning.policy import load_policy
 
-    if args.kind == "loss":
-        return run_loss(args)
     if len(args.target) != 1:
         raise UserError(f"curve {args.kind}: one target, got {len(args.target)}")
 

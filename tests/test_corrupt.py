@@ -290,8 +290,13 @@ def test_the_issue_34_studies_resolve_every_generator_run_and_classifier(name, t
     generation_jobs(cfg, progress=False, dry=True)
     assert cfg.annotations_path is None  # no shared classifier: each row's own
     by_label = {p.label: p for p in plans}
-    for job in annotate_jobs(cfg, progress=False):
+    jobs = annotate_jobs(cfg, progress=False)
+    for job in jobs:
         assert len(job.kwargs["corrupt"]) == 1, job.key
+    # classifiers that run max_parallel at once share the cores; a lone one gets them all
+    expected = cfg.executor.threads * (cfg.executor.max_parallel if len(jobs) == 1 else 1)
+    assert [job.kwargs["threads"] for job in jobs] == [expected] * len(jobs)
+    assert len(jobs) == (9 if name == "corruption_map" else 1)
     known = [p for p in plans if "(known)" in p.label]
     assert known and all(p.train.objective.sigma_n in (0.05, 0.1, 0.2) for p in known)
     assert [Path(d.path).name for d in by_label["oracle"].train.data.datasets] == \

@@ -162,8 +162,9 @@ class ExecutorSettings:
                               "\"host:port\"")
     max_parallel: int = key(1, bound=(1, None), doc="jobs at once (generation and evaluation already use `workers` "
                             "processes)")
-    threads: int = key(1, doc="torch threads per training / classifier job; on a small CPU more threads than free "
-                       "cores slow training down several times (measured 8x on 2 cores)")
+    threads: int = key(1, doc="torch threads per training / classifier job (a lone classifier: max_parallel x "
+                       "threads); on a small CPU more threads than free cores slow training down several times "
+                       "(measured 8x on 2 cores)")
     train_num_gpus: float = key(0, doc="ray: GPUs per train+eval job; a fraction (0.25) lets runs share one GPU")
     train_num_cpus: float = key(1, doc="ray: CPUs per train+eval job (eval jobs also ask for eval.workers CPUs)")
 

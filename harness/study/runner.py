@@ -215,8 +215,12 @@ def generation_jobs(cfg: StudyConfig, progress: bool = True, dry: bool = False,
 
 def annotate_jobs(cfg: StudyConfig, progress: bool = True) -> list[Job]:
     """One annotate job per store the study makes (the shared one, and one per distinct row annotate
-    settings), each on the cores the executor would give max_parallel jobs, one after the other."""
-    return [annotate_job(cfg, progress, out, overrides) for out, overrides in cfg.annotation_stores().items()]
+    settings). They run max_parallel at once like any stage, so each gets executor.threads; a lone job gets
+    the cores the executor would give max_parallel jobs (two classifiers of 2 threads each on 2 cores ran
+    over three times slower than one alone)."""
+    stores = cfg.annotation_stores()
+    threads = cfg.executor.threads * (cfg.executor.max_parallel if len(stores) == 1 else 1)
+    return [annotate_job(cfg, progress, out, overrides, threads) for out, overrides in stores.items()]
 
 
 def study_train_data(cfg: StudyConfig):
@@ -224,10 +228,12 @@ def study_train_data(cfg: StudyConfig):
     return from_dict(TrainConfig, cfg.train_base(), "experiment: train").data
 
 
-def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = None, overrides: dict | None = None) -> Job:
+def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = None, overrides: dict | None = None,
+                 threads: int | None = None) -> Job:
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
     sigmas must be in the runs' units, so it normalizes with the study's normalizer. out / overrides: a row's
-    own store and its AnnotateConfig overrides (default: the shared store, the study's settings)."""
+    own store and its AnnotateConfig overrides (default: the shared store, the study's settings); threads:
+    torch threads of the job (default: the cores of max_parallel jobs, for a lone classifier)."""
     data = study_train_data(cfg)
     shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
               "normalizer": str(cfg.normalizer_path), "progress": progress}   # progress: a free key
@@ -240,9 +246,8 @@ def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = Non
         # the classifier sees the same first-N episodes that the runs train on
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in data if d.role == "clean"],
         "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in data if d.role == "corrupt"],
-        # the stage's only job: it gets the cores the executor would give max_parallel jobs
         "out": str(out), "config": to_dict(acfg),
-        "threads": cfg.executor.threads * cfg.executor.max_parallel},
+        "threads": threads if threads is not None else cfg.executor.threads * cfg.executor.max_parallel},
         resources={"num_cpus": cfg.executor.train_num_cpus,
                    "num_gpus": 0 if acfg.device == "cpu" else cfg.executor.train_num_gpus})
 

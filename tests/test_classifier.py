@@ -176,6 +176,29 @@ def test_trainer_uses_per_window_sigma_n_from_annotations(annotated, tmp_path):
     assert (tmp_path / "run" / "done").exists()
 
 
+def test_sigma_n_scale_multiplies_the_per_window_levels_before_the_floor(annotated, tmp_path):
+    """objective.sigma_n_scale: the correction of docs/objectives.md §16 (s_hat = sqrt(u*) sigma_n), applied
+    to each window's annotated sigma_n before sigma_n_floor; it needs per-window sigma_n."""
+    def pool_sigma_n(name, **objective):
+        cfg = from_dict(TrainConfig, {
+            "out_dir": str(tmp_path / name), "device": "cpu",
+            "data": {"datasets": [{"path": str(annotated["clean"])}, {"path": str(annotated["sim"])}]},
+            "policy": {"down_dims": [16, 32], "noise_dim": 16},
+            "objective": {"method": "truncated", "annotations": str(annotated["out"]), "sigma_n": "annotations",
+                          **objective},
+            "run": {"steps": 1, "progress": False}}, "test")
+        return Trainer(cfg).data.pools["corrupt"].sigma_n
+    plain = pool_sigma_n("plain")
+    assert np.isfinite(plain).any() and (plain[np.isfinite(plain)] > 0).any()
+    assert np.array_equal(pool_sigma_n("scaled", sigma_n_scale=0.41), plain * 0.41)     # never stays never
+    floored = pool_sigma_n("floored", sigma_n_scale=0.5, sigma_n_floor=0.02)
+    assert np.array_equal(floored, np.maximum(plain * 0.5, 0.02))
+    with pytest.raises(ConfigError, match="sigma_n_scale.*need objective.sigma_n: annotations"):
+        pool_sigma_n("fixed", sigma_n=0.1, annotations=None, sigma_n_scale=0.41)
+    with pytest.raises((ConfigError, ValueError), match="sigma_n_scale must be > 0"):
+        pool_sigma_n("zero", sigma_n_scale=0.0)
+
+
 def test_cli_annotate_prints_summary(annotated, capsys):
     out = annotated["dir"] / "cli.zarr"
     code = main(["annotate", "--clean", str(annotated["clean"]), "--corrupt", str(annotated["sim"]),

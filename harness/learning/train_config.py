@@ -237,6 +237,9 @@ class ObjectiveConfig:
                                       "(docs/objectives.md §15)")
     sigma_n_buckets: int | None = key(None, since=21, doc="per-window sigma_n coarsened to K equal-count buckets, "
                                       "each window taking its bucket's largest value (docs/objectives.md §15)")
+    sigma_n_scale: float = key(1.0, since=34, doc="per-window sigma_n multiplied by this before floor and "
+                               "buckets; 0.41 undoes the classifier's overestimate of a known Gaussian level "
+                               "(the correction s_hat = sqrt(u*) sigma_n, docs/objectives.md §16)")
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):
@@ -255,6 +258,8 @@ class ObjectiveConfig:
             raise ValueError(f"objective.locality_sigma_max must be > 0 (or null), got {self.locality_sigma_max}")
         if self.sigma_n_floor is not None and not 0 <= self.sigma_n_floor < float("inf"):
             raise ValueError(f"objective.sigma_n_floor must be >= 0 (or null), got {self.sigma_n_floor}")
+        if not 0 < self.sigma_n_scale < float("inf"):
+            raise ValueError(f"objective.sigma_n_scale must be > 0, got {self.sigma_n_scale}")
         if self.sigma_n_buckets is not None and self.sigma_n_buckets < 1:
             raise ValueError(f"objective.sigma_n_buckets must be >= 1 (or null), got {self.sigma_n_buckets}")
         if isinstance(self.alpha, str) and self.alpha not in ALPHA_WORDS:

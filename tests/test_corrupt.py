@@ -273,6 +273,16 @@ def test_a_study_whose_corrupt_store_holds_a_failed_episode_writes_its_table(tmp
     assert (cfg.out / "table.md").is_file() and "target_only" in (cfg.out / "table.md").read_text()
     assert f"written    {cfg.out / 'plots' / 'action_spectra.png'}" in out
 
+    # a study with no shared classifier, only the rows' own (the corruption map's shape): --report-only
+    # plans its runs from those stores instead of reporting "no finished runs"
+    raw = yaml.safe_load(path.read_text())
+    raw["annotate"]["enabled"] = False
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(StudyConfig, path).annotations_path is None
+    assert main(["compare", str(path), "--report-only"]) == 0
+    table = (cfg.out / "table.md").read_text()
+    assert all(row in table for row in ("target_only", "truncated (known)", "truncated (per-datapoint)", "oracle"))
+
 
 @pytest.mark.parametrize("name", ["positive_control", "corruption_map"])
 def test_the_issue_34_studies_resolve_every_generator_run_and_classifier(name, tmp_path, monkeypatch):

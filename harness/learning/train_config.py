@@ -238,8 +238,9 @@ class ObjectiveConfig:
     sigma_n_buckets: int | None = key(None, since=21, doc="per-window sigma_n coarsened to K equal-count buckets, "
                                       "each window taking its bucket's largest value (docs/objectives.md §15)")
     sigma_n_scale: float = key(1.0, since=34, doc="per-window sigma_n multiplied by this before floor and "
-                               "buckets; 0.41 undoes the classifier's overestimate of a known Gaussian level "
-                               "(the correction s_hat = sqrt(u*) sigma_n, docs/objectives.md §16)")
+                               "buckets; 0.41 centres the classifier's reading of a known Gaussian level on it "
+                               "(s_hat = sqrt(u*) sigma_n, docs/objectives.md §16), which moves half the windows "
+                               "below it and costs success (docs/results/positive_control.md)")
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
 
     def __post_init__(self):

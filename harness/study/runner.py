@@ -162,11 +162,10 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
 
 def report_only(cfg: StudyConfig) -> StudyResult:
     """Rewrite the table and plots from the finished runs, computing nothing."""
-    annotations = cfg.annotations_path
-    if annotations is not None and not annotations.exists():
-        annotations = None
-    needs_classifier = any(m.uses_classifier for m in cfg.methods)
-    plans = plan_runs(cfg, annotations) if annotations is not None or not needs_classifier else []
+    # the runs can be planned once every classifier store they read exists: the shared one and the rows' own
+    made = all(path.exists() for path in cfg.annotation_stores())
+    annotations = cfg.annotations_path if made else None
+    plans = plan_runs(cfg, annotations) if made else []
     return StudyResult(cfg.out, [], write_report(cfg, plans, annotations))
 
 

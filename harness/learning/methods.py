@@ -114,10 +114,11 @@ class Method:
         """Why these objective settings do not fit this method (None if they do)."""
         if not cls.needs_sigma_n:
             for key, unset in (("sigma_n", None), ("locality_sigma_max", None), ("buffer", 1.0),
-                               ("contract", True), ("sigma_n_floor", None), ("sigma_n_buckets", None),
-                               ("sigma_n_scale", 1.0)):
+                               ("contract", True)):
                 if getattr(objective, key) != unset:
                     return f"objective.{key} does not apply to method {cls.name}"
+            for key in objective.per_window_reshaping():
+                return f"objective.{key} does not apply to method {cls.name}"
         return None
 
 

@@ -242,6 +242,12 @@ class ObjectiveConfig:
                                "(s_hat = sqrt(u*) sigma_n, docs/objectives.md §16), which moves half the windows "
                                "below it and costs success (docs/results/positive_control.md)")
     RENAMED: ClassVar[dict] = {"sigma_min": "sigma_n"}
+    # the keys that reshape per-window sigma_n, each with its value when unset
+    PER_WINDOW_RESHAPING: ClassVar[tuple] = (("sigma_n_scale", 1.0), ("sigma_n_floor", None), ("sigma_n_buckets", None))
+
+    def per_window_reshaping(self) -> list[str]:
+        """The per-window sigma_n keys this objective sets (they need per-window sigma_n)."""
+        return [name for name, unset in self.PER_WINDOW_RESHAPING if getattr(self, name) != unset]
 
     def __post_init__(self):
         if self.method not in METHODS:

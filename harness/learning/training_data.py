@@ -337,10 +337,9 @@ def _corrupt_sigma_n(raw: RawDataset, w: WindowIndex, rows: np.ndarray, cfg: Tra
                               f"{ocfg.annotations} has no annotations for corrupt dataset {raw.path}")
         per_window = sigma_n_for_windows(ds, w.episode[rows], w.t0[rows], ocfg.annotations)
         return coarsened_sigma_n(per_window * ocfg.sigma_n_scale, ocfg.sigma_n_floor, ocfg.sigma_n_buckets)
-    for name, unset in (("sigma_n_floor", None), ("sigma_n_buckets", None), ("sigma_n_scale", 1.0)):
-        if getattr(ocfg, name) != unset:
-            raise ConfigError("config", f"objective.{name}", "sigma_n_scale, sigma_n_floor and sigma_n_buckets "
-                              "reshape per-window sigma_n; they need objective.sigma_n: annotations")
+    for name in ocfg.per_window_reshaping():
+        raise ConfigError("config", f"objective.{name}", "sigma_n_scale, sigma_n_floor and sigma_n_buckets "
+                          "reshape per-window sigma_n; they need objective.sigma_n: annotations")
     value = ocfg.sigma_n if ocfg.sigma_n is not None else spec.sigma_n
     if value is None:
         raise ConfigError("config", "objective.sigma_n",

@@ -163,10 +163,9 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
 def report_only(cfg: StudyConfig) -> StudyResult:
     """Rewrite the table and plots from the finished runs, computing nothing."""
     # the runs can be planned once every classifier store they read exists: the shared one and the rows' own
-    made = all(path.exists() for path in cfg.annotation_stores())
-    annotations = cfg.annotations_path if made else None
-    plans = plan_runs(cfg, annotations) if made else []
-    return StudyResult(cfg.out, [], write_report(cfg, plans, annotations))
+    if not all(path.exists() for path in cfg.annotation_stores()):
+        return StudyResult(cfg.out, [], write_report(cfg, [], None))
+    return StudyResult(cfg.out, [], write_report(cfg, plan_runs(cfg, cfg.annotations_path), cfg.annotations_path))
 
 
 def claim_run(plan: RunSpec) -> None:
@@ -227,12 +226,10 @@ def study_train_data(cfg: StudyConfig):
     return from_dict(TrainConfig, cfg.train_base(), "experiment: train").data
 
 
-def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = None, overrides: dict | None = None,
-                 threads: int | None = None) -> Job:
+def annotate_job(cfg: StudyConfig, progress: bool, out: Path | None, overrides: dict | None, threads: int) -> Job:
     """The classifier's windows must match the trainer's, so their sizes come from the train config; its
     sigmas must be in the runs' units, so it normalizes with the study's normalizer. out / overrides: a row's
-    own store and its AnnotateConfig overrides (default: the shared store, the study's settings); threads:
-    torch threads of the job (default: the cores of max_parallel jobs, for a lone classifier)."""
+    own store and its AnnotateConfig overrides; threads: torch threads of the job (annotate_jobs decides)."""
     data = study_train_data(cfg)
     shared = {"n_obs": data.n_obs, "horizon": data.horizon, "n_action": data.n_action,
               "normalizer": str(cfg.normalizer_path), "progress": progress}   # progress: a free key
@@ -246,7 +243,7 @@ def annotate_job(cfg: StudyConfig, progress: bool = True, out: Path | None = Non
         "clean": [{"path": d.path, "max_episodes": d.episodes} for d in data if d.role == "clean"],
         "corrupt": [{"path": d.path, "max_episodes": d.episodes} for d in data if d.role == "corrupt"],
         "out": str(out), "config": to_dict(acfg),
-        "threads": threads if threads is not None else cfg.executor.threads * cfg.executor.max_parallel},
+        "threads": threads},
         resources={"num_cpus": cfg.executor.train_num_cpus,
                    "num_gpus": 0 if acfg.device == "cpu" else cfg.executor.train_num_gpus})
 

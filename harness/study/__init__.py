@@ -22,6 +22,7 @@ Modules, in the order a study uses them:
     runner.py    the stages above, in order, and `report_only`
     fingerprint.py  the data's bytes and the environment at the first session (fingerprint.json)
     report.py    table.md / table.csv and plots/ from the finished runs
+    outcomes.py  the finished runs without weights (--export-outcomes / --import-outcomes)
 
 Folder layout:
     results/<study>/experiment.yaml        the resolved study config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.core.configs import free_keys, from_dict, load_yaml, merge, save_config, to_dict
 from harness.core.errors import ConfigError, DatasetError, UserError
-from harness.core.identity import claim_output, LOCK_FILE
+from harness.core.identity import check_same_identity, claim_output, LOCK_FILE, read_identity
 from harness.core.locks import check_writable, hold_lock
 from harness.core.parallel import check_ray_address
 from harness.core.store import EpisodeStore
@@ -48,7 +48,7 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
     before anything is written; the study folder is locked while the study runs.
     """
     out = cfg.out
-    _check_study_folder(out)
+    check_study_folder(out)
     annotations = cfg.annotations_path
     plans = plan_runs(cfg, annotations, dry=True)       # a check, not the plan: every TrainConfig, with stand-ins
                                                          # for the data's numbers (the plan: _run_stages, once)
@@ -165,7 +165,12 @@ def report_only(cfg: StudyConfig) -> StudyResult:
     # the runs can be planned once every classifier store they read exists: the shared one and the rows' own
     if not all(path.exists() for path in cfg.annotation_stores()):
         return StudyResult(cfg.out, [], write_report(cfg, [], None))
-    return StudyResult(cfg.out, [], write_report(cfg, plan_runs(cfg, cfg.annotations_path), cfg.annotations_path))
+    plans = plan_runs(cfg, cfg.annotations_path)
+    for plan in plans:   # a run folder made with other settings (an edited YAML, an import) is refused here too
+        if plan.folder.identity.is_file():
+            check_same_identity(read_identity(plan.folder.identity), plan.identity(), RUN_FREE_KEYS,
+                                plan.folder.identity)
+    return StudyResult(cfg.out, [], write_report(cfg, plans, cfg.annotations_path))
 
 
 def claim_run(plan: RunSpec) -> None:
@@ -299,7 +304,7 @@ def _check_devices(cfg: StudyConfig, plans: list[RunSpec]) -> None:
             raise ConfigError("experiment", "train.device", exc.problem) from None
 
 
-def _check_study_folder(out: Path) -> None:
+def check_study_folder(out: Path) -> None:
     """A study writes only into a folder it made (one holding experiment.yaml) or a new one."""
     foreign = out.exists() and (not out.is_dir() or (any(p.name != LOCK_FILE for p in out.iterdir())
                                                      and not (out / "experiment.yaml").is_file()))

@@ -470,6 +470,7 @@ def test_a_study_refuses_data_that_changed_since_its_first_session(tmp_path, mon
     assert not run_study(cfg, progress=False, log=lambda *_: None).failed
     recorded = json.loads((cfg.out / "fingerprint.json").read_text())
     assert recorded["data"]["teleop"]["episodes"] == 3 and recorded["environment"]["torch"]
+    assert recorded["environment"]["numpy_blas"].split()[0] in ("openblas", "mkl", "blis")   # its kernels make the data
     assert not run_study(cfg, progress=False, log=lambda *_: None).failed     # same data: resumes
     shutil.rmtree(tmp_path / "clean.zarr")
     write_store(tmp_path / "clean.zarr", "target", n_episodes=4, seed=7)    # same path, other content

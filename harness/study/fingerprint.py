@@ -17,6 +17,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from harness.core.atomic import atomic_write_text
 from harness.core.errors import ConfigError, DatasetError
@@ -65,7 +66,8 @@ def environment() -> dict:
     except Exception:  # noqa: BLE001 - a missing distribution record is not an error here
         drake = None
     return {"python": platform.python_version(), "torch": torch.__version__, "drake": drake,
-            "numpy": np.__version__, "cpu": cpu_model(), "cpu_flags": _cpu_flags(),
+            "numpy": np.__version__, "cpu": cpu_model(), "cpu_family_model": _cpu_family_model(),
+            "cpu_flags": _cpu_flags(), "numpy_blas": numpy_blas(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
@@ -83,6 +85,22 @@ def _cpuinfo(field: str) -> str | None:
 def cpu_model() -> str:
     """The CPU's model name, as studies and benchmarks report it."""
     return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def _cpu_family_model() -> str | None:
+    """"family/model" of /proc/cpuinfo: two CPUs of one brand name and the same vector flags (an AMD EPYC
+    with AVX-512 of two generations) can still pick different kernels."""
+    family, model = _cpuinfo("cpu family"), _cpuinfo("model")
+    return f"{family}/{model}" if family and model else None
+
+
+def numpy_blas() -> str | None:
+    """numpy's BLAS and the kernel set it picked for this CPU at load time, e.g. "openblas 0.3.31 Haswell".
+    That choice, not the CPU's flags, decides the bytes of the data a generator makes: OpenBLAS runs its
+    AVX2 (Haswell) kernels on a CPU it does not know, AVX-512 or not (docs/results/demo.md)."""
+    np.linalg.inv(np.eye(2))   # the BLAS is loaded (and its kernels chosen) by the first call
+    blas = [i for i in threadpool_info() if i.get("internal_api") in ("openblas", "mkl", "blis")]
+    return f"{blas[0]['internal_api']} {blas[0].get('version')} {blas[0].get('architecture')}" if blas else None
 
 
 def _cpu_flags() -> list[str]:

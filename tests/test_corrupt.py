@@ -314,7 +314,10 @@ def test_the_issue_34_studies_resolve_every_generator_run_and_classifier(name, t
     if name == "corruption_map":
         transforms = {d.generate.transform for d in cfg.datasets if d.generate.kind == "corrupt"}
         assert transforms == {"gaussian", "jitter", "drift", "latency"}
-        assert sum(p.label.startswith("cotrain [") for p in plans) == 9    # 4 transforms x 2 levels + GCS
+        assert len({p.label for p in plans if p.label.startswith("cotrain [")}) == 9   # 4 transforms x 2 levels + GCS
+        # one seed of every row, then seeds 1 and 2 for cotrain and the best ambient row of the 4 cells that
+        # decide, and for target_only and the oracle
+        assert sum(p.seed == 0 for p in plans) == 29 and len(plans) == 29 + 2 * (2 * 4 + 2)
     # the heatmap's cells: each cotrain row that others are paired with, named by how its data were made
     cells = corruption_cells(cfg, plans)
     if name == "corruption_map":

@@ -66,6 +66,10 @@ def test_exported_outcomes_resume_a_study_elsewhere_without_training_again(tmp_p
     elsewhere = _cfg(tmp_path, "here", seeds=[0, 1])                       # the same study, one more seed
     assert import_outcomes(elsewhere, dest) == (2, 0)
     assert import_outcomes(elsewhere, dest) == (0, 2)                      # what is here is kept
+    with_classifier = _study(tmp_path, METHODS + [{"method": "truncated", "sigma_n": "per_datapoint"}],
+                             out_dir=str(elsewhere.out))
+    with pytest.raises(UserError, match="2 finished runs, but the classifier store .* is not there yet"):
+        report_only(with_classifier)                                       # said, not "no finished runs"
     trained.clear()
     assert not run_study(elsewhere, progress=False, log=lambda *_: None).failed
     assert sorted(trained) == ["cotrain-alpha0.5/seed1", "target_only/seed1"]   # only what was missing

@@ -38,11 +38,6 @@ RUN_FILES = ("run.json", "result.json", "selection.json", "eval/summary.json", "
 MUST_MATCH = ("normalizer.json", FINGERPRINT_FILE)   # a study folder's files that an import must not contradict
 
 
-def finished_runs(study: Path) -> list[RunFolder]:
-    """The finished run folders of a study folder (runs/<row>/seed<k>/ holding `done`), in name order."""
-    return [RunFolder(p.parent) for p in sorted((study / "runs").glob("*/seed*/done"))]
-
-
 def run_files(folder: RunFolder) -> list[str]:
     """The files of a finished run that an export carries, relative to the run folder."""
     names = [n for n in RUN_FILES if (folder.root / n).is_file()]
@@ -57,7 +52,7 @@ def export_outcomes(cfg: StudyConfig, dest: Path) -> tuple[int, Path]:
     study = cfg.out
     if not (study / "experiment.yaml").is_file():
         raise UserError(f"{study}: no study here yet (no experiment.yaml); run `cotrain compare` first")
-    runs = finished_runs(study)
+    runs = RunFolder.finished_in(study)
     if not runs:
         raise UserError(f"{study}: no finished run to export yet")
     if dest.exists() or dest.is_symlink():
@@ -114,7 +109,7 @@ def _check_export(source: Path) -> list[RunFolder]:
     """The runs of an exported folder, each checked for what the study reads (one line naming the file)."""
     if not source.is_dir():
         raise UserError(f"--import-outcomes {source}: not a folder")
-    runs = finished_runs(source)
+    runs = RunFolder.finished_in(source)
     if not runs:
         raise UserError(f"--import-outcomes {source}: holds no finished run (runs/<row>/seed<k>/done)")
     for folder in runs:

@@ -70,6 +70,11 @@ class RunFolder:
     def finished(self) -> bool:
         return self.done.exists()
 
+    @classmethod
+    def finished_in(cls, study_out) -> list["RunFolder"]:
+        """The finished run folders of a study folder (runs/<row>/seed<k>/ holding `done`), in name order."""
+        return [cls(p.parent) for p in sorted((Path(study_out) / "runs").glob("*/seed*/done"))]
+
     def read_result(self) -> dict:
         return json.loads(self.result.read_text())
 

@@ -163,7 +163,13 @@ def write_study_normalizer(cfg: StudyConfig) -> Path:
 def report_only(cfg: StudyConfig) -> StudyResult:
     """Rewrite the table and plots from the finished runs, computing nothing."""
     # the runs can be planned once every classifier store they read exists: the shared one and the rows' own
-    if not all(path.exists() for path in cfg.annotation_stores()):
+    missing = [path for path in cfg.annotation_stores() if not path.exists()]
+    if missing:
+        finished = RunFolder.finished_in(cfg.out)
+        if finished:   # e.g. imported outcomes (harness/study/outcomes.py) on a machine that has not made them
+            raise UserError(f"{cfg.out}: {len(finished)} finished runs, but the classifier store {missing[0]} "
+                            "that planning them reads is not there yet; `cotrain compare` makes it (and trains "
+                            "only the runs that are missing)")
         return StudyResult(cfg.out, [], write_report(cfg, [], None))
     plans = plan_runs(cfg, cfg.annotations_path)
     for plan in plans:   # a run folder made with other settings (an edited YAML, an import) is refused here too

@@ -50,12 +50,19 @@ def test_exported_outcomes_resume_a_study_elsewhere_without_training_again(tmp_p
     assert not run_study(first, progress=False, log=lambda *_: None).failed
     (first.out / "runs" / "target_only" / "seed0" / "train").mkdir()
     (first.out / "runs" / "target_only" / "seed0" / "train" / "final.pt").write_bytes(b"weights")
+    chosen = first.out / "runs" / "cotrain-alpha0.5" / "seed0"      # a checkpoint protocol's choice, held out
+    (chosen / "eval_selected").mkdir()
+    (chosen / "eval_selected" / "trials.csv").write_text((chosen / "eval" / "trials.csv").read_text())
+    (chosen / "selection.json").write_text(json.dumps({"select": "best", "candidates": ["final.pt"],
+                                                     "heldout_dir": "eval_selected"}))
     runs, dest = export_outcomes(first, tmp_path / "outcomes")
     assert runs == 2
     exported = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert "runs/target_only/seed0/eval/trials.csv" in exported and "runs/target_only/seed0/done" in exported
     assert {"normalizer.json", "fingerprint.json", "experiment.yaml", "table.md"} <= set(exported)
     assert not any(name.endswith(".pt") for name in exported)              # no weights
+    assert {"runs/cotrain-alpha0.5/seed0/selection.json", "runs/cotrain-alpha0.5/seed0/eval_selected/trials.csv"} \
+        <= set(exported)
     with pytest.raises(UserError, match="exists"):
         export_outcomes(first, dest)                                       # never replaces an output
 

@@ -2,7 +2,7 @@
 
 What a study's table is made from is small: per finished run, its identity (run.json), its per-trial outcomes
 (eval/trials.csv), the realised data numbers of its training (train/train_summary.json) and its done marker;
-per study, the normalizer and the fingerprint of the data. Export copies those, a few kB per run and no
+per study, the normalizer and the fingerprint of the data. Export copies those, tens of kB per run and no
 weights, so that
   - a reader can recompute every number of table.md, the McNemar pairs included, from the trials alone;
   - a study longer than one machine session goes on in another one: import the outcomes into the study

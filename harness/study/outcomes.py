@@ -23,12 +23,11 @@ from eval.report import read_trials_csv
 from harness.core.atomic import atomic_path, atomic_write_text
 from harness.core.configs import load_yaml, save_config
 from harness.core.errors import DatasetError, UserError
-from harness.core.identity import LOCK_FILE
-from harness.core.locks import check_writable, hold_lock
+from harness.core.locks import check_writable
 from harness.study.config import StudyConfig
 from harness.study.fingerprint import FINGERPRINT_FILE
 from harness.study.run_spec import RunFolder
-from harness.study.runner import check_study_folder
+from harness.study.runner import check_study_folder, hold_study_lock
 
 STUDY_FILES = ("experiment.yaml", "normalizer.json", FINGERPRINT_FILE, "table.md", "table.csv")
 # a run's files, relative to its folder; `done` last, so that an import interrupted halfway leaves no run
@@ -82,7 +81,7 @@ def import_outcomes(cfg: StudyConfig, source: Path) -> tuple[int, int]:
     check_study_folder(study)
     check_writable(study, inputs=[source])
     study.mkdir(parents=True, exist_ok=True)
-    with hold_lock(study / LOCK_FILE, f"{study}: another `cotrain compare` is running this study; wait for it"):
+    with hold_study_lock(study):
         for name in MUST_MATCH:
             ours, theirs = study / name, source / name
             if ours.is_file() and theirs.is_file() and not _same_record(ours, theirs):

@@ -59,7 +59,7 @@ def run_study(cfg: StudyConfig, executor=None, progress: bool = True, log=print)
         check_ray_address(cfg.executor.address)          # an unreachable cluster: one line, not a long retry
     check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
-    with hold_lock(out / LOCK_FILE, f"{out}: another `cotrain compare` is running this study; wait for it"):
+    with hold_study_lock(out):
         if not (out / "experiment.yaml").is_file():
             save_config(cfg, out / "experiment.yaml")
         return _run_stages(cfg, annotations, executor, progress, log)
@@ -308,6 +308,11 @@ def _check_devices(cfg: StudyConfig, plans: list[RunSpec]) -> None:
             resolve_device(name)
         except ConfigError as exc:
             raise ConfigError("experiment", "train.device", exc.problem) from None
+
+
+def hold_study_lock(out: Path):
+    """The study folder's lock, held while a command writes into it (a run, an import)."""
+    return hold_lock(out / LOCK_FILE, f"{out}: another `cotrain compare` is running this study; wait for it")
 
 
 def check_study_folder(out: Path) -> None:
